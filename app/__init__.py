@@ -1,0 +1,77 @@
+"""IncidentFlow: incident automation workflows for on-call teams."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from app import extensions  # by module: ``app.db`` is the column-types module, not the extension
+from app.config import engine_options, load_settings
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, then ``config`` on top (tests)."""
+    config = dict(config or {})
+    app = Flask(
+        __name__,
+        instance_path=config.pop("INSTANCE_PATH", None)
+        or os.environ.get("INCIDENTFLOW_INSTANCE_PATH")
+        or os.path.join(PROJECT_ROOT, "instance"),
+        template_folder=os.path.join(PROJECT_ROOT, "templates"),
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_settings(app.instance_path, os.environ))
+    if config:
+        app.config.from_mapping(config)
+        if "SQLALCHEMY_ENGINE_OPTIONS" not in config:
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+                app.config["SQLALCHEMY_DATABASE_URI"]
+            )
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(
+        app, extensions.db, directory=os.path.join(PROJECT_ROOT, "migrations")
+    )
+    extensions.login_manager.init_app(app)
+    extensions.csrf.init_app(app)
+    extensions.htmx.init_app(app)
+
+    with app.app_context():
+        _configure_engine(extensions.db.engine)
+
+    from app import models  # noqa: F401  (every model registered before migrations run)
+    from app.auth import routes as auth_routes
+    from app.cli import register_cli
+    from app.home import bp as home_bp
+
+    app.register_blueprint(auth_routes.bp)
+    app.register_blueprint(home_bp)
+    register_cli(app)
+
+    @app.after_request
+    def vary_on_htmx(response: Any) -> Any:
+        response.vary.add("HX-Request")
+        return response
+
+    return app
+
+
+def _configure_engine(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

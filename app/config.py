@@ -1,0 +1,72 @@
+"""Settings from the environment, with the embedded defaults.
+
+Everything has a default that works on one machine with nothing else installed:
+SQLite in the instance folder and a secret key generated there on first run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+HTMX_VERSION = "2.0.11"
+ENVIRONMENTS = ("production", "development", "testing")
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual PostgreSQL spellings and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def instance_secret(instance_path: str, filename: str, nbytes: int = 48) -> str:
+    """Read a secret from the instance folder, generating it (mode 0600) on first use."""
+    path = Path(instance_path) / filename
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    # O_EXCL: if two processes start at once, the second reads what the first wrote.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value)
+    return value
+
+
+def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    env = environ.get("INCIDENTFLOW_ENV", "production")
+    if env not in ENVIRONMENTS:
+        raise RuntimeError(
+            f"INCIDENTFLOW_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}"
+        )
+    default_db = "sqlite:///" + str(Path(instance_path) / "incidentflow.db")
+    database_url = normalise_database_url(environ.get("DATABASE_URL") or default_db)
+    secret_key = environ.get("SECRET_KEY") or instance_secret(instance_path, "secret_key")
+    secure_cookies = env != "development" and env != "testing"
+    return {
+        "ENV_NAME": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "HTMX_VERSION": HTMX_VERSION,
+    }
+
+
+def engine_options(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite"):
+        # Several threads (web + embedded worker) share the file; wait for locks.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}

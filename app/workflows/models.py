@@ -1,0 +1,173 @@
+"""The four workflow models of the seed (task 1), table for table.
+
+Referential actions: the seed asks for ``WorkflowVersion`` to cascade with its
+workflow. Where it is silent we keep Prisma's defaults for the relation it
+describes (required relations RESTRICT), with two deliberate exceptions:
+
+* secrets cascade with their workflow: an encrypted credential must not
+  outlive the only thing that may use it;
+* ``Workflow.team`` is RESTRICT rather than SET NULL, because a team workflow
+  without a team would silently become nobody's (a CHECK keeps scope and team
+  consistent).
+
+So run history (executions) protects its workflow and incident from deletion,
+and versions and secrets go with their workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import JSONType, UTCDateTime, enum_type, id_column_type, new_id, utcnow
+from app.extensions import db
+from app.workflows.enums import (
+    ExecutionStatus,
+    ScopeType,
+    TemplateCategory,
+    TriggeredBy,
+    TriggerEvent,
+)
+
+if TYPE_CHECKING:
+    from app.auth.models import Team, User
+    from app.incidents.models import Incident
+
+
+class Workflow(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "workflow"
+    __table_args__ = (
+        sa.Index(None, "team_id", "is_enabled"),
+        sa.Index(None, "is_template", "template_category"),
+        sa.Index(None, "scope_type"),
+        sa.CheckConstraint(
+            "(scope_type = 'team' AND team_id IS NOT NULL)"
+            " OR (scope_type = 'global' AND team_id IS NULL)",
+            name="scope_matches_team",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text)
+    version: Mapped[int] = mapped_column(default=1)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    scope_type: Mapped[ScopeType] = mapped_column(enum_type(ScopeType, "scope_type"))
+    team_id: Mapped[str | None] = mapped_column(sa.ForeignKey("team.id", ondelete="RESTRICT"))
+    is_enabled: Mapped[bool] = mapped_column(default=False)
+    is_template: Mapped[bool] = mapped_column(default=False)
+    template_category: Mapped[TemplateCategory | None] = mapped_column(
+        enum_type(TemplateCategory, "template_category")
+    )
+    created_by_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="RESTRICT")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    team: Mapped[Team | None] = relationship(back_populates="workflows")
+    created_by: Mapped[User] = relationship(back_populates="workflows_created")
+    versions: Mapped[list[WorkflowVersion]] = relationship(
+        back_populates="workflow",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="WorkflowVersion.version",
+    )
+    # RESTRICT in the database; "all" keeps the ORM from nulling the foreign key first.
+    executions: Mapped[list[WorkflowExecution]] = relationship(
+        back_populates="workflow", passive_deletes="all"
+    )
+    secrets: Mapped[list[WorkflowActionSecret]] = relationship(
+        back_populates="workflow",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="WorkflowActionSecret.name",
+    )
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.id} v{self.version} {self.name!r}>"
+
+
+class WorkflowVersion(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "workflow_version"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "version"),)
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
+    workflow_id: Mapped[str] = mapped_column(sa.ForeignKey("workflow.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    changed_by_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="RESTRICT")
+    )
+    change_note: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    workflow: Mapped[Workflow] = relationship(back_populates="versions")
+    changed_by: Mapped[User] = relationship(back_populates="workflow_versions_created")
+
+    def __repr__(self) -> str:
+        return f"<WorkflowVersion {self.workflow_id} v{self.version}>"
+
+
+class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "workflow_execution"
+    __table_args__ = (
+        sa.Index(None, "workflow_id", "status"),
+        sa.Index(None, "incident_id"),
+        sa.Index(None, "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
+    workflow_id: Mapped[str] = mapped_column(sa.ForeignKey("workflow.id", ondelete="RESTRICT"))
+    workflow_version: Mapped[int]
+    # Frozen at start: editing or rolling back the workflow never changes a run in flight.
+    definition_snapshot: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    incident_id: Mapped[str] = mapped_column(sa.ForeignKey("incident.id", ondelete="RESTRICT"))
+    triggered_by: Mapped[TriggeredBy] = mapped_column(enum_type(TriggeredBy, "triggered_by"))
+    trigger_event: Mapped[TriggerEvent | None] = mapped_column(
+        enum_type(TriggerEvent, "trigger_event")
+    )
+    status: Mapped[ExecutionStatus] = mapped_column(
+        enum_type(ExecutionStatus, "execution_status"), default=ExecutionStatus.PENDING
+    )
+    current_node_id: Mapped[str | None] = mapped_column(sa.String(64))
+    completed_nodes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    workflow: Mapped[Workflow] = relationship(back_populates="executions")
+    incident: Mapped[Incident] = relationship(back_populates="workflow_executions")
+
+    def __repr__(self) -> str:
+        return f"<WorkflowExecution {self.id} {self.status}>"
+
+
+class WorkflowActionSecret(db.Model):  # type: ignore[name-defined,misc]
+    """A named credential for a workflow's actions.
+
+    ``value_hash`` keeps the seed's column name, but holds the value encrypted
+    (reversibly, since actions must send it), never a plain value.
+    """
+
+    __tablename__ = "workflow_action_secret"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "name"),)
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
+    workflow_id: Mapped[str] = mapped_column(sa.ForeignKey("workflow.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(64))
+    value_hash: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    workflow: Mapped[Workflow] = relationship(back_populates="secrets")
+
+    def __repr__(self) -> str:
+        # Never the value, not even encrypted.
+        return f"<WorkflowActionSecret {self.workflow_id} {self.name}>"

@@ -1,0 +1,80 @@
+"""Settings come from the environment, with working embedded defaults."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import load_settings, normalise_database_url
+
+
+def test_defaults_use_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
+    settings = load_settings(str(tmp_path), {})
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'incidentflow.db'}"
+    assert settings["SESSION_COOKIE_SECURE"] is True  # production unless told otherwise
+
+
+def test_secret_key_is_generated_once_into_the_instance_folder(tmp_path: Path) -> None:
+    first = load_settings(str(tmp_path), {})["SECRET_KEY"]
+    second = load_settings(str(tmp_path), {})["SECRET_KEY"]
+    key_file = tmp_path / "secret_key"
+    assert first == second == key_file.read_text()
+    assert len(first) >= 40
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_environment_overrides_defaults(tmp_path: Path) -> None:
+    settings = load_settings(
+        str(tmp_path),
+        {
+            "SECRET_KEY": "from-env",
+            "DATABASE_URL": "postgres://u@db/x",
+            "INCIDENTFLOW_ENV": "development",
+        },
+    )
+    assert settings["SECRET_KEY"] == "from-env"
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/x"
+    assert settings["SESSION_COOKIE_SECURE"] is False
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_unknown_environment_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="INCIDENTFLOW_ENV"):
+        load_settings(str(tmp_path), {"INCIDENTFLOW_ENV": "prod"})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://a@h/d", "postgresql+psycopg://a@h/d"),
+        ("postgres://a@h/d", "postgresql+psycopg://a@h/d"),
+        ("postgresql+psycopg://a@h/d", "postgresql+psycopg://a@h/d"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_urls_pick_the_psycopg_driver(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+def test_no_secret_key_literal_in_code() -> None:
+    root = Path(__file__).resolve().parents[2] / "app"
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "SECRET_KEY = " not in text and "SECRET_KEY=" not in text, path
+
+
+def test_sqlite_foreign_keys_are_on(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}",
+        }
+    )
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        db.engine.dispose()
