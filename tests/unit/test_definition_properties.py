@@ -1,0 +1,722 @@
+"""Property tests for the definition schema: generated valid definitions round-trip,
+targeted mutations are rejected at the mutated place, and no input raises anything
+but ValidationError."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import deque
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from app.incidents.enums import IncidentPriority, IncidentStatus
+from app.workflows.schema import (
+    always_runs_before,
+    definition_errors,
+    parse_definition,
+    parse_definition_json,
+    referenced_secrets,
+    topological_order,
+)
+from tests.unit.definition_builders import Json
+
+PROPERTY_SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+Path = tuple[str | int, ...]
+
+# --- Generating valid definitions ----------------------------------------
+# Strategies are built once at import: building them inside composite draws
+# costs more than drawing from them.
+
+LOWER = "abcdefghijklmnopqrstuvwxyz"
+UPPER = LOWER.upper()
+DIGITS = "0123456789"
+ID_CHARS = LOWER + UPPER + DIGITS + "_-"
+STATUSES = [status.value for status in IncidentStatus]
+PRIORITIES = [priority.value for priority in IncidentPriority]
+
+
+def word(first: str, rest: str, max_rest: int) -> st.SearchStrategy[str]:
+    """One character from ``first`` then up to ``max_rest`` from ``rest``."""
+    return st.builds(
+        str.__add__, st.sampled_from(first), st.text(st.sampled_from(rest), max_size=max_rest)
+    )
+
+
+ids = word(ID_CHARS, ID_CHARS, 11)
+secret_names = word(LOWER, LOWER + DIGITS + "_", 10)
+names = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20
+).filter(str.strip)
+# Free text that cannot open a Jinja tag.
+plain_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00{"), max_size=30)
+header_text = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="{"), max_size=20
+)
+template_parts = st.sampled_from(
+    [
+        "{{ incident.title }}",
+        "{{ incident.metadata.anything.deeper }}",
+        "{{ team.name | upper }}",
+        "{% if assignee %}{{ assignee.email }}{% endif %}",
+        '{"priority": {{ incident.priority | tojson }}}',
+        "{{ workflow.executionId }} {{ incident.createdAt }}",
+        "{% for k, v in incident.metadata.items() %}{{ k }}={{ v }};{% endfor %}",
+        "",
+    ]
+)
+template_text = st.builds(lambda a, t, b: a + t + b, plain_text, template_parts, plain_text)
+required_template_text = template_text.map(
+    lambda text: text if text.strip() else "{{ incident.title }}"
+)
+coordinates = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+positions = st.fixed_dictionaries({"x": coordinates, "y": coordinates})
+hosts = st.builds(
+    lambda name, tld: f"{name}.{tld}", word(LOWER, LOWER + DIGITS, 8), word(LOWER, LOWER, 5)
+)
+secret_refs = st.builds(
+    lambda form, name: form % name,
+    st.sampled_from(["{{ secrets.%s }}", "{{secrets.%s}}", "{{  secrets.%s\t}}"]),
+    secret_names,
+)
+webhook_auths = st.one_of(
+    st.just({"type": "none"}),
+    st.fixed_dictionaries({"type": st.just("bearer"), "token": secret_refs}),
+    st.fixed_dictionaries({"type": st.just("basic"), "username": names, "password": secret_refs}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("oauth2"),
+            "clientId": required_template_text,
+            "clientSecret": secret_refs,
+            "tokenUrl": hosts.map(lambda host: f"https://{host}/oauth/token"),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("custom"),
+            "customHeaders": st.dictionaries(
+                word(LOWER, LOWER, 7).map("X-Key-".__add__), secret_refs, min_size=1, max_size=3
+            ),
+        }
+    ),
+)
+retries = st.fixed_dictionaries(
+    {
+        "attempts": st.integers(1, 10),
+        "backoff": st.just("exponential"),
+        "initialDelayMs": st.integers(100, 300_000),
+    }
+)
+# Lower-case names so that no two differ only in case.
+header_names = word(LOWER, LOWER + DIGITS + "-", 9).map("x-".__add__)
+webhook_data = st.fixed_dictionaries(
+    {
+        "actionType": st.just("webhook"),
+        "name": names,
+        "config": st.fixed_dictionaries(
+            {
+                "url": st.builds(
+                    lambda host, port, path: f"https://{host}{port}/hooks/{path}",
+                    hosts,
+                    st.sampled_from(["", ":8080", ":443"]),
+                    st.sampled_from(["", "{{ incident.id }}", "{{ secrets.hook_path }}"]),
+                ),
+                "method": st.sampled_from(["POST", "PUT", "PATCH"]),
+                "headers": st.dictionaries(
+                    header_names,
+                    st.builds(str.__add__, header_text, st.sampled_from(["", "{{ incident.id }}"])),
+                    max_size=3,
+                ),
+                "body": template_text,
+                "auth": webhook_auths,
+            }
+        ),
+        "retry": retries,
+    }
+)
+jira_data = st.fixed_dictionaries(
+    {
+        "actionType": st.just("jira"),
+        "name": names,
+        "config": st.fixed_dictionaries(
+            {
+                "projectKey": st.builds(
+                    str.__add__, st.sampled_from(UPPER), word(UPPER + DIGITS + "_", UPPER, 8)
+                ),
+                "issueType": names,
+                "summary": required_template_text,
+                "description": template_text,
+            },
+            optional={
+                "priority": names,
+                "labels": st.lists(word(ID_CHARS, ID_CHARS + ".", 9), unique=True, max_size=5),
+            },
+        ),
+        "retry": retries,
+    }
+)
+uuid_text = st.uuids().map(str)
+linear_data = st.fixed_dictionaries(
+    {
+        "actionType": st.just("linear"),
+        "name": names,
+        "config": st.fixed_dictionaries(
+            {"teamId": uuid_text, "title": required_template_text, "description": template_text},
+            optional={
+                "priority": st.integers(0, 4),
+                "labelIds": st.lists(uuid_text, unique=True, max_size=4),
+            },
+        ),
+        "retry": retries,
+    }
+)
+condition_fields = st.one_of(
+    st.tuples(st.just("priority"), st.sampled_from(PRIORITIES)),
+    st.tuples(st.just("status"), st.sampled_from(STATUSES)),
+    st.tuples(st.sampled_from(["service", "team"]), names),
+    st.tuples(word(ID_CHARS, ID_CHARS, 9).map("metadata.".__add__), names),
+)
+condition_data = st.builds(
+    lambda pair, name: {"field": pair[0], "operator": "=", "value": pair[1], "name": name},
+    condition_fields,
+    names,
+)
+delay_data = st.fixed_dictionaries({"durationMinutes": st.integers(0, 10_080), "name": names})
+NODE_DATA = {
+    "webhook": webhook_data,
+    "jira": jira_data,
+    "linear": linear_data,
+    "condition": condition_data,
+    "delay": delay_data,
+}
+node_kinds = st.sampled_from(sorted(NODE_DATA))
+trigger_conditions = st.lists(condition_fields, max_size=4, unique_by=lambda pair: pair[0]).map(
+    lambda pairs: [{"field": field, "value": value} for field, value in pairs]
+)
+transitions = st.sampled_from(
+    [{"to": to} for to in STATUSES]
+    + [{"from": source, "to": to} for source in STATUSES for to in STATUSES if source != to]
+)
+trigger_configs = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["incident_created", "escalation", "manual"]),
+            "conditions": trigger_conditions,
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("age"),
+            "conditions": trigger_conditions,
+            "ageThresholdMinutes": st.integers(1, 43_200),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("state_changed"),
+            "conditions": trigger_conditions,
+            "stateTransition": transitions,
+        }
+    ),
+)
+workflow_settings = st.fixed_dictionaries(
+    {"timeout": st.sampled_from(["1min", "5min", "15min"]), "enabled": st.booleans()}
+)
+versions = st.integers(1, 2**31 - 1)
+
+
+def reachable(start: str, edges: list[Json], removed: str | None = None) -> set[str]:
+    if start == removed:
+        return set()
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        for item in edges:
+            if (
+                item["source"] == current
+                and item["target"] != removed
+                and item["target"] not in seen
+            ):
+                seen.add(item["target"])
+                queue.append(item["target"])
+    return seen
+
+
+def dominators_by_removal(data: Json) -> dict[str, set[str]]:
+    """Independent oracle: d always runs before n iff removing d cuts n off the trigger."""
+    node_ids = [node["id"] for node in data["nodes"]]
+    start = node_ids[0]
+    return {
+        node_id: {
+            other
+            for other in node_ids
+            if other != node_id and node_id not in reachable(start, data["edges"], removed=other)
+        }
+        for node_id in node_ids
+    }
+
+
+@st.composite
+def definitions(draw: st.DrawFn, max_nodes: int = 10) -> Json:
+    """A valid definition: a random DAG rooted at the trigger, every node reachable."""
+    kinds = draw(st.lists(node_kinds, max_size=max_nodes))
+    count = len(kinds)
+    node_ids = draw(st.lists(ids, min_size=count + 1, max_size=count + 1, unique=True))
+    nodes: list[Json] = [
+        {
+            "id": node_ids[0],
+            "type": "trigger",
+            "position": draw(positions),
+            "data": {"name": draw(names)},
+        }
+    ]
+    for node_id, kind in zip(node_ids[1:], kinds, strict=True):
+        nodes.append(
+            {
+                "id": node_id,
+                "type": kind if kind in ("condition", "delay") else "action",
+                "position": draw(positions),
+                "data": draw(NODE_DATA[kind]),
+            }
+        )
+
+    edges: list[Json] = []
+    free_handles = {i + 1: ["true", "false"] for i, kind in enumerate(kinds) if kind == "condition"}
+    connected: set[tuple[int, int]] = set()
+
+    def can_leave(i: int) -> bool:
+        return i not in free_handles or bool(free_handles[i])
+
+    def connect(source: int, target: int) -> None:
+        item: Json = {
+            "id": f"e{len(edges)}",
+            "source": node_ids[source],
+            "target": node_ids[target],
+        }
+        if source in free_handles:
+            handles = free_handles[source]
+            item["sourceHandle"] = handles.pop(draw(st.integers(0, len(handles) - 1)))
+        edges.append(item)
+        connected.add((source, target))
+
+    # Each node hangs off an earlier one, so the trigger reaches every node and
+    # edges only point forward; a few extra forward edges make joins.
+    for target in range(1, count + 1):
+        connect(draw(st.sampled_from([i for i in range(target) if can_leave(i)])), target)
+    for source, target in draw(
+        st.lists(st.tuples(st.integers(0, count), st.integers(0, count)), max_size=count)
+    ):
+        if source < target and can_leave(source) and (source, target) not in connected:
+            connect(source, target)
+
+    data: Json = {
+        "id": draw(ids),
+        "name": draw(names),
+        "description": draw(names),
+        "version": draw(versions),
+        "nodes": nodes,
+        "edges": edges,
+        "trigger": draw(trigger_configs),
+        "settings": draw(workflow_settings),
+    }
+    # Let some actions use the result of an action that always runs before them.
+    runs_before = dominators_by_removal(data)
+    for node in nodes:
+        if node["type"] != "action":
+            continue
+        earlier = sorted(
+            other["id"]
+            for other in nodes
+            if other["type"] == "action" and other["id"] in runs_before[node["id"]]
+        )
+        if not earlier or not draw(st.booleans()):
+            continue
+        step = draw(st.sampled_from(earlier))
+        field = {"webhook": "body", "jira": "summary", "linear": "title"}
+        config = node["data"]["config"]
+        config[field[node["data"]["actionType"]]] += f' {{{{ steps["{step}"].result }}}}'
+    return data
+
+
+# --- Valid definitions ---------------------------------------------------
+
+
+@PROPERTY_SETTINGS
+@given(definitions())
+def test_generated_definitions_round_trip_unchanged(data: Json) -> None:
+    original = copy.deepcopy(data)
+    assert parse_definition(data).to_json() == original
+    assert parse_definition_json(json.dumps(data)).to_json() == original
+    assert data == original  # validation does not change its input
+
+
+@PROPERTY_SETTINGS
+@given(definitions())
+def test_graph_helpers_agree_with_a_brute_force_oracle(data: Json) -> None:
+    defn = parse_definition(data)
+    order = topological_order(defn)
+    assert sorted(order) == sorted(node["id"] for node in data["nodes"])
+    for item in data["edges"]:
+        assert order.index(item["source"]) < order.index(item["target"])
+    assert always_runs_before(defn) == dominators_by_removal(data)
+
+
+@PROPERTY_SETTINGS
+@given(definitions(max_nodes=5))
+def test_referenced_secrets_include_every_credential(data: Json) -> None:
+    secrets = referenced_secrets(parse_definition(data))
+    for node in data["nodes"]:
+        if node["type"] != "action":
+            continue
+        expected: set[str] = set()
+        if node["data"]["actionType"] == "jira":
+            expected |= {"jira_base_url", "jira_email", "jira_api_token"}
+        elif node["data"]["actionType"] == "linear":
+            expected.add("linear_api_key")
+        else:
+            auth = node["data"]["config"]["auth"]
+            values = [v for k, v in auth.items() if k in ("token", "password", "clientSecret")]
+            values += list(auth.get("customHeaders", {}).values())
+            expected |= {v.split("secrets.")[1].strip(" \t}") for v in values}
+        for name in expected:
+            assert node["id"] in secrets[name]
+
+
+# --- Targeted mutations --------------------------------------------------
+
+
+def dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def get(data: Any, path: Path) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def required_paths(data: Json) -> list[Path]:
+    paths: list[Path] = [
+        (key,)
+        for key in ("id", "name", "description", "version", "nodes", "edges", "trigger", "settings")
+    ]
+    paths += [
+        ("trigger", "type"),
+        ("trigger", "conditions"),
+        ("settings", "timeout"),
+        ("settings", "enabled"),
+    ]
+    config_keys = {
+        "webhook": ("url", "method", "headers", "body", "auth"),
+        "jira": ("projectKey", "issueType", "summary", "description"),
+        "linear": ("teamId", "title", "description"),
+    }
+    for i, node in enumerate(data["nodes"]):
+        base: Path = ("nodes", i)
+        paths += [(*base, key) for key in ("id", "type", "position", "data")]
+        paths += [(*base, "position", "x"), (*base, "position", "y"), (*base, "data", "name")]
+        if node["type"] == "action":
+            kind = node["data"]["actionType"]
+            paths += [(*base, "data", key) for key in ("actionType", "config", "retry")]
+            paths += [
+                (*base, "data", "retry", key) for key in ("attempts", "backoff", "initialDelayMs")
+            ]
+            paths += [(*base, "data", "config", key) for key in config_keys[kind]]
+        elif node["type"] == "condition":
+            paths += [(*base, "data", key) for key in ("field", "operator", "value")]
+        elif node["type"] == "delay":
+            paths.append((*base, "data", "durationMinutes"))
+    for j in range(len(data["edges"])):
+        paths += [("edges", j, key) for key in ("id", "source", "target")]
+    return paths
+
+
+def number_mutations(data: Json) -> list[tuple[Path, Any]]:
+    options: list[tuple[Path, Any]] = [(("version",), 0), (("version",), -5)]
+    for i, node in enumerate(data["nodes"]):
+        options += [
+            (("nodes", i, "position", "x"), 1_000_000.5),
+            (("nodes", i, "position", "y"), -2e6),
+            (("nodes", i, "position", "x"), float("nan")),
+            (("nodes", i, "position", "y"), float("inf")),
+        ]
+        if node["type"] == "delay":
+            options += [
+                (("nodes", i, "data", "durationMinutes"), 10_081),
+                (("nodes", i, "data", "durationMinutes"), -1),
+            ]
+        if node["type"] == "action":
+            retry: Path = ("nodes", i, "data", "retry")
+            options += [
+                ((*retry, "attempts"), 0),
+                ((*retry, "attempts"), 11),
+                ((*retry, "initialDelayMs"), 99),
+                ((*retry, "initialDelayMs"), 300_001),
+            ]
+            if node["data"]["actionType"] == "linear":
+                options.append((("nodes", i, "data", "config", "priority"), 5))
+    if data["trigger"]["type"] == "age":
+        options += [
+            (("trigger", "ageThresholdMinutes"), 0),
+            (("trigger", "ageThresholdMinutes"), 43_201),
+        ]
+    return options
+
+
+@st.composite
+def mutations(draw: st.DrawFn) -> tuple[Json, str, bool]:
+    """A valid definition broken in one place: (data, expected loc, only error?)."""
+    data = draw(definitions(max_nodes=6))
+    nodes, edges = data["nodes"], data["edges"]
+    kinds = ["drop_required", "out_of_bounds", "cycle"]
+    if edges:
+        kinds += ["dangle", "bad_handle"]
+    if len(edges) >= 2:
+        kinds.append("duplicate_edge_id")
+    if len(nodes) >= 2:
+        kinds.append("duplicate_node_id")
+    if any(node["type"] == "action" and node["data"]["actionType"] == "webhook" for node in nodes):
+        kinds.append("literal_credential")
+    kind = draw(st.sampled_from(kinds))
+
+    if kind == "drop_required":
+        path = draw(st.sampled_from(required_paths(data)))
+        del get(data, path[:-1])[path[-1]]
+        return data, dotted(path), True
+    if kind == "out_of_bounds":
+        path, value = draw(st.sampled_from(number_mutations(data)))
+        get(data, path[:-1])[path[-1]] = value
+        return data, dotted(path), True
+    if kind == "dangle":
+        j = draw(st.integers(0, len(edges) - 1))
+        end = draw(st.sampled_from(["source", "target"]))
+        edges[j][end] = "no-such-node-here"  # longer than any generated id
+        return data, f"edges[{j}].{end}", False
+    if kind == "cycle":
+        # An edge from b back to a node that is on every path to b closes a cycle
+        # that only this edge can be blamed for.
+        runs_before = dominators_by_removal(data)
+        sources = [node["id"] for node in nodes if node["type"] != "condition"]
+        source = draw(st.sampled_from(sources))
+        target = draw(st.sampled_from(sorted(runs_before[source] | {source})))
+        edges.append({"id": "closing-edge", "source": source, "target": target})
+        return data, f"edges[{len(edges) - 1}].target", True
+    if kind == "bad_handle":
+        j = draw(st.integers(0, len(edges) - 1))
+        if "sourceHandle" in edges[j]:
+            if draw(st.booleans()):
+                del edges[j]["sourceHandle"]
+            else:
+                edges[j]["sourceHandle"] = draw(st.sampled_from(["yes", "no", "True", ""]))
+        else:
+            edges[j]["sourceHandle"] = draw(st.sampled_from(["true", "false"]))
+        return data, f"edges[{j}].sourceHandle", True
+    if kind == "duplicate_edge_id":
+        i, j = sorted(
+            draw(st.lists(st.integers(0, len(edges) - 1), min_size=2, max_size=2, unique=True))
+        )
+        edges[j]["id"] = edges[i]["id"]
+        return data, f"edges[{j}].id", True
+    if kind == "duplicate_node_id":
+        k = draw(st.integers(1, len(nodes) - 1))
+        nodes.append(copy.deepcopy(nodes[k]))
+        return data, f"nodes[{len(nodes) - 1}].id", True
+    # literal_credential
+    k = draw(
+        st.sampled_from(
+            [
+                i
+                for i, node in enumerate(nodes)
+                if node["type"] == "action" and node["data"]["actionType"] == "webhook"
+            ]
+        )
+    )
+    literal = draw(
+        st.sampled_from(["hunter2", "Bearer abc.def", "{{ incident.title }}", "{{ secrets.a }} "])
+    )
+    auth, field = draw(
+        st.sampled_from(
+            [
+                ({"type": "bearer", "token": literal}, "token"),
+                ({"type": "basic", "username": "bot", "password": literal}, "password"),
+                (
+                    {
+                        "type": "oauth2",
+                        "clientId": "c",
+                        "clientSecret": literal,
+                        "tokenUrl": "https://a.example.com/t",
+                    },
+                    "clientSecret",
+                ),
+                ({"type": "custom", "customHeaders": {"X-Key": literal}}, "customHeaders.X-Key"),
+            ]
+        )
+    )
+    nodes[k]["data"]["config"]["auth"] = auth
+    return data, f"nodes[{k}].data.config.auth.{field}", True
+
+
+@PROPERTY_SETTINGS
+@given(mutations())
+def test_targeted_mutations_are_rejected_at_the_mutated_place(case: tuple[Json, str, bool]) -> None:
+    data, loc, only = case
+    try:
+        parse_definition(data)
+    except ValidationError as exc:
+        locs = [error.loc for error in definition_errors(exc)]
+    else:
+        raise AssertionError(f"mutation at {loc} was accepted")
+    assert loc in locs
+    if only:
+        assert set(locs) == {loc}
+
+
+# --- Fuzzing -------------------------------------------------------------
+
+KNOWN_KEYS = [
+    "id",
+    "name",
+    "description",
+    "version",
+    "nodes",
+    "edges",
+    "trigger",
+    "settings",
+    "type",
+    "position",
+    "data",
+    "x",
+    "y",
+    "actionType",
+    "config",
+    "retry",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "auth",
+    "token",
+    "source",
+    "target",
+    "sourceHandle",
+    "conditions",
+    "field",
+    "value",
+    "stateTransition",
+    "from",
+    "to",
+    "ageThresholdMinutes",
+    "durationMinutes",
+    "timeout",
+    "enabled",
+]
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**60), max_value=10**60)
+    | st.floats()
+    | st.text()
+    | st.sampled_from(
+        ["trigger", "action", "webhook", "bearer", "age", "{{ x", "{{ secrets.a }}", "P1"]
+    )
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=5), children, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+def check_only_validation_errors(data: object) -> None:
+    try:
+        result = parse_definition(data)
+    except ValidationError as exc:
+        errors = definition_errors(exc)
+        assert errors
+        assert all(isinstance(error.loc, str) and error.message for error in errors)
+    else:
+        dumped = result.to_json()
+        assert parse_definition(dumped).to_json() == dumped
+
+
+@PROPERTY_SETTINGS
+@given(json_values)
+def test_arbitrary_json_values_raise_only_validation_errors(data: object) -> None:
+    check_only_validation_errors(data)
+
+
+def all_paths(data: Any) -> list[Path]:
+    paths: list[Path] = [()]
+    stack: list[tuple[Any, Path]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        children = (
+            value.items()
+            if isinstance(value, dict)
+            else enumerate(value)
+            if isinstance(value, list)
+            else ()
+        )
+        for key, child in children:
+            paths.append((*path, key))
+            stack.append((child, (*path, key)))
+    return paths
+
+
+@st.composite
+def arbitrary_mutations(draw: st.DrawFn) -> Json:
+    data = draw(definitions(max_nodes=5))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(all_paths(data)))
+        if not path:
+            continue
+        parent = get(data, path[:-1])
+        action = draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "replace":
+            parent[path[-1]] = draw(json_values)
+        elif action == "delete":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[draw(st.sampled_from(KNOWN_KEYS) | st.text(max_size=5))] = draw(json_values)
+        else:
+            parent.insert(path[-1], draw(json_values))
+    return data
+
+
+@PROPERTY_SETTINGS
+@given(arbitrary_mutations())
+def test_arbitrary_mutations_raise_only_validation_errors(data: Json) -> None:
+    check_only_validation_errors(data)
+    try:
+        text = json.dumps(data)
+    except (ValueError, TypeError):
+        return
+    try:
+        parse_definition_json(text)
+    except ValidationError as exc:
+        assert definition_errors(exc)
+
+
+@PROPERTY_SETTINGS
+@given(st.text() | st.binary())
+def test_arbitrary_text_raises_only_validation_errors(text: str | bytes) -> None:
+    try:
+        parse_definition_json(text)
+    except ValidationError as exc:
+        assert definition_errors(exc)
