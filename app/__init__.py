@@ -48,12 +48,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _configure_engine(extensions.db.engine)
 
     from app import models  # noqa: F401  (every model registered before migrations run)
-    from app.auth import routes as auth_routes
+    from app.api.routes import bp as api_bp
+    from app.auth.admin import bp as admin_bp
+    from app.auth.profile import bp as profile_bp
+    from app.auth.routes import bp as auth_bp
     from app.cli import register_cli
     from app.home import bp as home_bp
+    from app.incidents.routes import bp as incidents_bp
 
-    app.register_blueprint(auth_routes.bp)
-    app.register_blueprint(home_bp)
+    for blueprint in (auth_bp, home_bp, incidents_bp, admin_bp, profile_bp, api_bp):
+        app.register_blueprint(blueprint)
+    # The API takes bearer tokens only, never the session cookie, so CSRF cannot apply.
+    extensions.csrf.exempt(api_bp)
     register_cli(app)
 
     @app.after_request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,8 +12,10 @@ import sqlalchemy as sa
 from app.auth.models import Team, TeamMembership, User
 from app.db import utcnow
 from app.extensions import db
-from app.incidents.enums import IncidentPriority, IncidentStatus
-from app.incidents.models import Incident
+from app.incidents.enums import ChangeSource, IncidentPriority, IncidentStatus
+from app.incidents.models import Incident, IncidentEvent
+from app.incidents.schemas import IncidentCreate
+from app.incidents.service import Actor, change_status, create_incident
 
 ADMIN_EMAIL = "admin@example.com"
 
@@ -126,6 +128,23 @@ def _get_or_create_user(
     return user
 
 
+def _backdate(incident: Incident, created_at: datetime) -> None:
+    """Spread a demo incident's history over the past, as if it had really happened."""
+    steps = [created_at, created_at + timedelta(minutes=3), created_at + timedelta(minutes=50)]
+    events = db.session.scalars(
+        sa.select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident.id)
+        .order_by(IncidentEvent.id)
+    )
+    for event, when in zip(events, steps, strict=False):
+        event.created_at = when
+    incident.created_at = created_at
+    if incident.acknowledged_at:
+        incident.acknowledged_at = steps[1]
+    if incident.resolved_at:
+        incident.resolved_at = steps[2]
+
+
 def load_demo_data(password: str | None = None) -> DemoResult:
     """Create what is missing; never change what exists (passwords included).
 
@@ -167,25 +186,25 @@ def load_demo_data(password: str | None = None) -> DemoResult:
         if exists:
             continue
         created_at = now - timedelta(minutes=spec["minutes_ago"])
-        status = spec["status"]
-        incident = Incident(
-            title=spec["title"],
-            description=f"Demo incident for the {team.name} team.",
-            priority=spec["priority"],
-            status=status,
-            service=spec["service"],
-            metadata_=spec["metadata"],
-            team_id=team.id,
-            assignee_id=users[spec["assignee"]].id if spec["assignee"] else None,
-            created_at=created_at,
-            acknowledged_at=(
-                created_at + timedelta(minutes=3) if status != IncidentStatus.TRIGGERED else None
-            ),
-            resolved_at=(
-                created_at + timedelta(minutes=50) if status == IncidentStatus.RESOLVED else None
+        reporter = users[spec["assignee"]] if spec["assignee"] else admin
+        actor = Actor(reporter, ChangeSource.WEB)
+        incident = create_incident(
+            actor,
+            IncidentCreate(
+                title=spec["title"],
+                description=f"Demo incident for the {team.name} team.",
+                priority=spec["priority"],
+                service=spec["service"],
+                metadata=spec["metadata"],
+                team_id=team.id,
+                assignee_id=users[spec["assignee"]].id if spec["assignee"] else None,
             ),
         )
-        db.session.add(incident)
+        if spec["status"] != IncidentStatus.TRIGGERED:
+            change_status(actor, incident, "acknowledge")
+        if spec["status"] == IncidentStatus.RESOLVED:
+            change_status(actor, incident, "resolve")
+        _backdate(incident, created_at)
         result.created.append(f"incident {spec['title']!r}")
     db.session.flush()
     if any(item.startswith("user ") for item in result.created):

@@ -1,7 +1,7 @@
 """Every model, imported in one place so that metadata and migrations see them all."""
 
-from app.auth.models import Team, TeamMembership, User
-from app.incidents.models import Incident
+from app.auth.models import ApiToken, SignInAttempt, Team, TeamMembership, User
+from app.incidents.models import Incident, IncidentEvent
 from app.workflows.models import (
     Workflow,
     WorkflowActionSecret,
@@ -10,6 +10,9 @@ from app.workflows.models import (
 )
 
 __all__ = [
+    "ApiToken",
+    "IncidentEvent",
+    "SignInAttempt",
     "Incident",
     "Team",
     "TeamMembership",

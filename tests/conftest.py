@@ -7,6 +7,7 @@ machine and fail in CI (``CI=true``), so nothing is silently left out there.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import uuid
@@ -118,6 +119,18 @@ def migrated_databases(
     return urls
 
 
+class IsolatedClient(FlaskClient):
+    """Runs each request in its own app context, as a server would.
+
+    The ``app`` fixture keeps an app context open for the test body; without
+    this, Flask would reuse it for every request, sharing ``g`` (the signed-in
+    user, the CSRF token) and the database session between requests and clients.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture(params=BACKENDS)
 def app(
     request: pytest.FixtureRequest, migrated_databases: dict[str, str], tmp_path: Path
@@ -126,6 +139,7 @@ def app(
     backend = request.param
     require_service("PostgreSQL", backend in migrated_databases, "set TEST_DATABASE_URL")
     app = create_app(app_config(migrated_databases[backend], tmp_path / "instance"))
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.remove()

@@ -103,3 +103,40 @@ class TeamMembership(db.Model):  # type: ignore[name-defined,misc]
 
     team: Mapped[Team] = relationship(back_populates="memberships")
     user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+    """A bearer token for the JSON API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(100))
+    # The first characters, so a user can tell tokens apart without the secret part.
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.prefix}… of {self.user_id}>"
+
+
+class SignInAttempt(db.Model):  # type: ignore[name-defined,misc]
+    """A failed sign-in, kept briefly to rate-limit guessing (shared by all web processes)."""
+
+    __tablename__ = "sign_in_attempt"
+    __table_args__ = (sa.Index(None, "email", "created_at"), sa.Index(None, "ip", "created_at"))
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))
+    ip: Mapped[str] = mapped_column(sa.String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

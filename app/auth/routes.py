@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from app.auth import throttle
 from app.auth.forms import SignInForm
 from app.auth.models import User
 from app.extensions import db, login_manager
@@ -36,16 +37,28 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-def sign_in() -> str | Response | tuple[str, int]:
+def sign_in() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     if current_user.is_authenticated:
         return redirect(url_for("home.index"))
     form = SignInForm()
     if form.validate_on_submit():
         email = User.normalise_email(form.email.data)
+        ip = request.remote_addr or "unknown"
+        wait = throttle.retry_after(email, ip)
+        if wait is not None:
+            minutes = max(1, round(wait.total_seconds() / 60))
+            unit = "minute" if minutes == 1 else "minutes"
+            form.password.errors = [f"Too many failed attempts. Try again in {minutes} {unit}."]
+            response = render_template("auth/sign_in.html", form=form)
+            return response, 429, {"Retry-After": str(int(wait.total_seconds()) + 1)}
         user = db.session.scalar(sa.select(User).where(User.email == email))
         if user is not None and user.is_active and user.check_password(form.password.data):
+            throttle.clear_failures(email)
+            db.session.commit()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
+        throttle.record_failure(email, ip)
+        db.session.commit()
         # One message for unknown email, wrong password and deactivated account.
         form.password.errors = ["Email or password is not right."]
         return render_template("auth/sign_in.html", form=form), 422

@@ -15,3 +15,24 @@ class IncidentStatus(StrEnum):
     TRIGGERED = "TRIGGERED"
     ACKNOWLEDGED = "ACKNOWLEDGED"
     RESOLVED = "RESOLVED"
+
+
+class IncidentEventType(StrEnum):
+    """What an incident event records. The first three are what workflows trigger on."""
+
+    INCIDENT_CREATED = "incident_created"
+    STATE_CHANGED = "state_changed"
+    ESCALATION = "escalation"
+    PRIORITY_CHANGED = "priority_changed"
+    ASSIGNEE_CHANGED = "assignee_changed"
+    SERVICE_CHANGED = "service_changed"
+    METADATA_CHANGED = "metadata_changed"
+    DETAILS_CHANGED = "details_changed"
+
+
+class ChangeSource(StrEnum):
+    """Where a change came from, shown on the timeline."""
+
+    WEB = "web"
+    API = "api"
+    SYSTEM = "system"

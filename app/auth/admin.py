@@ -1,0 +1,258 @@
+"""Admin pages: users and teams.
+
+Only admins get here: anonymous visitors are sent to sign in, signed-in members
+get a plain 403 page. A one-time password is rendered straight into the
+response to the POST that made it, not behind a redirect: carrying it to a
+redirected page would mean storing it somewhere, if only in the session cookie.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from flask_sqlalchemy.pagination import Pagination
+from werkzeug.wrappers import Response
+
+from app.auth import services
+from app.auth.forms import AddMemberForm, NewTeamForm, NewUserForm
+from app.auth.models import Team, User
+from app.errors import InvalidInput, ServiceError
+from app.extensions import db, login_manager
+from app.forms_support import attach_errors
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PER_PAGE = 50
+
+Page = str | Response | tuple[str, int]
+M = TypeVar("M", User, Team)
+
+
+@bp.before_request
+def require_admin() -> Response | None:
+    if not current_user.is_authenticated:
+        if is_htmx():
+            # htmx would follow a redirect and swap the sign-in page into a section.
+            return see_other(url_for(str(login_manager.login_view)))
+        unauthorized: Response = login_manager.unauthorized()
+        return unauthorized
+    if not current_user.is_admin:
+        abort(403)
+    return None
+
+
+@bp.errorhandler(403)
+def forbidden(_error: Exception) -> tuple[str, int]:
+    return render_template("admin/forbidden.html"), 403
+
+
+# -- users ---------------------------------------------------------------------------------
+
+
+@bp.get("/users")
+def users() -> str:
+    return render_template("admin/users.html", page=_users_page())
+
+
+def _users_page() -> Pagination:
+    return db.paginate(services.users_query(), per_page=PER_PAGE, max_per_page=PER_PAGE)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def new_user() -> Page:
+    form = NewUserForm()
+    form.team_ids.choices = [(team.id, team.name) for team in services.all_teams()]
+    if form.validate_on_submit():
+        try:
+            user, password = services.create_user(
+                email=form.email.data,
+                first_name=form.first_name.data,
+                last_name=form.last_name.data,
+                phone=form.phone.data,
+                is_admin=form.is_admin.data,
+                team_ids=form.team_ids.data or [],
+            )
+        except InvalidInput as error:
+            db.session.rollback()
+            form.form_errors.extend(attach_errors(form, error))
+        else:
+            db.session.commit()
+            page = render_template(
+                "admin/one_time_password.html", user=user, password=password, created=True
+            )
+            return secret_response(page, 201)
+    status = 422 if form.is_submitted() else 200
+    return render_template("admin/new_user.html", form=form), status
+
+
+def _set_active(user_id: str, *, active: bool) -> Page:
+    try:
+        user = services.set_user_active(current_user, user_id, active=active)
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 404:
+            abort(404)
+        page = render_template("admin/users.html", page=_users_page(), error=error.message)
+        return page, error.status
+    db.session.commit()
+    flash(f"{user.full_name} is {'active again' if active else 'deactivated'}.")
+    return see_other(url_for("admin.users", page=request.args.get("page", type=int)))
+
+
+@bp.post("/users/<user_id>/deactivate")
+def deactivate_user(user_id: str) -> Page:
+    return _set_active(user_id, active=False)
+
+
+@bp.post("/users/<user_id>/reactivate")
+def reactivate_user(user_id: str) -> Page:
+    return _set_active(user_id, active=True)
+
+
+@bp.route("/users/<user_id>/reset-password", methods=["GET", "POST"])
+def reset_password(user_id: str) -> Page:
+    """GET asks for confirmation; POST replaces the password and shows the new one once."""
+    user = _get_or_404(User, user_id)
+    if request.method == "GET":
+        return render_template("admin/reset_password.html", user=user)
+    user, password = services.reset_password(user.id)
+    db.session.commit()
+    page = render_template(
+        "admin/one_time_password.html", user=user, password=password, created=False
+    )
+    return secret_response(page)
+
+
+# -- teams ---------------------------------------------------------------------------------
+
+
+@bp.get("/teams")
+def teams() -> str:
+    page = db.paginate(services.teams_query(), per_page=PER_PAGE, max_per_page=PER_PAGE)
+    summaries = services.summarise_teams(page.items)
+    return render_template("admin/teams.html", page=page, summaries=summaries)
+
+
+@bp.route("/teams/new", methods=["GET", "POST"])
+def new_team() -> Page:
+    form = NewTeamForm()
+    if form.validate_on_submit():
+        try:
+            team = services.create_team(name=form.name.data, chat_channel=form.chat_channel.data)
+        except InvalidInput as error:
+            db.session.rollback()
+            form.form_errors.extend(attach_errors(form, error))
+        else:
+            db.session.commit()
+            flash(f"Team {team.name} created. Add its members below.")
+            return see_other(url_for("admin.team", team_id=team.id))
+    status = 422 if form.is_submitted() else 200
+    return render_template("admin/new_team.html", form=form), status
+
+
+@bp.get("/teams/<team_id>")
+def team(team_id: str) -> Page:
+    return _members(_get_or_404(Team, team_id))
+
+
+@bp.post("/teams/<team_id>/members")
+def add_member(team_id: str) -> Page:
+    team = _get_or_404(Team, team_id)
+    form = AddMemberForm()
+    if form.validate_on_submit():
+        try:
+            membership = services.add_member(team.id, form.user_id.data)
+        except InvalidInput as error:
+            db.session.rollback()
+            form.form_errors.extend(attach_errors(form, error))
+        else:
+            db.session.commit()
+            return _after_member_change(team, f"{membership.user.full_name} joined {team.name}.")
+    return _members(team, form, status=422)
+
+
+@bp.post("/teams/<team_id>/members/<user_id>/remove")
+def remove_member(team_id: str, user_id: str) -> Page:
+    team = _get_or_404(Team, team_id)
+    try:
+        user = services.remove_member(team.id, user_id)
+    except ServiceError as error:
+        db.session.rollback()
+        abort(error.status)
+    db.session.commit()
+    return _after_member_change(team, f"{user.full_name} left {team.name}.")
+
+
+def _after_member_change(team: Team, message: str) -> Page:
+    if is_htmx():
+        return _members(team, message=message)
+    flash(message)
+    return see_other(url_for("admin.team", team_id=team.id))
+
+
+def _members(
+    team: Team,
+    form: AddMemberForm | None = None,
+    *,
+    status: int = 200,
+    message: str | None = None,
+) -> Page:
+    """The team page, or for htmx only its members section (``_members.html``)."""
+    form = form or AddMemberForm(formdata=None)
+    candidates = services.users_who_can_join(team)
+    form.user_id.choices = [("", "Choose a user…")] + [
+        (user.id, f"{user.full_name} <{user.email}>") for user in candidates
+    ]
+    template = "admin/_members.html" if is_htmx() else "admin/team.html"
+    page = render_template(
+        template,
+        team=team,
+        members=services.team_members(team),
+        form=form,
+        candidates=candidates,
+        message=message,
+    )
+    return page, status
+
+
+# -- helpers (profile pages use them too) ----------------------------------------------------
+
+
+def is_htmx() -> bool:
+    """An hx-get/hx-post aimed at part of a page; a boosted link still wants the whole page."""
+    htmx = request.htmx  # type: ignore[attr-defined]
+    return bool(htmx) and not htmx.boosted
+
+
+def see_other(location: str) -> Response:
+    """303 for a plain form post; HX-Redirect for htmx, which would swap the page in instead."""
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, code=303)
+
+
+def secret_response(body: str, status: int = 200) -> Response:
+    """A response carrying a one-time secret: never stored by the browser or a proxy."""
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _get_or_404(model: type[M], object_id: str) -> M:
+    found = db.session.get(model, object_id)
+    if found is None:
+        abort(404)
+    return found
