@@ -82,22 +82,33 @@ def start() -> None:
     run(flask, "demo", "load", env=env)
     host = env.get("HOST", "127.0.0.1")
     port = int(env.get("PORT", "8000"))
-    say("Starting the web server")
+    say("Starting the web server and the workflow worker")
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "1",
-         "--threads", "8", "--access-logfile", "-", "wsgi:app"],
+        [str(BIN / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "2",
+         "--threads", "4", "--access-logfile", "-", "wsgi:app"],
         cwd=ROOT, env=env,
     )
+    worker = subprocess.Popen([str(flask), "worker", "run"], cwd=ROOT, env=env)
+    processes = [server, worker]
     try:
         if not wait_for_port(host, port, server, 60):
-            server.terminate()
             sys.exit(f"The server did not start on {host}:{port}; see the messages above.")
         print(f"\n  IncidentFlow is running at http://{host}:{port}/  (Ctrl-C to stop)\n",
               flush=True)
-        sys.exit(server.wait())
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        sys.exit("A process stopped; see the messages above.")
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=10)
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def test(pytest_args: list[str]) -> None:

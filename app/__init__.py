@@ -36,6 +36,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 app.config["SQLALCHEMY_DATABASE_URI"]
             )
 
+    from app.engine.outbound import AllowList
+
+    # Fail at start-up, not at the first workflow run, on a malformed allow-list.
+    AllowList.parse(app.config.get("OUTBOUND_ALLOW"))
+
     extensions.db.init_app(app)
     extensions.migrate.init_app(
         app, extensions.db, directory=os.path.join(PROJECT_ROOT, "migrations")
@@ -55,8 +60,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
     from app.home import bp as home_bp
     from app.incidents.routes import bp as incidents_bp
+    from app.runs.routes import bp as runs_bp
+    from app.workflows import editor as _editor  # noqa: F401  (routes on the workflows blueprint)
+    from app.workflows import routes as _workflow_routes  # noqa: F401
+    from app.workflows.blueprint import bp as workflows_bp
 
-    for blueprint in (auth_bp, home_bp, incidents_bp, admin_bp, profile_bp, api_bp):
+    blueprints = (
+        auth_bp,
+        home_bp,
+        incidents_bp,
+        workflows_bp,
+        runs_bp,
+        admin_bp,
+        profile_bp,
+        api_bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     # The API takes bearer tokens only, never the session cookie, so CSRF cannot apply.
     extensions.csrf.exempt(api_bp)

@@ -75,5 +75,8 @@ def export_schema(output: Path | None, check: bool) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from app.engine.cli import worker_cli
+
     app.cli.add_command(demo_cli)
     app.cli.add_command(workflows_cli)
+    app.cli.add_command(worker_cli)

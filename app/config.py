@@ -62,6 +62,12 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "HTMX_VERSION": HTMX_VERSION,
+        # Hosts and networks outgoing workflow requests may reach although they are
+        # internal (loopback, private, ...): comma-separated names, IPs or CIDRs.
+        "OUTBOUND_ALLOW": environ.get("INCIDENTFLOW_OUTBOUND_ALLOW", ""),
+        "LINEAR_API_URL": environ.get(
+            "INCIDENTFLOW_LINEAR_API_URL", "https://api.linear.app/graphql"
+        ),
     }
 
 

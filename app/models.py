@@ -3,13 +3,18 @@
 from app.auth.models import ApiToken, SignInAttempt, Team, TeamMembership, User
 from app.incidents.models import Incident, IncidentEvent
 from app.workflows.models import (
+    ExecutionAttempt,
+    WorkerHeartbeat,
     Workflow,
     WorkflowActionSecret,
+    WorkflowDraft,
     WorkflowExecution,
     WorkflowVersion,
 )
 
 __all__ = [
+    "ExecutionAttempt",
+    "WorkerHeartbeat",
     "ApiToken",
     "IncidentEvent",
     "SignInAttempt",
@@ -19,6 +24,7 @@ __all__ = [
     "User",
     "Workflow",
     "WorkflowActionSecret",
+    "WorkflowDraft",
     "WorkflowExecution",
     "WorkflowVersion",
 ]

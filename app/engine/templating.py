@@ -7,19 +7,42 @@ unknown filter or a loader-dependent tag.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextvars
+import operator
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import (
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_eval_context,
+)
+from jinja2.filters import do_tojson
+from jinja2.nodes import EvalContext
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
 __all__ = [
     "MAX_TEMPLATE_NESTING",
+    "TemplateRenderError",
     "TemplateSyntaxProblem",
     "parse_template",
+    "render",
     "template_environment",
     "template_references",
 ]
+
+#: Bounds on rendering: a template's output, the time it may take, and the size of
+#: any sequence or string it builds on the way (``range``, ``*``, ``**``).
+MAX_OUTPUT_CHARS = 200_000
+MAX_RENDER_SECONDS = 1.0
+MAX_SEQUENCE = 10_000
 
 #: Deepest expression/statement nesting accepted. Compiling a template
 #: recurses over its syntax tree, so this keeps rendering safe as well.
@@ -43,12 +66,134 @@ class TemplateSyntaxProblem(ValueError):
         self.lineno = lineno
 
 
+class TemplateRenderError(ValueError):
+    """A template that failed while rendering, with a message meant for the user."""
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, with arithmetic that cannot build huge values."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int) and abs(right) > 64:
+                raise TemplateRenderError("An exponent above 64 is not allowed in templates.")
+            return operator.pow(left, right)
+        for value, count in ((left, right), (right, left)):
+            if (
+                isinstance(value, str | list | tuple)
+                and isinstance(count, int)
+                and len(value) * max(count, 0) > MAX_OUTPUT_CHARS
+            ):
+                raise TemplateRenderError("A repeated text or list would be too long.")
+        return operator.mul(left, right)
+
+
+def _bounded_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_SEQUENCE:
+        raise TemplateRenderError(f"range() may produce at most {MAX_SEQUENCE} numbers.")
+    return result
+
+
+@pass_eval_context
+def _tojson(eval_ctx: EvalContext, value: Any, indent: int | None = None) -> Markup:
+    """``tojson`` that names an undefined variable instead of failing to serialise it."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return do_tojson(eval_ctx, value, indent)
+
+
 @lru_cache(maxsize=1)
 def template_environment() -> SandboxedEnvironment:
     """Return the shared sandboxed environment (strict undefined, no autoescape)."""
     # Output goes into JSON bodies, headers and issue text, not HTML, so
     # autoescaping would corrupt it; the sandbox is what keeps templates safe.
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
+    env.globals["range"] = _bounded_range
+    env.filters["tojson"] = _tojson
+    return env
+
+
+MAX_LOOP_ITERATIONS = 100_000
+
+
+@dataclass
+class _Budget:
+    iterations_left: int
+    deadline: float
+    clock: Any
+
+
+_budget: contextvars.ContextVar[_Budget] = contextvars.ContextVar("template_budget")
+
+
+def _counted(iterable: Any) -> Iterator[Any]:
+    """Every ``{% for %}`` loops through here: a shared budget bounds nested loops."""
+    budget = _budget.get()
+    for item in iterable:
+        budget.iterations_left -= 1
+        if budget.iterations_left < 0:
+            raise TemplateRenderError(
+                f"The template's loops ran more than {MAX_LOOP_ITERATIONS:,} times."
+            )
+        if budget.iterations_left % 1000 == 0 and budget.clock.monotonic() > budget.deadline:
+            raise TemplateRenderError("The template took too long to render.")
+        yield item
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Any:
+    env = template_environment()
+    tree = parse_template(source)  # the same checks as validation
+    for node, _depth in list(_iter_tree(tree)):
+        if isinstance(node, nodes.For):
+            node.iter = nodes.Call(nodes.Name("__counted__", "load"), [node.iter], [], None, None)
+    return env.template_class.from_code(
+        env, env.compile(tree), {**env.globals, "__counted__": _counted}
+    )
+
+
+def render(source: str, context: Mapping[str, Any], *, clock: Any = time) -> str:
+    """Render ``source`` in the sandbox, bounded in output size and time.
+
+    Raises TemplateRenderError (a ValueError) with a user-readable message for
+    anything that goes wrong: undefined names, sandbox violations, limits.
+    ``clock`` only needs ``monotonic()``; tests may pass their own.
+    """
+    try:
+        template = _compiled(source)
+    except TemplateSyntaxProblem as error:
+        raise TemplateRenderError(error.message) from None
+    started = clock.monotonic()
+    token = _budget.set(_Budget(MAX_LOOP_ITERATIONS, started + MAX_RENDER_SECONDS, clock))
+    parts: list[str] = []
+    size = 0
+    try:
+        for chunk in template.generate(dict(context)):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise TemplateRenderError(
+                    f"The template produced more than {MAX_OUTPUT_CHARS:,} characters."
+                )
+            if clock.monotonic() - started > MAX_RENDER_SECONDS:
+                raise TemplateRenderError("The template took too long to render.")
+            parts.append(chunk)
+    except TemplateRenderError:
+        raise
+    except TemplateError as error:
+        # Undefined names, sandbox refusals (SecurityError) and filter errors.
+        raise TemplateRenderError(f"The template could not be rendered: {error.message}") from None
+    except RecursionError:
+        raise TemplateRenderError("The template recursed too deeply.") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, MemoryError) as error:
+        raise TemplateRenderError(
+            f"The template could not be rendered: {type(error).__name__}: {error}"
+        ) from None
+    finally:
+        _budget.reset(token)
+    return "".join(parts)
 
 
 def parse_template(source: str) -> nodes.Template:

@@ -84,7 +84,7 @@ class IncidentEvent(db.Model):  # type: ignore[name-defined,misc]
     """
 
     __tablename__ = "incident_event"
-    __table_args__ = (sa.Index(None, "incident_id", "id"),)
+    __table_args__ = (sa.Index(None, "incident_id", "id"), sa.Index(None, "processed_at", "id"))
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(sa.ForeignKey("incident.id", ondelete="CASCADE"))
@@ -97,6 +97,8 @@ class IncidentEvent(db.Model):  # type: ignore[name-defined,misc]
     )
     source: Mapped[ChangeSource] = mapped_column(enum_type(ChangeSource, "change_source"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set by the workflow engine's event consumer once it has started every matching run.
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     incident: Mapped[Incident] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()

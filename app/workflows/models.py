@@ -67,6 +67,10 @@ class Workflow(db.Model):  # type: ignore[name-defined,misc]
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Built-in templates carry a stable key so installing them again is idempotent.
+    template_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # A retired template leaves the gallery but is kept (and never re-installed).
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     team: Mapped[Team | None] = relationship(back_populates="workflows")
     created_by: Mapped[User] = relationship(back_populates="workflows_created")
@@ -118,6 +122,7 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
         sa.Index(None, "workflow_id", "status"),
         sa.Index(None, "incident_id"),
         sa.Index(None, "status", "created_at"),
+        sa.Index(None, "due_at"),
     )
 
     id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
@@ -142,8 +147,31 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
+    # --- engine bookkeeping (columns the seed leaves to the engine) ---
+    # "event:<event id>:<workflow id>" or "age:<workflow id>:<incident id>": one run per
+    # trigger, however often the consumer replays. Manual runs have none.
+    trigger_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
+    triggered_by_user_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    # When a worker should next look at this run: now (runnable), a wake-up time (delay,
+    # backoff) or a lease expiry (being worked on). Null once the run has ended.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
+    parked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Attempts made so far at the current node (retries).
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Time spent working, for the workflow timeout (parked time excluded).
+    working_ms: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    row_version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": row_version}
+
     workflow: Mapped[Workflow] = relationship(back_populates="executions")
     incident: Mapped[Incident] = relationship(back_populates="workflow_executions")
+    attempts: Mapped[list[ExecutionAttempt]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="ExecutionAttempt.id"
+    )
 
     def __repr__(self) -> str:
         return f"<WorkflowExecution {self.id} {self.status}>"
@@ -171,3 +199,64 @@ class WorkflowActionSecret(db.Model):  # type: ignore[name-defined,misc]
     def __repr__(self) -> str:
         # Never the value, not even encrypted.
         return f"<WorkflowActionSecret {self.workflow_id} {self.name}>"
+
+
+class WorkflowDraft(db.Model):  # type: ignore[name-defined,misc]
+    """A user's unsaved edits to a workflow, kept across reloads and browser tabs.
+
+    ``base_version`` is the version the draft started from: saving it when the
+    workflow has moved on is refused as a conflict, and the draft is kept.
+    Drafts never hold credentials; those go straight to the workflow's secrets.
+    """
+
+    __tablename__ = "workflow_draft"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
+    workflow_id: Mapped[str] = mapped_column(sa.ForeignKey("workflow.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
+    base_version: Mapped[int]
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<WorkflowDraft {self.workflow_id} by {self.user_id} on v{self.base_version}>"
+
+
+AttemptId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class ExecutionAttempt(db.Model):  # type: ignore[name-defined,misc]
+    """One try at one action node: what was sent and what came back, secrets scrubbed."""
+
+    __tablename__ = "execution_attempt"
+    __table_args__ = (sa.Index(None, "execution_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AttemptId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("workflow_execution.id", ondelete="CASCADE")
+    )
+    node_id: Mapped[str] = mapped_column(sa.String(64))
+    number: Mapped[int]
+    ok: Mapped[bool]
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None]
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int] = mapped_column(default=0)
+
+
+class WorkerHeartbeat(db.Model):  # type: ignore[name-defined,misc]
+    """A running worker, seen recently (readiness and operators' view)."""
+
+    __tablename__ = "worker_heartbeat"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    hostname: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int]
+    backend: Mapped[str] = mapped_column(sa.String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -150,6 +150,7 @@ _LABEL_PATTERN = r"^\S{1,255}$"
 
 _ID_RE = re.compile(_ID_PATTERN)
 _SECRET_NAME_RE = re.compile(_SECRET_NAME_PATTERN)
+SECRET_NAME_RE = _SECRET_NAME_RE  # public: the secrets store checks names the same way
 _SECRET_REFERENCE_RE = re.compile(_SECRET_REFERENCE_PATTERN)
 _HEADER_NAME_RE = re.compile(_HEADER_NAME_PATTERN)
 _PROJECT_KEY_RE = re.compile(_PROJECT_KEY_PATTERN)

@@ -17,7 +17,9 @@ from app.incidents.models import Incident, IncidentEvent
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # Arguments that name an object, and how a member of another team must see them.
-ID_ARGUMENTS = {"incident_id", "id", "token_id", "team_id", "user_id"}
+ID_ARGUMENTS = {
+    "incident_id", "id", "token_id", "team_id", "user_id", "execution_id", "workflow_id",
+}
 ADMIN_PREFIX = "/admin/"
 API_PREFIX = "/api/v1/"
 NON_ID_ARGUMENTS = {"action": "acknowledge", "filename": "css/app.css"}

@@ -1,0 +1,162 @@
+"""The webhook action: a templated HTTP request with a JSON body."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from app.engine.actions.base import (
+    EXCERPT_BYTES,
+    MAX_RESULT_BODY_BYTES,
+    ActionInputError,
+    Interpretation,
+    PreparedRequest,
+    Render,
+    ResponseData,
+    check_header_value,
+    render_field,
+    secret_from_reference,
+)
+from app.engine.actions.oauth import OAuthParams
+from app.engine.outbound import InvalidDestination, target_url
+from app.engine.retry import retryable_status
+from app.workflows.enums import ActionType
+from app.workflows.schema import (
+    BasicAuth,
+    BearerAuth,
+    CustomHeaderAuth,
+    NoAuth,
+    OAuth2Auth,
+    WebhookAction,
+)
+
+__all__ = ["MAX_REQUEST_BODY_BYTES", "interpret", "prepare_webhook"]
+
+#: A rendered body larger than this is refused (templates can loop).
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+
+
+def prepare_webhook(
+    action: WebhookAction,
+    *,
+    render: Render,
+    secrets: Mapping[str, str],
+    idempotency_key: str,
+) -> PreparedRequest:
+    """Render the URL, headers and body, and add the credentials. Raises ActionInputError."""
+    config = action.config
+    url = render_field(render, config.url, "URL").strip()
+    try:
+        host = target_url(url).host
+    except InvalidDestination as exc:
+        raise ActionInputError(f"The URL rendered to '{_clip(url)}': {exc.message}") from None
+
+    headers: dict[str, str] = {}
+    sensitive: set[str] = set()
+    for name, source in config.headers.items():
+        value = render_field(render, source, f"header '{name}'")
+        headers[name] = check_header_value(name, value)
+
+    oauth: OAuthParams | None = None
+    auth = config.auth
+    if isinstance(auth, BearerAuth):
+        token = secret_from_reference(auth.token, secrets, "bearer token")
+        headers["Authorization"] = check_header_value("Authorization", f"Bearer {token}")
+        sensitive.add("authorization")
+    elif isinstance(auth, BasicAuth):
+        username = render_field(render, auth.username, "basic auth user name")
+        if ":" in username:
+            raise ActionInputError("The basic auth user name must not contain ':'.")
+        password = secret_from_reference(auth.password, secrets, "basic auth password")
+        encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {encoded}"
+        sensitive.add("authorization")
+    elif isinstance(auth, OAuth2Auth):
+        client_id = render_field(render, auth.client_id, "OAuth2 client id").strip()
+        if not client_id:
+            raise ActionInputError("The OAuth2 client id rendered to empty text.")
+        oauth = OAuthParams(
+            token_url=auth.token_url,
+            client_id=client_id,
+            client_secret=secret_from_reference(
+                auth.client_secret, secrets, "OAuth2 client secret"
+            ),
+        )
+        sensitive.add("authorization")
+    elif isinstance(auth, CustomHeaderAuth):
+        for name, reference in auth.custom_headers.items():
+            value = secret_from_reference(reference, secrets, f"auth header '{name}'")
+            headers[name] = check_header_value(name, value)
+            sensitive.add(name.lower())
+    else:
+        assert isinstance(auth, NoAuth)
+
+    body: bytes | None = None
+    if config.body.strip():
+        text = render_field(render, config.body, "body")
+        body = text.encode("utf-8")
+        if len(body) > MAX_REQUEST_BODY_BYTES:
+            raise ActionInputError(
+                f"The body rendered to {len(body):,} bytes; the limit is "
+                f"{MAX_REQUEST_BODY_BYTES:,}. Send less data (for example fewer loop items)."
+            )
+        _check_json(text)
+
+    present = {name.lower() for name in headers}
+    if body is not None and "content-type" not in present:
+        headers["Content-Type"] = "application/json"
+    if "idempotency-key" not in present:
+        headers["Idempotency-Key"] = check_header_value("Idempotency-Key", idempotency_key)
+
+    return PreparedRequest(
+        action_type=ActionType.WEBHOOK,
+        method=config.method,
+        url=url,
+        headers=headers,
+        body=body,
+        target=f"The webhook at {host}",
+        sensitive_headers=frozenset(sensitive),
+        oauth=oauth,
+        secret_values=tuple(value for value in secrets.values() if value),
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _check_json(text: str) -> None:
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ActionInputError(
+            f"The body did not render to valid JSON: {exc.msg} "
+            f"(line {exc.lineno}, column {exc.colno}). Use the tojson filter to "
+            "insert values, as in {{ incident.title | tojson }}."
+        ) from None
+    except ValueError as exc:
+        raise ActionInputError(f"The body did not render to valid JSON: {exc}.") from None
+
+
+def interpret(response: ResponseData, prepared: PreparedRequest) -> Interpretation:
+    """Any 2xx is a success; the result carries the status and the (JSON) body."""
+    status = response.status_code
+    if 200 <= status < 300:
+        body: Any = None
+        if response.body:
+            parsed = response.json() if len(response.body) <= MAX_RESULT_BODY_BYTES else None
+            body = parsed if parsed is not None else response.text(EXCERPT_BYTES)
+        return Interpretation(ok=True, result={"status": status, "body": body})
+    snippet = " ".join(response.text(300).split())
+    detail = f": {snippet}" if snippet else ""
+    return Interpretation(
+        ok=False,
+        error=f"{prepared.target} answered {status} {response.reason}{detail}",
+        retryable=retryable_status(status),
+    )
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

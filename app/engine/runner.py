@@ -1,0 +1,393 @@
+"""Advancing a run, one node per step. The caller commits after each step.
+
+The runner does not know which worker drives it (embedded or Celery): it is
+handed an execution it holds the lease of, does one step, and says what the
+worker should do next. Every step's outcome is in the session when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.engine import templating
+from app.engine.clock import Clock
+from app.engine.context import field_value, template_context
+from app.engine.scrub import Scrubber
+from app.extensions import db
+from app.incidents.models import Incident
+from app.workflows import secrets as secret_store
+from app.workflows.enums import ExecutionStatus, NodeStatus
+from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
+from app.workflows.schema import (
+    ActionNode,
+    ConditionNode,
+    DelayNode,
+    NodeResult,
+    TriggerNode,
+    WorkflowDefinition,
+    topological_order,
+)
+
+log = logging.getLogger("incidentflow.engine.runner")
+
+TIMEOUTS_MS = {"1min": 60_000, "5min": 300_000, "15min": 900_000}
+TERMINAL = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+# Secrets that are addresses, not credentials: scrubbing them would break the results
+# people need (a Jira issue's browse URL).
+NOT_CREDENTIALS = frozenset({"jira_base_url"})
+
+
+class Next(Enum):
+    """What the worker should do after a step."""
+
+    CONTINUE = "continue"  # run the next step (now)
+    WAIT = "wait"  # parked until ``due_at`` (a delay or a retry backoff)
+    DONE = "done"  # the run has ended
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run's definition, parsed once per (workflow, version) and shared."""
+
+    definition: WorkflowDefinition
+    order: list[str]
+    nodes: dict[str, Any]
+    incoming: dict[str, list[Any]]
+
+
+_PLANS: OrderedDict[tuple[str, int], Plan] = OrderedDict()
+_PLAN_CACHE_SIZE = 1024
+
+
+def plan_for(execution: WorkflowExecution) -> Plan:
+    """The parsed snapshot. A (workflow, version) snapshot never changes, so it is cached."""
+    key = (execution.workflow_id, execution.workflow_version)
+    plan = _PLANS.get(key)
+    if plan is None:
+        definition = WorkflowDefinition.model_validate(execution.definition_snapshot)
+        incoming: dict[str, list[Any]] = {node.id: [] for node in definition.nodes}
+        for edge in definition.edges:
+            incoming[edge.target].append(edge)
+        plan = Plan(
+            definition=definition,
+            order=topological_order(definition),
+            nodes={node.id: node for node in definition.nodes},
+            incoming=incoming,
+        )
+        _PLANS[key] = plan
+        if len(_PLANS) > _PLAN_CACHE_SIZE:
+            _PLANS.popitem(last=False)
+    return plan
+
+
+@dataclass
+class Engine:
+    """What a step needs from outside: time, randomness, and how to act."""
+
+    clock: Clock
+    rng: random.Random = field(default_factory=random.Random)
+    max_request_seconds: float = 30.0
+
+
+def _results(execution: WorkflowExecution) -> dict[str, dict[str, Any]]:
+    return {result["nodeId"]: result for result in execution.completed_nodes}
+
+
+def _settle(
+    execution: WorkflowExecution,
+    node_id: str,
+    status: NodeStatus,
+    started: datetime,
+    finished: datetime,
+    *,
+    result: Any = None,
+    error: str | None = None,
+) -> None:
+    record = NodeResult(
+        node_id=node_id,
+        status=status,
+        result=result,
+        error=error,
+        started_at=started,
+        completed_at=finished,
+    ).model_dump(mode="json", by_alias=True, exclude_none=True)
+    # Assign a new list: JSON columns only notice assignment.
+    execution.completed_nodes = [*execution.completed_nodes, record]
+
+
+def _end(
+    execution: WorkflowExecution, status: ExecutionStatus, now: datetime, error: str | None = None
+) -> Next:
+    execution.status = status
+    execution.error = error
+    execution.due_at = None
+    execution.lease_owner = None
+    execution.parked_until = None
+    execution.current_node_id = None
+    execution.attempt = 0
+    if status == ExecutionStatus.FAILED:
+        execution.failed_at = now
+    else:
+        execution.completed_at = now
+    log.info("run ended", extra={"execution_id": execution.id, "status": status.value})
+    return Next.DONE
+
+
+def fail(execution: WorkflowExecution, now: datetime, error: str) -> Next:
+    return _end(execution, ExecutionStatus.FAILED, now, error)
+
+
+def cancel(execution: WorkflowExecution, now: datetime, by: str) -> None:
+    """Cancel a pending, running or parked run. Ended runs stay as they are."""
+    if execution.status in TERMINAL:
+        return
+    _end(execution, ExecutionStatus.CANCELLED, now, f"Cancelled by {by}.")
+
+
+def _activated(plan: Plan, node_id: str, results: dict[str, dict[str, Any]]) -> bool:
+    """A node runs if any incoming edge was taken; a condition takes the edge of its answer."""
+    for edge in plan.incoming[node_id]:
+        source = results.get(edge.source)
+        if source is None or source["status"] != NodeStatus.COMPLETED:
+            continue
+        if edge.source_handle is None:
+            return True
+        matched = bool((source.get("result") or {}).get("matched"))
+        if edge.source_handle == ("true" if matched else "false"):
+            return True
+    return False
+
+
+def _next_node(plan: Plan, results: dict[str, dict[str, Any]]) -> str | None:
+    """The first unsettled node, in topological order, whose predecessors have all settled."""
+    for node_id in plan.order:
+        if node_id in results:
+            continue
+        if all(edge.source in results for edge in plan.incoming[node_id]):
+            return node_id
+    return None
+
+
+def advance(execution: WorkflowExecution, engine: Engine) -> Next:
+    """Do one step of a run this worker holds. Flushes nothing; the caller commits."""
+    now = engine.clock.now()
+    if execution.status in TERMINAL:
+        return Next.DONE
+    plan = plan_for(execution)
+    if execution.status == ExecutionStatus.PENDING:
+        execution.status = ExecutionStatus.RUNNING
+        execution.started_at = now
+    timeout_ms = TIMEOUTS_MS[plan.definition.settings.timeout]
+    if execution.working_ms >= timeout_ms:
+        return fail(
+            execution,
+            now,
+            f"The run timed out: it worked longer than its "
+            f"{plan.definition.settings.timeout} timeout.",
+        )
+
+    if execution.parked_until is not None:
+        # A delay ends: the node completes when the run wakes.
+        if now < execution.parked_until:
+            execution.due_at = execution.parked_until
+            return Next.WAIT
+        node = plan.nodes[execution.current_node_id or ""]
+        assert isinstance(node, DelayNode)
+        started = execution.parked_until - timedelta(minutes=node.data.duration_minutes)
+        _settle(
+            execution,
+            node.id,
+            NodeStatus.COMPLETED,
+            started,
+            now,
+            result={"waitedUntil": execution.parked_until.isoformat()},
+        )
+        execution.parked_until = None
+        return Next.CONTINUE
+
+    results = _results(execution)
+    node_id = _next_node(plan, results)
+    if node_id is None:
+        return _end(execution, ExecutionStatus.COMPLETED, now)
+    if not _activated(plan, node_id, results) and plan.incoming[node_id]:
+        _settle(execution, node_id, NodeStatus.SKIPPED, now, now)
+        return Next.CONTINUE
+
+    execution.current_node_id = node_id
+    node = plan.nodes[node_id]
+    started_mono = engine.clock.monotonic()
+    try:
+        if isinstance(node, TriggerNode):
+            _settle(
+                execution,
+                node_id,
+                NodeStatus.COMPLETED,
+                now,
+                now,
+                result={
+                    "triggeredBy": execution.triggered_by.value,
+                    "event": execution.trigger_event.value if execution.trigger_event else None,
+                },
+            )
+            return Next.CONTINUE
+        if isinstance(node, ConditionNode):
+            return _condition(execution, node, now)
+        if isinstance(node, DelayNode):
+            return _delay(execution, node, now)
+        assert isinstance(node, ActionNode)
+        return _action(execution, plan, node, engine, now, timeout_ms)
+    finally:
+        elapsed = engine.clock.monotonic() - started_mono
+        execution.working_ms = execution.working_ms + int(elapsed * 1000)
+
+
+def _incident(execution: WorkflowExecution) -> Incident:
+    incident = db.session.get(Incident, execution.incident_id, populate_existing=True)
+    assert incident is not None  # executions restrict incident deletion
+    return incident
+
+
+def _condition(execution: WorkflowExecution, node: ConditionNode, now: datetime) -> Next:
+    incident = _incident(execution)  # as it is now, not as it was when the run started
+    actual = field_value(incident, node.data.field)
+    matched = actual == node.data.value
+    _settle(
+        execution,
+        node.id,
+        NodeStatus.COMPLETED,
+        now,
+        now,
+        result={
+            "field": node.data.field,
+            "expected": node.data.value,
+            "actual": actual,
+            "matched": matched,
+        },
+    )
+    return Next.CONTINUE
+
+
+def _delay(execution: WorkflowExecution, node: DelayNode, now: datetime) -> Next:
+    minutes = node.data.duration_minutes
+    if minutes == 0:
+        _settle(
+            execution,
+            node.id,
+            NodeStatus.COMPLETED,
+            now,
+            now,
+            result={"waitedUntil": now.isoformat()},
+        )
+        return Next.CONTINUE
+    execution.parked_until = now + timedelta(minutes=minutes)
+    execution.due_at = execution.parked_until
+    return Next.WAIT
+
+
+def steps_for_templates(execution: WorkflowExecution) -> dict[str, Any]:
+    return {
+        r["nodeId"]: {"status": r["status"], "result": r.get("result")}
+        for r in execution.completed_nodes
+    }
+
+
+def _workflow_name(execution: WorkflowExecution) -> str:
+    name = db.session.scalar(sa.select(Workflow.name).where(Workflow.id == execution.workflow_id))
+    return name or ""
+
+
+def _action(
+    execution: WorkflowExecution,
+    plan: Plan,
+    node: ActionNode,
+    engine: Engine,
+    now: datetime,
+    timeout_ms: int,
+) -> Next:
+    from app.engine import actions
+
+    incident = _incident(execution)
+    secrets = secret_store.decrypt_for_request(execution.workflow_id)
+    scrub = Scrubber(value for name, value in secrets.items() if name not in NOT_CREDENTIALS)
+    context = template_context(
+        execution,
+        incident,
+        workflow_name=_workflow_name(execution),
+        steps=steps_for_templates(execution),
+        secrets=secrets,
+    )
+    number = execution.attempt + 1
+    remaining = max((timeout_ms - execution.working_ms) / 1000, 0.001)
+    timeout = min(remaining, engine.max_request_seconds)
+    outcome = actions.attempt(
+        node.data,
+        render=lambda source: templating.render(source, context, clock=engine.clock),
+        secrets=secrets,
+        idempotency_key=actions.idempotency_key(execution.id, node.id),
+        timeout=timeout,
+        clock=engine.clock,
+    )
+    # The request was cut off by the run's own timeout: the run is out of time.
+    run_timed_out = outcome.timed_out and timeout >= remaining
+    if run_timed_out:
+        execution.working_ms = timeout_ms
+    retry = node.data.retry
+    will_retry = (
+        not outcome.ok and outcome.retryable and not run_timed_out and number < retry.attempts
+    )
+    retry_at = None
+    if will_retry:
+        from app.engine.retry import backoff_seconds
+
+        delay = backoff_seconds(
+            number,
+            retry.initial_delay_ms,
+            engine.rng,
+            outcome.retry_after_seconds,
+            cap_seconds=300.0,
+        )
+        retry_at = now + timedelta(seconds=delay)
+    db.session.add(
+        ExecutionAttempt(
+            execution_id=execution.id,
+            node_id=node.id,
+            number=number,
+            ok=outcome.ok,
+            retry_at=retry_at,
+            status_code=outcome.status_code,
+            request=scrub(outcome.request),
+            response=scrub(outcome.response),
+            error=scrub(outcome.error) if outcome.error else None,
+            started_at=now,
+            duration_ms=outcome.duration_ms,
+        )
+    )
+    finished = engine.clock.now()
+    if outcome.ok:
+        execution.attempt = 0
+        _settle(
+            execution, node.id, NodeStatus.COMPLETED, now, finished, result=scrub(outcome.result)
+        )
+        return Next.CONTINUE
+    if retry_at is not None:
+        execution.attempt = number
+        execution.due_at = retry_at
+        return Next.WAIT
+    error = scrub(outcome.error or "The action failed.")
+    if run_timed_out:
+        error = (
+            f"The run timed out: it worked longer than its "
+            f"{plan.definition.settings.timeout} timeout, and this request was abandoned."
+        )
+    elif number > 1:
+        error = f"{error} (after {number} attempts)"
+    _settle(execution, node.id, NodeStatus.FAILED, now, finished, error=error)
+    return fail(execution, finished, f"{node.data.name}: {error}")

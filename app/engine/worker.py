@@ -1,0 +1,273 @@
+"""The embedded worker: claims due runs with a lease, advances them, starts new ones.
+
+One loop does everything the engine needs on one machine: consume incident
+events, scan for ``age`` triggers, claim runs whose ``due_at`` has come (new,
+woken from a delay or a backoff, or abandoned by a worker whose lease expired)
+and advance each one step at a time, committing after every step.
+
+Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never
+take the same run; SQLite serialises writers, so one worker at a time there.
+A heartbeat thread keeps the leases of runs in progress alive and records the
+worker in ``worker_heartbeat``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.engine import triggers
+from app.engine.clock import Clock, SystemClock
+from app.engine.runner import Engine, Next, advance, fail
+from app.extensions import db
+from app.workflows.models import WorkerHeartbeat, WorkflowExecution
+
+log = logging.getLogger("incidentflow.engine.worker")
+
+
+@dataclass
+class WorkerSettings:
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    idle_poll_seconds: float = 0.02
+    claim_batch: int = 20
+    event_batch: int = 200
+    age_scan_seconds: float = 30.0
+    # A run is handed back after this long, so one busy run cannot starve the others.
+    slice_seconds: float = 2.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
+        """Settings from ``ENGINE_*`` config keys (env ``INCIDENTFLOW_ENGINE_*``)."""
+        values: dict[str, Any] = {}
+        for name in (
+            "lease_seconds",
+            "heartbeat_seconds",
+            "idle_poll_seconds",
+            "age_scan_seconds",
+            "slice_seconds",
+        ):
+            key = f"ENGINE_{name.upper()}"
+            raw = config.get(key, os.environ.get(f"INCIDENTFLOW_{key}"))
+            if raw not in (None, ""):
+                values[name] = float(raw)
+        return cls(**values)
+
+
+@dataclass
+class Worker:
+    app: Flask
+    clock: Clock = field(default_factory=SystemClock)
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    backend: str = "embedded"
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(clock=self.clock)
+        self.stopping = threading.Event()
+        self._in_progress: set[str] = set()
+        self._lock = threading.Lock()
+        self._next_age_scan = 0.0
+
+    # --- one pass ---------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Do whatever is due now; returns how much work was found (0 = idle)."""
+        work = self.consume_events()
+        if self.clock.monotonic() >= self._next_age_scan:
+            work += self.scan_age()
+            self._next_age_scan = self.clock.monotonic() + self.settings.age_scan_seconds
+        for execution_id in self.claim(self.settings.claim_batch):
+            work += 1
+            self.drive(execution_id)
+        return work
+
+    def consume_events(self) -> int:
+        count = triggers.consume_events(self.clock, self.settings.event_batch)
+        db.session.commit()
+        return count
+
+    def scan_age(self) -> int:
+        count = triggers.scan_age(self.clock)
+        db.session.commit()
+        return count
+
+    def claim(self, limit: int) -> list[str]:
+        """Take up to ``limit`` due runs: this worker holds each until its lease expires."""
+        now = self.clock.now()
+        due = (
+            sa.select(WorkflowExecution.id)
+            .where(WorkflowExecution.due_at <= now)
+            .order_by(WorkflowExecution.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list(db.session.scalars(due))
+        if not ids:
+            db.session.rollback()
+            return []
+        db.session.execute(
+            sa.update(WorkflowExecution)
+            .where(WorkflowExecution.id.in_(ids))
+            .values(
+                lease_owner=self.worker_id,
+                due_at=now + timedelta(seconds=self.settings.lease_seconds),
+                row_version=WorkflowExecution.row_version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        return ids
+
+    def drive(self, execution_id: str) -> None:
+        """Advance one claimed run step by step until it waits, ends, or its slice is used."""
+        with self._lock:
+            self._in_progress.add(execution_id)
+        slice_end = self.clock.monotonic() + self.settings.slice_seconds
+        try:
+            while True:
+                execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+                if execution is None or execution.lease_owner != self.worker_id:
+                    db.session.rollback()
+                    return  # cancelled, or taken over after our lease ran out
+                outcome = advance(execution, self.engine)
+                if outcome == Next.CONTINUE:
+                    if self.clock.monotonic() < slice_end:
+                        execution.due_at = self.clock.now() + timedelta(
+                            seconds=self.settings.lease_seconds
+                        )
+                    else:
+                        execution.due_at = self.clock.now()
+                        execution.lease_owner = None
+                else:
+                    execution.lease_owner = None
+                try:
+                    db.session.commit()
+                except StaleDataError:
+                    # Someone else changed the run meanwhile (a cancel): theirs stands.
+                    db.session.rollback()
+                    log.info(
+                        "step discarded: run changed meanwhile",
+                        extra={"execution_id": execution_id},
+                    )
+                    return
+                if outcome != Next.CONTINUE or execution.lease_owner is None:
+                    return
+        except sa.exc.DBAPIError:
+            db.session.rollback()
+            log.exception("database error during a step", extra={"execution_id": execution_id})
+            # Leave the lease to expire: the step is retried after it, by any worker.
+        except Exception as error:
+            db.session.rollback()
+            log.exception("step crashed", extra={"execution_id": execution_id})
+            self._fail_after_crash(execution_id, error)
+        finally:
+            with self._lock:
+                self._in_progress.discard(execution_id)
+
+    def _fail_after_crash(self, execution_id: str, error: Exception) -> None:
+        """A bug, not a passing outage: end the run rather than crash on it forever."""
+        execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+        if execution is None or execution.lease_owner != self.worker_id:
+            db.session.rollback()
+            return
+        node = execution.current_node_id or "?"
+        # The type only: an exception's text could carry a secret.
+        fail(
+            execution,
+            self.clock.now(),
+            f"Internal error at node {node} ({type(error).__name__}); see the worker log.",
+        )
+        try:
+            db.session.commit()
+        except sa.exc.SQLAlchemyError:
+            db.session.rollback()
+
+    # --- liveness ---------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Record this worker as alive and extend the leases of runs in progress."""
+        now = self.clock.now()
+        with self._lock:
+            running = list(self._in_progress)
+        with db.engine.begin() as conn:
+            if running:
+                conn.execute(
+                    sa.update(WorkflowExecution)
+                    .where(
+                        WorkflowExecution.id.in_(running),
+                        WorkflowExecution.lease_owner == self.worker_id,
+                    )
+                    .values(due_at=now + timedelta(seconds=self.settings.lease_seconds))
+                )
+            updated = conn.execute(
+                sa.update(WorkerHeartbeat)
+                .where(WorkerHeartbeat.id == self.worker_id)
+                .values(last_seen_at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    sa.insert(WorkerHeartbeat).values(
+                        id=self.worker_id,
+                        hostname=socket.gethostname(),
+                        pid=os.getpid(),
+                        backend=self.backend,
+                        started_at=now,
+                        last_seen_at=now,
+                    )
+                )
+
+    def _heartbeat_loop(self) -> None:
+        with self.app.app_context():
+            while not self.stopping.is_set():
+                try:
+                    self.heartbeat()
+                except Exception:
+                    log.exception("heartbeat failed")
+                self.clock.sleep(self.settings.heartbeat_seconds, until=self.stopping)
+
+    # --- the loop ---------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Work until ``stop()``; sleeps briefly only when there is nothing to do."""
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        with self.app.app_context():
+            self.heartbeat()
+            beat.start()
+            log.info("worker started", extra={"worker_id": self.worker_id})
+            try:
+                while not self.stopping.is_set():
+                    try:
+                        idle = self.run_once() == 0
+                    except Exception:
+                        db.session.rollback()
+                        log.exception("worker pass failed")
+                        idle = True
+                    finally:
+                        db.session.remove()
+                    if idle:
+                        self.clock.sleep(self.settings.idle_poll_seconds, until=self.stopping)
+            finally:
+                self.stopping.set()
+                beat.join(timeout=5)
+                with db.engine.begin() as conn:
+                    conn.execute(
+                        sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.id == self.worker_id)
+                    )
+                log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,191 @@
+"""Run pages: lists per workflow and per incident, the run timeline, cancel, re-run, by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from htmx_flask import request
+from werkzeug.wrappers import Response
+
+from app.engine.clock import Clock, SystemClock
+from app.engine.runner import TERMINAL, plan_for
+from app.engine.triggers import manual_candidates
+from app.errors import NotFound, ServiceError
+from app.extensions import db
+from app.incidents import service as incidents
+from app.runs import service
+from app.workflows import service as workflows
+from app.workflows.enums import ExecutionStatus
+from app.workflows.models import ExecutionAttempt, WorkflowExecution
+
+bp = Blueprint("runs", __name__, url_prefix="/runs")
+PER_PAGE = 25
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every run page needs a signed-in user."""
+
+
+def engine_clock() -> Clock:
+    clock: Clock = current_app.config.get("ENGINE_CLOCK") or SystemClock()
+    return clock
+
+
+def _run_or_404(execution_id: str) -> WorkflowExecution:
+    try:
+        return service.get_run(current_user, execution_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("")
+def index() -> str:
+    query = service.visible_runs(current_user)
+    workflow = incident = None
+    try:
+        if workflow_id := request.args.get("workflow"):
+            workflow = workflows.get_workflow(current_user, workflow_id)
+            query = query.where(WorkflowExecution.workflow_id == workflow.id)
+        if incident_id := request.args.get("incident"):
+            incident = incidents.get_incident(current_user, incident_id)
+            query = query.where(WorkflowExecution.incident_id == incident.id)
+    except NotFound:
+        abort(404)
+    status = request.args.get("status", "")
+    if status in ExecutionStatus.__members__:
+        query = query.where(WorkflowExecution.status == ExecutionStatus(status))
+    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    filters = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "runs/index.html",
+        page=page,
+        workflow=workflow,
+        incident=incident,
+        status=status,
+        statuses=list(ExecutionStatus),
+        filters=filters,
+    )
+
+
+def _timeline(execution: WorkflowExecution) -> list[dict[str, Any]]:
+    """Every node of the run's snapshot, in order, with its outcome and attempts."""
+    plan = plan_for(execution)
+    results = {r["nodeId"]: r for r in execution.completed_nodes}
+    attempts: dict[str, list[ExecutionAttempt]] = {}
+    for attempt in db.session.scalars(
+        sa.select(ExecutionAttempt)
+        .where(ExecutionAttempt.execution_id == execution.id)
+        .order_by(ExecutionAttempt.id)
+    ):
+        attempts.setdefault(attempt.node_id, []).append(attempt)
+    rows = []
+    for node_id in plan.order:
+        node = plan.nodes[node_id]
+        result = results.get(node_id)
+        if result is not None:
+            state = result["status"]
+        elif execution.current_node_id == node_id and execution.parked_until:
+            state = "waiting"
+        elif execution.current_node_id == node_id and execution.status not in TERMINAL:
+            state = "retrying" if attempts.get(node_id) else "running"
+        else:
+            state = "not reached" if execution.status in TERMINAL else "pending"
+        rows.append(
+            {"node": node, "state": state, "result": result, "attempts": attempts.get(node_id, [])}
+        )
+    return rows
+
+
+def _render_run(
+    execution: WorkflowExecution, *, message: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    context = {
+        "run": execution,
+        "rows": _timeline(execution),
+        "active": execution.status not in TERMINAL,
+        "message": message,
+    }
+    template = "runs/_run.html" if request.htmx else "runs/show.html"
+    return render_template(template, **context), status
+
+
+@bp.get("/<execution_id>")
+def show(execution_id: str) -> tuple[str, int]:
+    return _render_run(_run_or_404(execution_id))
+
+
+@bp.post("/<execution_id>/cancel")
+def cancel(execution_id: str) -> Response | tuple[str, int]:
+    execution = _run_or_404(execution_id)
+    try:
+        service.cancel_run(current_user, execution, engine_clock())
+    except ServiceError as error:
+        db.session.rollback()
+        return _render_run(_run_or_404(execution_id), message=error.message, status=error.status)
+    db.session.commit()
+    if request.htmx:
+        return _render_run(execution, message="Run cancelled.")
+    flash("Run cancelled.")
+    return redirect(url_for("runs.show", execution_id=execution_id), code=303)
+
+
+@bp.post("/<execution_id>/rerun")
+def rerun(execution_id: str) -> Response | tuple[str, int]:
+    execution = _run_or_404(execution_id)
+    try:
+        new = service.rerun(current_user, execution, engine_clock())
+    except ServiceError as error:
+        db.session.rollback()
+        return _render_run(_run_or_404(execution_id), message=error.message, status=error.status)
+    db.session.commit()
+    target = url_for("runs.show", execution_id=new.id)
+    if request.htmx:
+        return Response(status=204, headers={"HX-Redirect": target})
+    return redirect(target, code=303)
+
+
+def _incident_panel(incident_id: str, message: str | None = None) -> str:
+    try:
+        incident = incidents.get_incident(current_user, incident_id)
+    except NotFound:
+        abort(404)
+    runs = db.session.scalars(
+        service.visible_runs(current_user)
+        .where(WorkflowExecution.incident_id == incident.id)
+        .limit(10)
+    ).all()
+    return render_template(
+        "runs/_incident_runs.html",
+        incident=incident,
+        runs=runs,
+        manual=manual_candidates(incident),
+        message=message,
+    )
+
+
+@bp.get("/incident/<incident_id>")
+def for_incident(incident_id: str) -> str:
+    """The incident page's runs panel: recent runs and running a workflow by hand."""
+    return _incident_panel(incident_id)
+
+
+@bp.post("/incident/<incident_id>/start")
+def start(incident_id: str) -> Response | tuple[str, int]:
+    workflow_id = request.form.get("workflow_id", "")
+    try:
+        execution = service.start_by_hand(current_user, workflow_id, incident_id, engine_clock())
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        db.session.rollback()
+        return _incident_panel(incident_id, error.message), 422
+    db.session.commit()
+    target = url_for("runs.show", execution_id=execution.id)
+    if request.htmx:
+        return Response(status=204, headers={"HX-Redirect": target})
+    return redirect(target, code=303)

@@ -1,0 +1,79 @@
+"""Runs as people see them: who may see which, starting by hand, cancelling, re-running."""
+
+from __future__ import annotations
+
+import copy
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from app.auth.models import User
+from app.engine import triggers
+from app.engine.clock import Clock
+from app.engine.runner import TERMINAL, cancel
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.incidents import service as incidents
+from app.incidents.models import Incident
+from app.workflows import service as workflows
+from app.workflows.enums import ExecutionStatus, TriggeredBy
+from app.workflows.models import Workflow, WorkflowExecution
+
+
+def visible_runs(user: User) -> sa.Select[WorkflowExecution]:
+    """Runs on incidents the user may see (a global workflow's runs show with their incident)."""
+    visible = incidents.visible_incidents(user).with_only_columns(Incident.id)
+    return (
+        sa.select(WorkflowExecution)
+        .where(WorkflowExecution.incident_id.in_(visible.scalar_subquery()))
+        .options(selectinload(WorkflowExecution.workflow), selectinload(WorkflowExecution.incident))
+        .order_by(WorkflowExecution.created_at.desc(), WorkflowExecution.id.desc())
+    )
+
+
+def get_run(user: User, execution_id: str) -> WorkflowExecution:
+    execution = db.session.scalars(
+        visible_runs(user).where(WorkflowExecution.id == execution_id)
+    ).first()
+    if execution is None:
+        raise NotFound("No such run.")
+    return execution
+
+
+def start_by_hand(
+    user: User, workflow_id: str, incident_id: str, clock: Clock
+) -> WorkflowExecution:
+    incident = incidents.get_incident(user, incident_id)
+    workflow = workflows.get_workflow(user, workflow_id)
+    return triggers.start_manual(user, workflow, incident, clock)
+
+
+def cancel_run(user: User, execution: WorkflowExecution, clock: Clock) -> None:
+    if execution.status in TERMINAL:
+        raise Conflict(f"This run has already ended ({execution.status.value.lower()}).")
+    cancel(execution, clock.now(), by=user.full_name or user.email)
+    db.session.flush()
+
+
+def rerun(user: User, execution: WorkflowExecution, clock: Clock) -> WorkflowExecution:
+    """Run the workflow's current version again on the same incident, by hand."""
+    workflow: Workflow = workflows.get_workflow(user, execution.workflow_id)
+    incident = incidents.get_incident(user, execution.incident_id)
+    if not workflow.is_enabled:
+        raise Conflict("This workflow is disabled; enable it before running it again.")
+    new = WorkflowExecution(
+        workflow_id=workflow.id,
+        workflow_version=workflow.version,
+        definition_snapshot=copy.deepcopy(workflow.definition),
+        incident_id=incident.id,
+        triggered_by=TriggeredBy.MANUAL,
+        trigger_event=None,
+        triggered_by_user_id=user.id,
+        status=ExecutionStatus.PENDING,
+        completed_nodes=[],
+        due_at=clock.now(),
+        created_at=clock.now(),
+    )
+    db.session.add(new)
+    db.session.flush()
+    return new

@@ -1,0 +1,6 @@
+"""The workflows blueprint; its pages live in routes.py (list, history, gallery, secrets)
+and editor.py (the node and edge editor)."""
+
+from flask import Blueprint
+
+bp = Blueprint("workflows", __name__, url_prefix="/workflows")

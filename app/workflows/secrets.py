@@ -1,0 +1,157 @@
+"""Workflow secrets: encrypted at rest with rotatable keys, write-only everywhere.
+
+Keys are Fernet keys, newest first, from ``INCIDENTFLOW_SECRET_KEYS``
+(comma-separated) or, for the embedded default, the file ``secret_keys`` in the
+instance folder (generated on first use). Encryption always uses the newest key;
+decryption tries each, so rotation is: add a key in front, then re-encrypt.
+
+Values are decrypted in exactly one place, :func:`decrypt_for_request`, which
+the engine calls just before it builds a request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import current_app
+
+from app.errors import InvalidInput, NotFound
+from app.extensions import db
+from app.workflows.models import Workflow, WorkflowActionSecret
+from app.workflows.schema import SECRET_NAME_RE
+
+KEY_FILE = "secret_keys"
+MAX_SECRET_LENGTH = 8192
+
+
+class SecretKeyError(RuntimeError):
+    """The configured keys cannot decrypt a stored secret."""
+
+
+def _key_file() -> Path:
+    return Path(current_app.instance_path) / KEY_FILE
+
+
+def configured_keys() -> list[bytes]:
+    """The Fernet keys, newest first."""
+    from_env = os.environ.get("INCIDENTFLOW_SECRET_KEYS") or current_app.config.get("SECRET_KEYS")
+    if from_env:
+        keys = [k.strip().encode() for k in str(from_env).split(",") if k.strip()]
+        if keys:
+            return keys
+    path = _key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(Fernet.generate_key().decode() + "\n")
+    return [line.strip().encode() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _cipher() -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(key) for key in configured_keys()])
+    except ValueError as error:
+        raise SecretKeyError(
+            "A secret key is not a valid Fernet key (32 url-safe base64-encoded bytes)."
+        ) from error
+
+
+def encrypt(value: str) -> str:
+    return _cipher().encrypt(value.encode("utf-8")).decode("ascii")
+
+
+def _decrypt(token: str) -> str:
+    try:
+        return _cipher().decrypt(token.encode("ascii")).decode("utf-8")
+    except InvalidToken as error:
+        raise SecretKeyError(
+            "A stored secret cannot be decrypted with the configured keys."
+        ) from error
+
+
+def secret_names(workflow: Workflow) -> list[str]:
+    return list(
+        db.session.scalars(
+            sa.select(WorkflowActionSecret.name)
+            .where(WorkflowActionSecret.workflow_id == workflow.id)
+            .order_by(WorkflowActionSecret.name)
+        )
+    )
+
+
+def set_secret(workflow: Workflow, name: str, value: str) -> WorkflowActionSecret:
+    """Add or replace a secret. The value is encrypted before it reaches the session."""
+    name = name.strip()
+    if not SECRET_NAME_RE.fullmatch(name):
+        raise InvalidInput.at(
+            "name",
+            "Secret names are 1 to 64 lowercase letters, digits or '_', starting with a letter.",
+        )
+    if not value or len(value) > MAX_SECRET_LENGTH:
+        raise InvalidInput.at("value", f"Enter a value of 1 to {MAX_SECRET_LENGTH} characters.")
+    secret = db.session.scalar(
+        sa.select(WorkflowActionSecret).where(
+            WorkflowActionSecret.workflow_id == workflow.id, WorkflowActionSecret.name == name
+        )
+    )
+    if secret is None:
+        secret = WorkflowActionSecret(workflow_id=workflow.id, name=name, value_hash="")
+        db.session.add(secret)
+    secret.value_hash = encrypt(value)
+    db.session.flush()
+    return secret
+
+
+def delete_secret(workflow: Workflow, name: str) -> None:
+    secret = db.session.scalar(
+        sa.select(WorkflowActionSecret).where(
+            WorkflowActionSecret.workflow_id == workflow.id, WorkflowActionSecret.name == name
+        )
+    )
+    if secret is None:
+        raise NotFound("No such secret.")
+    db.session.delete(secret)
+    db.session.flush()
+
+
+def decrypt_for_request(workflow_id: str) -> dict[str, str]:
+    """Every secret of a workflow in plain text: for building a request, nothing else."""
+    rows = db.session.execute(
+        sa.select(WorkflowActionSecret.name, WorkflowActionSecret.value_hash).where(
+            WorkflowActionSecret.workflow_id == workflow_id
+        )
+    ).all()
+    return {name: _decrypt(token) for name, token in rows}
+
+
+def reencrypt_all() -> int:
+    """Re-encrypt every secret with the newest key (after adding one). Returns the count."""
+    cipher = _cipher()
+    count = 0
+    for secret in db.session.scalars(sa.select(WorkflowActionSecret)):
+        try:
+            secret.value_hash = cipher.rotate(secret.value_hash.encode("ascii")).decode("ascii")
+        except InvalidToken as error:
+            raise SecretKeyError(
+                f"Secret {secret.name!r} of workflow {secret.workflow_id} cannot be decrypted "
+                "with any configured key; nothing was re-encrypted."
+            ) from error
+        count += 1
+    db.session.flush()
+    return count
+
+
+def add_key_to_instance_file() -> None:
+    """Put a freshly generated key first in the instance key file."""
+    path = _key_file()
+    existing = configured_keys() if path.exists() else []
+    path.write_text("\n".join(k.decode() for k in [Fernet.generate_key(), *existing]) + "\n")
+    os.chmod(path, 0o600)
