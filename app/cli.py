@@ -26,9 +26,13 @@ def demo_load() -> None:
     and printed once, when the users are created.
     """
     from app.demo import ADMIN_EMAIL, load_demo_data
+    from app.workflows.templates_builtin import install_builtin_templates
 
     result = load_demo_data(os.environ.get("INCIDENTFLOW_DEMO_PASSWORD") or None)
+    templates = install_builtin_templates()
     db.session.commit()
+    if templates:
+        click.echo(f"Installed {templates} built-in workflow templates.")
     if result.created:
         click.echo(f"Demo data: created {len(result.created)} objects.")
     else:
@@ -76,7 +80,9 @@ def export_schema(output: Path | None, check: bool) -> None:
 
 def register_cli(app: Flask) -> None:
     from app.engine.cli import worker_cli
+    from app.workflows.cli import register as register_workflow_cli
 
     app.cli.add_command(demo_cli)
     app.cli.add_command(workflows_cli)
     app.cli.add_command(worker_cli)
+    register_workflow_cli(app)

@@ -215,3 +215,6 @@ def _document() -> dict[str, Any]:
 )
 def openapi() -> Response:
     return jsonify(_document())
+
+
+from app.api import workflows as _workflows  # noqa: E402, F401  (declares the workflow operations)

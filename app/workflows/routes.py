@@ -1,5 +1,832 @@
-"""Workflow pages: list, create, import/export, history, diff, rollback, gallery, secrets."""
+"""Workflow pages: list, create, import/export, history, diff, rollback, gallery, secrets.
 
+The editor lives in ``editor.py`` on the same blueprint. As everywhere, these
+views parse the request, call ``app.workflows.service`` (or the secrets store),
+commit, and choose the response: 303 after a plain POST, the changed fragment
+for htmx, 422 for bad input, 409 for conflicts, 403 for changes the user may
+not make, and 404 for workflows the user may not see (never 403: their
+existence must not leak).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, flash, make_response, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import SelectPagination
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from htmx_flask import request
+from markupsafe import Markup
+from pydantic import ValidationError
+from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Response
+from wtforms import SelectChoice, SelectField, StringField, TextAreaField
+
+from app.auth.models import Team
+from app.auth.permissions import team_visible_clause
+from app.errors import Conflict, NotFound, ServiceError
+from app.extensions import db
+from app.forms_support import attach_errors
+from app.workflows import secrets as secret_store
+from app.workflows import service
 from app.workflows.blueprint import bp
+from app.workflows.diff import diff_definitions
+from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
+from app.workflows.graph import render_svg
+from app.workflows.models import Workflow, WorkflowVersion
+from app.workflows.schema import parse_definition, referenced_secrets
+from app.workflows.templates_builtin import unfilled_placeholders
 
 __all__ = ["bp"]
+
+PER_PAGE = 25
+Page = str | Response | tuple[str, int]
+
+CATEGORY_CHOICES = [SelectChoice(c.value, c.value) for c in TemplateCategory]
+GLOBAL_OWNER = "global"
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every workflow page needs a signed-in user."""
+
+
+# --- forms ------------------------------------------------------------------
+
+
+class WorkflowFilterForm(FlaskForm):  # type: ignore[misc]
+    class Meta:
+        csrf = False  # a GET search form
+
+    q = StringField("Search names")
+    scope = SelectField(
+        "Scope",
+        choices=[
+            SelectChoice("", "Any scope"),
+            SelectChoice(ScopeType.TEAM.value, "Team"),
+            SelectChoice(ScopeType.GLOBAL.value, "Global"),
+        ],
+    )
+    team = SelectField("Team", choices=[])
+    enabled = SelectField(
+        "State",
+        choices=[
+            SelectChoice("", "Enabled or not"),
+            SelectChoice("yes", "Enabled"),
+            SelectChoice("no", "Disabled"),
+        ],
+    )
+    category = SelectField(
+        "Category", choices=[SelectChoice("", "Any category"), *CATEGORY_CHOICES]
+    )
+
+
+def _owner_field(label: str = "Belongs to") -> Any:
+    # Choices are checked by the service (a member choosing "global" gets 403, not 422).
+    return SelectField(label, choices=[], validate_choice=False)
+
+
+def _category_field() -> Any:
+    return SelectField(
+        "Category", choices=[SelectChoice("", "None"), *CATEGORY_CHOICES], default=""
+    )
+
+
+class NewWorkflowForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Name")
+    description = TextAreaField("Description")
+    owner = _owner_field()
+    category = _category_field()
+
+
+class ImportForm(FlaskForm):  # type: ignore[misc]
+    file = FileField("JSON file")
+    text = TextAreaField("Or paste the JSON")
+    owner = _owner_field()
+    category = _category_field()
+
+
+class CopyForm(FlaskForm):  # type: ignore[misc]
+    """Duplicate a workflow, or make one from a template."""
+
+    name = StringField("Name of the new workflow")
+    owner = _owner_field()
+
+
+class SecretForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Name")
+    # Rendered by hand in the template: the value is never written back into a page.
+    value = StringField("Value")
+
+
+class TemplateForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Name")
+    description = TextAreaField("Description")
+    category = SelectField("Category", choices=CATEGORY_CHOICES)
+
+
+class SaveAsTemplateForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Template name")
+    category = SelectField("Category", choices=CATEGORY_CHOICES)
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+class RowPagination(SelectPagination):
+    """``db.paginate`` returns the first column only; the list needs whole rows."""
+
+    def _query_items(self) -> list[Any]:
+        select = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(select).all())
+
+
+@dataclass(frozen=True)
+class Row:
+    workflow: Workflow
+    last_status: ExecutionStatus | None
+    last_run_at: datetime | None
+    editable: bool
+
+
+def _load(workflow_id: str, *, for_update: bool = False) -> Workflow:
+    try:
+        return service.get_workflow(current_user, workflow_id, for_update=for_update)
+    except NotFound:
+        abort(404)
+
+
+def _load_template(workflow_id: str) -> Workflow:
+    template = _load(workflow_id)
+    if not template.is_template or template.retired_at is not None:
+        abort(404)
+    return template
+
+
+def _my_teams() -> list[Team]:
+    """Teams the user works in: every team for admins."""
+    query = sa.select(Team).where(team_visible_clause(current_user, Team.id)).order_by(Team.name)
+    return list(db.session.scalars(query))
+
+
+def _set_owner_choices(form: Any, like: Workflow | None = None) -> None:
+    """Where a new workflow may go; on first display, preselect ``like``'s place if the
+    user may edit there, else the user's first team."""
+    teams = _my_teams()
+    choices = [SelectChoice(GLOBAL_OWNER, "Global (all teams)")] if current_user.is_admin else []
+    choices += [SelectChoice(team.id, f"Team {team.name}") for team in teams]
+    form.owner.choices = choices
+    if not form.is_submitted():
+        if like is not None and service.can_edit(current_user, like):
+            form.owner.data = like.team_id or GLOBAL_OWNER
+        elif teams:
+            form.owner.data = teams[0].id
+
+
+def _owner(value: str | None) -> tuple[ScopeType, str | None]:
+    if value == GLOBAL_OWNER:
+        return ScopeType.GLOBAL, None
+    return ScopeType.TEAM, value or None
+
+
+def _set_category(workflow: Workflow, value: str | None) -> None:
+    """The list's category filter reads ``template_category``; a workflow gets the
+    category it was created with (or its template's)."""
+    workflow.template_category = TemplateCategory(value) if value else None
+    db.session.flush()
+
+
+def _form_failure(form: Any, error: ServiceError | ValidationError) -> tuple[list[str], int]:
+    """Attach a service error to the form's fields; return what fits no field, and the status."""
+    owner_locs = {"scopeType", "teamId"}
+    if isinstance(error, ServiceError) and "owner" in form._fields:
+        at_owner = [p for p in error.problems if p.loc in owner_locs]
+        if at_owner or error.status == 403:
+            messages = [p.message for p in at_owner] or [error.message]
+            form.owner.errors = [*form.owner.errors, *messages]
+            rest = [p for p in error.problems if p.loc not in owner_locs]
+            if not rest:
+                return [], error.status
+            error = type(error)(error.message, problems=rest)
+    unplaced = attach_errors(form, error)
+    status = error.status if isinstance(error, ServiceError) else 422
+    return unplaced, status
+
+
+def _problem_lines(error: ServiceError) -> list[str]:
+    """Each problem as one line, with its location when it has one."""
+    if not error.problems:
+        return [error.message]
+    return [f"{p.message} (at {p.loc})" if p.loc else p.message for p in error.problems]
+
+
+def _see_other(url: str) -> Response:
+    if request.htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)
+
+
+def _editor_url(workflow: Workflow) -> str:
+    return url_for("workflows.edit", workflow_id=workflow.id)
+
+
+def _fill_in_message(workflow: Workflow) -> str | None:
+    placeholders = unfilled_placeholders(workflow.definition)
+    if not placeholders:
+        return None
+    items = "; ".join(f"{p.loc} ({p.hint})" for p in placeholders)
+    return f"Fill in the highlighted fields before enabling: {items}."
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+# --- list and toggle ----------------------------------------------------------
+
+
+def _search(form: WorkflowFilterForm) -> sa.Select[Any]:
+    scope = form.scope.data if form.scope.data in {s.value for s in ScopeType} else None
+    category = (
+        form.category.data if form.category.data in {c.value for c in TemplateCategory} else None
+    )
+    return service.search_workflows(
+        current_user,
+        scope=ScopeType(scope) if scope else None,
+        team_id=form.team.data or None,
+        enabled={"yes": True, "no": False}.get(form.enabled.data or ""),
+        category=TemplateCategory(category) if category else None,
+        q=form.q.data,
+    )
+
+
+def _rows(items: Iterable[Any]) -> list[Row]:
+    return [
+        Row(workflow, status, at, service.can_edit(current_user, workflow))
+        for workflow, status, at in items
+    ]
+
+
+@bp.get("")
+def index() -> str:
+    form = WorkflowFilterForm(request.args)
+    form.team.choices = [
+        SelectChoice("", "All teams" if current_user.is_admin else "All my teams"),
+        *(SelectChoice(t.id, t.name) for t in _my_teams()),
+    ]
+    page = RowPagination(
+        select=_search(form), session=db.session, per_page=PER_PAGE, error_out=False
+    )
+    filters = {k: v for k, v in request.args.items() if k != "page" and v}
+    context = {"form": form, "page": page, "rows": _rows(page.items), "filters": filters}
+    if request.htmx and request.htmx.target == "workflow-list":
+        return render_template("workflows/_list.html", **context)
+    return render_template("workflows/index.html", **context)
+
+
+def _row(workflow_id: str) -> Row:
+    query = service.search_workflows(current_user).where(Workflow.id == workflow_id)
+    found = db.session.execute(query).first()
+    if found is None:
+        abort(404)
+    return _rows([found])[0]
+
+
+@bp.post("/<workflow_id>/toggle")
+def toggle(workflow_id: str) -> Page:
+    """Enable or disable in place; enabling something that cannot run is refused with why."""
+    workflow = _load(workflow_id, for_update=True)
+    wanted = request.form.get("enabled", "1" if not workflow.is_enabled else "0") == "1"
+    try:
+        service.set_enabled(current_user, workflow, wanted)
+    except ServiceError as error:
+        db.session.rollback()
+        problems, status = _problem_lines(error), error.status
+        if request.htmx:
+            return render_template(
+                "workflows/_row.html", row=_row(workflow_id), problems=problems
+            ), status
+        for line in problems:
+            flash(line)
+        return redirect(url_for("workflows.index"), code=303)
+    db.session.commit()
+    if request.htmx:
+        return render_template("workflows/_row.html", row=_row(workflow_id), problems=[])
+    flash(f"{workflow.name} is {'enabled' if wanted else 'disabled'}.")
+    return redirect(url_for("workflows.index"), code=303)
+
+
+# --- create, import, export, duplicate, delete ------------------------------
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create() -> Page:
+    form = NewWorkflowForm()
+    _set_owner_choices(form)
+    problems: list[str] = []
+    status = 200
+    if form.validate_on_submit():
+        scope, team_id = _owner(form.owner.data)
+        try:
+            workflow = service.create_workflow(
+                current_user,
+                name=(form.name.data or "").strip(),
+                description=(form.description.data or "").strip(),
+                scope=scope,
+                team_id=team_id,
+            )
+            _set_category(workflow, form.category.data)
+        except ServiceError as error:
+            db.session.rollback()
+            problems, status = _form_failure(form, error)
+        else:
+            db.session.commit()
+            flash(f"Workflow {workflow.name} created, disabled. Add its steps here.")
+            return _see_other(_editor_url(workflow))
+    elif form.is_submitted():
+        status = 422
+    return render_template("workflows/new.html", form=form, problems=problems), status
+
+
+@bp.route("/import", methods=["GET", "POST"], endpoint="import_")
+def import_() -> Page:
+    form = ImportForm()
+    _set_owner_choices(form)
+    problems: list[str] = []
+    status = 200
+    if form.validate_on_submit():
+        upload = form.file.data
+        source: str | bytes = (form.text.data or "").strip()
+        if isinstance(upload, FileStorage) and upload.filename:
+            source = upload.read()
+        if not source:
+            form.text.errors = [*form.text.errors, "Choose a JSON file or paste the JSON."]
+            status = 422
+        else:
+            scope, team_id = _owner(form.owner.data)
+            try:
+                workflow = service.import_workflow(
+                    current_user,
+                    source,
+                    scope=scope,
+                    team_id=team_id,
+                    category=form.category.data or None,
+                )
+            except ServiceError as error:
+                db.session.rollback()
+                if isinstance(error, service.DefinitionInvalid):
+                    problems, status = _problem_lines(error), 422
+                else:
+                    problems, status = _form_failure(form, error)
+            else:
+                db.session.commit()
+                flash(f"Imported {workflow.name} as a new, disabled workflow.")
+                return _see_other(_editor_url(workflow))
+    elif form.is_submitted():
+        status = 422
+    return render_template("workflows/import.html", form=form, problems=problems), status
+
+
+def _filename(workflow: Workflow) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", workflow.name).strip("-").lower()[:60] or "workflow"
+    return f"{slug}-v{workflow.version}.json"
+
+
+@bp.get("/<workflow_id>/export")
+def export(workflow_id: str) -> Response:
+    """The definition as a JSON download (secret references only, never values)."""
+    workflow = _load(workflow_id)
+    body = _json_text(service.export_definition(workflow)) + "\n"
+    response = make_response(body, 200)
+    response.mimetype = "application/json"
+    response.headers["Content-Disposition"] = f'attachment; filename="{_filename(workflow)}"'
+    return response
+
+
+@bp.route("/<workflow_id>/duplicate", methods=["GET", "POST"])
+def duplicate(workflow_id: str) -> Page:
+    workflow = _load(workflow_id)
+    form = CopyForm()
+    if not form.is_submitted():
+        form.name.data = f"Copy of {workflow.name}"[:200]
+    _set_owner_choices(form, like=workflow)
+    problems: list[str] = []
+    status = 200
+    if form.validate_on_submit():
+        scope, team_id = _owner(form.owner.data)
+        try:
+            copy = service.duplicate_workflow(
+                current_user,
+                workflow,
+                scope=scope,
+                team_id=team_id,
+                name=(form.name.data or "").strip() or None,
+            )
+            _set_category(copy, workflow.template_category)
+        except ServiceError as error:
+            db.session.rollback()
+            problems, status = _form_failure(form, error)
+        else:
+            db.session.commit()
+            flash(f"{copy.name} created, disabled. Secrets are not copied: add them again.")
+            return _see_other(_editor_url(copy))
+    elif form.is_submitted():
+        status = 422
+    context = {"workflow": workflow, "form": form, "problems": problems}
+    return render_template("workflows/duplicate.html", **context), status
+
+
+@bp.route("/<workflow_id>/delete", methods=["GET", "POST"])
+def delete(workflow_id: str) -> Page:
+    """GET asks for confirmation; POST deletes, unless runs are still in flight."""
+    workflow = _load(workflow_id, for_update=request.method == "POST")
+    error_message = None
+    status = 200
+    if request.method == "POST":
+        name = workflow.name
+        try:
+            service.delete_workflow(current_user, workflow)
+        except ServiceError as error:
+            db.session.rollback()
+            workflow = _load(workflow_id)
+            error_message, status = error.message, error.status
+        else:
+            db.session.commit()
+            flash(f"Workflow {name} deleted.")
+            return _see_other(url_for("workflows.index"))
+    context = {
+        "workflow": workflow,
+        "in_flight": service.runs_in_flight(workflow),
+        "can_edit": service.can_edit(current_user, workflow),
+        "error": error_message,
+    }
+    return render_template("workflows/delete.html", **context), status
+
+
+# --- history, version, diff, rollback -------------------------------------------
+
+
+def _versions(workflow: Workflow) -> list[WorkflowVersion]:
+    return list(
+        db.session.scalars(
+            sa.select(WorkflowVersion)
+            .where(WorkflowVersion.workflow_id == workflow.id)
+            .options(sa.orm.joinedload(WorkflowVersion.changed_by))
+            .order_by(WorkflowVersion.version.desc())
+        )
+    )
+
+
+def _version_or_404(workflow: Workflow, number: int) -> WorkflowVersion:
+    try:
+        return service.get_version(workflow, number)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/<workflow_id>/versions")
+def history(workflow_id: str) -> str:
+    workflow = _load(workflow_id)
+    versions = _versions(workflow)
+    return render_template(
+        "workflows/history.html",
+        workflow=workflow,
+        versions=versions,
+        can_edit=service.can_edit(current_user, workflow),
+    )
+
+
+@bp.get("/<workflow_id>/versions/<int:number>")
+def version(workflow_id: str, number: int) -> str:
+    workflow = _load(workflow_id)
+    shown = _version_or_404(workflow, number)
+    graph = render_svg(shown.definition, title=f"{workflow.name}, version {number}")
+    return render_template(
+        "workflows/version.html",
+        workflow=workflow,
+        version=shown,
+        graph=graph,
+        definition_json=_json_text(shown.definition),
+        can_edit=service.can_edit(current_user, workflow),
+    )
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+@bp.get("/<workflow_id>/diff")
+def diff(workflow_id: str) -> str:
+    """Two versions side by side: by default the one before ``to`` and ``to`` (current)."""
+    workflow = _load(workflow_id)
+    to_number = _int_arg("to") or workflow.version
+    from_number = _int_arg("from") or max(1, to_number - 1)
+    new = _version_or_404(workflow, to_number)
+    old = _version_or_404(workflow, from_number)
+    changes = diff_definitions(old.definition, new.definition)
+    numbers = [v.version for v in _versions(workflow)]
+    return render_template(
+        "workflows/diff.html",
+        workflow=workflow,
+        old=old,
+        new=new,
+        diff=changes,
+        numbers=numbers,
+        show=_short_json,
+    )
+
+
+def _short_json(value: Any, limit: int = 300) -> str:
+    """A value from a definition as compact JSON, clipped for the diff table."""
+    if value is None:
+        return "—"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@bp.route("/<workflow_id>/versions/<int:number>/rollback", methods=["GET", "POST"])
+def rollback(workflow_id: str, number: int) -> Page:
+    """GET asks "Roll back to vN? This creates version vM equal to vN."; POST does it."""
+    workflow = _load(workflow_id, for_update=request.method == "POST")
+    target = _version_or_404(workflow, number)
+    problems: list[str] = []
+    status = 200
+    if request.method == "POST":
+        base = request.form.get("base_version", type=int)
+        try:
+            if base is not None and base != workflow.version:
+                raise Conflict(
+                    f"Version {workflow.version} has been saved since you opened this page; "
+                    "check the history and roll back again if you still want to."
+                )
+            created = service.rollback(current_user, workflow, number)
+        except ServiceError as error:
+            db.session.rollback()
+            workflow = _load(workflow_id)
+            problems, status = _problem_lines(error), error.status
+        else:
+            db.session.commit()
+            flash(f"Rolled back to v{number}: saved as v{created.version}.")
+            return _see_other(url_for("workflows.history", workflow_id=workflow_id))
+    context = {
+        "workflow": workflow,
+        "version": target,
+        "new_number": workflow.version + 1,
+        "can_edit": service.can_edit(current_user, workflow),
+        "problems": problems,
+    }
+    return render_template("workflows/rollback.html", **context), status
+
+
+# --- secrets ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    name: str
+    stored: bool
+    nodes: list[tuple[str, str]]  # (node id, node name)
+
+
+def _secret_uses(workflow: Workflow) -> tuple[list[SecretUse], bool]:
+    """Every secret stored or used, with the nodes using it; False if the definition
+    cannot be read (then usage is unknown)."""
+    stored = secret_store.secret_names(workflow)
+    try:
+        used = referenced_secrets(parse_definition(workflow.definition))
+        readable = True
+    except ValidationError:
+        used, readable = {}, False
+    names = {
+        node.get("id"): (node.get("data") or {}).get("name", "")
+        for node in workflow.definition.get("nodes", [])
+        if isinstance(node, dict)
+    }
+    uses = [
+        SecretUse(name, name in stored, [(n, str(names.get(n) or n)) for n in used.get(name, [])])
+        for name in sorted(set(stored) | set(used))
+    ]
+    return uses, readable
+
+
+def _render_secrets(
+    workflow: Workflow,
+    form: SecretForm | None = None,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    uses, readable = _secret_uses(workflow)
+    context = {
+        "workflow": workflow,
+        "uses": uses,
+        "readable": readable,
+        "missing": [u.name for u in uses if u.nodes and not u.stored],
+        "form": form or SecretForm(formdata=None),
+        "can_edit": service.can_edit(current_user, workflow),
+        "message": message,
+        "error": error,
+    }
+    template = "workflows/_secrets.html" if request.htmx else "workflows/secrets.html"
+    return render_template(template, **context), status
+
+
+@bp.route("/<workflow_id>/secrets", methods=["GET", "POST"])
+def secrets(workflow_id: str) -> Page:
+    """Add, replace (name + value) or delete (``delete=<name>``) a secret. Values are
+    write-only: no response ever contains one, not even masked."""
+    workflow = _load(workflow_id, for_update=request.method == "POST")
+    if request.method == "GET":
+        return _render_secrets(workflow)
+    try:
+        service.require_edit(current_user, workflow)
+    except ServiceError as error:
+        db.session.rollback()
+        return _render_secrets(_load(workflow_id), error=error.message, status=error.status)
+    form = SecretForm()
+    to_delete = request.form.get("delete")
+    try:
+        if to_delete is not None:
+            secret_store.delete_secret(workflow, to_delete)
+            done = f"Secret {to_delete} deleted."
+        else:
+            name = (form.name.data or "").strip()
+            replaced = name in secret_store.secret_names(workflow)
+            secret_store.set_secret(workflow, name, form.value.data or "")
+            done = f"Secret {name} {'replaced' if replaced else 'added'}."
+    except ServiceError as error:
+        db.session.rollback()
+        workflow = _load(workflow_id)
+        unplaced = attach_errors(form, error) if to_delete is None else [error.message]
+        form.value.data = None
+        return _render_secrets(
+            workflow, form, error=" ".join(unplaced) or None, status=error.status
+        )
+    db.session.commit()
+    if request.htmx:
+        return _render_secrets(_load(workflow_id), message=done)
+    flash(done)
+    return redirect(url_for("workflows.secrets", workflow_id=workflow_id), code=303)
+
+
+# --- template gallery -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    template: Workflow
+    picture: Markup
+    secrets: list[str]
+
+
+@bp.get("/templates")
+def gallery() -> str:
+    grouped = service.templates_by_category()
+    cards: dict[TemplateCategory, list[Card]] = {}
+    for category, templates in grouped.items():
+        cards[category] = []
+        for template in templates:
+            try:
+                needed = list(referenced_secrets(parse_definition(template.definition)))
+            except ValidationError:
+                needed = []
+            picture = render_svg(
+                template.definition, compact=True, title=f"Graph of {template.name}"
+            )
+            cards[category].append(Card(template, picture, needed))
+    return render_template("workflows/gallery.html", cards=cards)
+
+
+@bp.route("/templates/<workflow_id>/use", methods=["GET", "POST"])
+def use_template(workflow_id: str) -> Page:
+    """Make a disabled workflow from a template, then open it in the editor."""
+    template = _load_template(workflow_id)
+    form = CopyForm()
+    if not form.is_submitted():
+        form.name.data = template.name
+    _set_owner_choices(form)
+    problems: list[str] = []
+    status = 200
+    if form.validate_on_submit():
+        scope, team_id = _owner(form.owner.data)
+        try:
+            workflow = service.use_template(
+                current_user,
+                template,
+                scope=scope,
+                team_id=team_id,
+                name=(form.name.data or "").strip() or None,
+            )
+            _set_category(workflow, template.template_category)
+        except ServiceError as error:
+            db.session.rollback()
+            problems, status = _form_failure(form, error)
+        else:
+            db.session.commit()
+            flash(f"{workflow.name} created from the template, disabled.")
+            message = _fill_in_message(workflow)
+            if message:
+                flash(message)
+            return _see_other(_editor_url(workflow))
+    elif form.is_submitted():
+        status = 422
+    picture = render_svg(template.definition, title=f"Graph of {template.name}")
+    context = {"template": template, "form": form, "problems": problems, "picture": picture}
+    return render_template("workflows/use_template.html", **context), status
+
+
+@bp.route("/<workflow_id>/save-as-template", methods=["GET", "POST"])
+def save_as_template(workflow_id: str) -> Page:
+    workflow = _load(workflow_id)
+    form = SaveAsTemplateForm()
+    if not form.is_submitted():
+        form.name.data = workflow.name
+        if workflow.template_category:
+            form.category.data = workflow.template_category.value
+    problems: list[str] = []
+    status = 200
+    if not current_user.is_admin:
+        problems, status = ["Only admins can manage templates."], 403
+    elif form.validate_on_submit():
+        try:
+            template = service.save_as_template(
+                current_user,
+                workflow,
+                form.category.data,
+                name=(form.name.data or "").strip() or None,
+            )
+        except ServiceError as error:
+            db.session.rollback()
+            problems, status = _form_failure(form, error)
+        else:
+            db.session.commit()
+            flash(f"Saved as the template {template.name}.")
+            return _see_other(url_for("workflows.gallery"))
+    elif form.is_submitted():
+        status = 422
+    context = {"workflow": workflow, "form": form, "problems": problems}
+    return render_template("workflows/save_as_template.html", **context), status
+
+
+@bp.route("/templates/<workflow_id>/edit", methods=["GET", "POST"])
+def edit_template(workflow_id: str) -> Page:
+    template = _load_template(workflow_id)
+    form = TemplateForm()
+    if not form.is_submitted():
+        form.name.data, form.description.data = template.name, template.description
+        if template.template_category:
+            form.category.data = template.template_category.value
+    problems: list[str] = []
+    status = 200
+    if not current_user.is_admin:
+        problems, status = ["Only admins can manage templates."], 403
+    elif form.validate_on_submit():
+        try:
+            service.update_template(
+                current_user,
+                template,
+                name=(form.name.data or "").strip(),
+                description=(form.description.data or "").strip(),
+                category=form.category.data,
+            )
+        except ServiceError as error:
+            db.session.rollback()
+            template = _load_template(workflow_id)
+            problems, status = _form_failure(form, error)
+        else:
+            db.session.commit()
+            flash(f"Template {template.name} saved.")
+            return _see_other(url_for("workflows.gallery"))
+    elif form.is_submitted():
+        status = 422
+    context = {"template": template, "form": form, "problems": problems}
+    return render_template("workflows/edit_template.html", **context), status
+
+
+@bp.post("/templates/<workflow_id>/retire")
+def retire_template(workflow_id: str) -> Page:
+    template = _load_template(workflow_id)
+    try:
+        service.retire_template(current_user, template)
+    except ServiceError as error:
+        db.session.rollback()
+        form = TemplateForm(formdata=None, obj=None)
+        form.name.data, form.description.data = template.name, template.description
+        context = {"template": template, "form": form, "problems": [error.message]}
+        return render_template("workflows/edit_template.html", **context), error.status
+    db.session.commit()
+    flash(f"Template {template.name} retired: it is no longer offered in the gallery.")
+    return _see_other(url_for("workflows.gallery"))

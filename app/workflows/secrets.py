@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.workflows.models import Workflow, WorkflowActionSecret
-from app.workflows.schema import SECRET_NAME_RE
+from app.workflows.schema import SECRET_NAME_RE, parse_definition, referenced_secrets
 
 KEY_FILE = "secret_keys"
 MAX_SECRET_LENGTH = 8192
@@ -111,6 +111,7 @@ def set_secret(workflow: Workflow, name: str, value: str) -> WorkflowActionSecre
 
 
 def delete_secret(workflow: Workflow, name: str) -> None:
+    """Delete a secret; refused while the workflow is enabled and a node uses it."""
     secret = db.session.scalar(
         sa.select(WorkflowActionSecret).where(
             WorkflowActionSecret.workflow_id == workflow.id, WorkflowActionSecret.name == name
@@ -118,6 +119,16 @@ def delete_secret(workflow: Workflow, name: str) -> None:
     )
     if secret is None:
         raise NotFound("No such secret.")
+    if workflow.is_enabled:
+        definition = parse_definition(workflow.definition)
+        users = referenced_secrets(definition).get(name)
+        if users:
+            names = {node.id: node.data.name for node in definition.nodes}
+            steps = ", ".join(names[node_id] for node_id in users)
+            raise Conflict(
+                f"Secret {name} is used by {steps} and the workflow is enabled. Disable the "
+                "workflow or change those steps first, or replace the secret's value instead."
+            )
     db.session.delete(secret)
     db.session.flush()
 

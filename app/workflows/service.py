@@ -218,13 +218,18 @@ def save_version(
             "then save again."
         )
     defn = _definition_or_error(definition)
-    if workflow.is_enabled:
-        # An enabled workflow must stay runnable: every secret it names must exist.
-        try:
-            validate_definition(defn.to_json(), workflow, check_secrets=True)
-        except ValidationError as error:
-            raise DefinitionInvalid(error) from error
+    _require_runnable_if_enabled(workflow, defn)
     return _append_version(user, workflow, defn, change_note)
+
+
+def _require_runnable_if_enabled(workflow: Workflow, defn: WorkflowDefinition) -> None:
+    """An enabled workflow must stay runnable: every secret its new version names must exist."""
+    if not workflow.is_enabled:
+        return
+    try:
+        validate_definition(defn.to_json(), workflow, check_secrets=True)
+    except ValidationError as error:
+        raise DefinitionInvalid(error) from error
 
 
 def _append_version(
@@ -269,6 +274,7 @@ def rollback(user: User, workflow: Workflow, to_version: int) -> WorkflowVersion
     require_edit(user, workflow)
     target = get_version(workflow, to_version)
     defn = _definition_or_error(target.definition)
+    _require_runnable_if_enabled(workflow, defn)
     return _append_version(user, workflow, defn, f"Rolled back to v{to_version}")
 
 
@@ -281,6 +287,16 @@ def set_enabled(user: User, workflow: Workflow, enabled: bool) -> None:
     if workflow.is_template:
         raise InvalidInput.at("isEnabled", "Templates are never enabled; use the template instead.")
     if enabled:
+        from app.errors import Problem
+        from app.workflows.templates_builtin import unfilled_placeholders
+
+        blanks = unfilled_placeholders(workflow.definition)
+        if blanks:
+            # A workflow made from a template runs only once its blanks are filled in.
+            raise InvalidInput(
+                "Fill in the template's blanks first.",
+                problems=[Problem(p.loc, f"Fill in {p.hint}.") for p in blanks],
+            )
         try:
             validate_definition(workflow.definition, workflow, check_secrets=True)
         except ValidationError as error:
@@ -367,7 +383,7 @@ def use_template(
     team_id: str | None = None,
     name: str | None = None,
 ) -> Workflow:
-    if not template.is_template:
+    if not template.is_template or template.retired_at is not None:
         raise NotFound("No such template.")
     return create_workflow(
         user,

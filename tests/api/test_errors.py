@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from app.api.limits import API_MAX_BODY_BYTES, API_MAX_BODY_TEXT
 from app.incidents.enums import IncidentStatus
 from app.incidents.service import REFUSALS
 
@@ -95,26 +96,26 @@ def test_a_body_not_sent_as_json_is_415(api, incident, content_type) -> None:
 # --- 413: too large ----------------------------------------------------------------------
 
 
-def test_a_body_over_64_kib_is_413(api, incident, assert_documented) -> None:
-    # 100 KiB: well under the app's 1 MiB form limit, so only the API's limit refuses it.
-    raw = json.dumps({"title": "x", "description": "d" * 100 * 1024})
+def test_a_body_over_the_api_limit_is_413(api, incident, assert_documented) -> None:
+    # 600 KiB: under the app's 1 MiB form limit, so only the API's limit refuses it.
+    raw = json.dumps({"title": "x", "description": "d" * 600 * 1024})
     for method, path in body_targets(incident):
         with nothing_changes():
             response = api.open(method, path, data=raw, content_type="application/json")
         error = error_of(response, 413, "body_too_large")
-        assert "64 KiB" in error["message"]
+        assert API_MAX_BODY_TEXT in error["message"]
     assert_documented(response, "PATCH", "/incidents/{id}")
 
 
-def test_a_body_just_under_64_kib_is_read(api) -> None:
-    raw = json.dumps({"title": "x", "metadata": {"blob": "b" * (60 * 1024)}})
+def test_a_body_just_under_the_api_limit_is_read(api) -> None:
+    raw = json.dumps({"title": "x", "metadata": {"blob": "b" * (API_MAX_BODY_BYTES - 1024)}})
     response = api.post(INCIDENTS, data=raw, content_type="application/json")
     # Read and validated (metadata is limited to 16 KB), not refused for its size.
     assert error_of(response, 422, "validation_error")["details"][0]["loc"] == "metadata"
 
 
 def test_an_oversized_body_without_content_length_is_413(api) -> None:
-    raw = json.dumps({"title": "x", "description": "d" * 100 * 1024}).encode()
+    raw = json.dumps({"title": "x", "description": "d" * 600 * 1024}).encode()
     with nothing_changes():
         response = api.post(
             INCIDENTS,
@@ -129,7 +130,7 @@ def test_an_action_with_an_oversized_body_is_413(api, incident) -> None:
     with nothing_changes():
         response = api.post(
             f"{INCIDENTS}/{incident.id}/acknowledge",
-            data="x" * (65 * 1024),
+            data="x" * (API_MAX_BODY_BYTES + 1024),
             content_type="application/json",
         )
     error_of(response, 413, "body_too_large")

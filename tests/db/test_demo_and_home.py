@@ -11,13 +11,23 @@ from app.auth.models import Team, TeamMembership, User
 from app.demo import ADMIN_EMAIL
 from app.extensions import db
 from app.incidents.models import Incident
+from app.workflows.models import Workflow
+from app.workflows.templates_builtin import BUILTIN_TEMPLATES, SYSTEM_USER_EMAIL
 from tests.conftest import csrf_token_from
 
 
 def counts() -> tuple[int, ...]:
-    return tuple(
-        db.session.scalar(sa.select(sa.func.count()).select_from(model))
-        for model in (User, Team, TeamMembership, Incident)
+    """People, teams, memberships, incidents, templates (the templates' system author aside)."""
+    people = sa.select(sa.func.count()).select_from(User).where(User.email != SYSTEM_USER_EMAIL)
+    return (
+        db.session.scalar(people),
+        *(
+            db.session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in (Team, TeamMembership, Incident)
+        ),
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(Workflow).where(Workflow.is_template.is_(True))
+        ),
     )
 
 
@@ -26,14 +36,16 @@ def test_demo_load_creates_data_once_and_prints_the_password_once(runner, monkey
     first = runner.invoke(args=["demo", "load"])
     assert first.exit_code == 0, first.output
     password = re.search(r"with password: (\S+)", first.output).group(1)
-    assert counts() == (5, 2, 4, 6)
+    assert counts() == (5, 2, 4, 6, len(BUILTIN_TEMPLATES))
+    assert f"Installed {len(BUILTIN_TEMPLATES)} built-in workflow templates" in first.output
     admin = db.session.scalar(sa.select(User).where(User.email == ADMIN_EMAIL))
     assert admin.is_admin and admin.check_password(password)
 
     second = runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0
     assert "nothing changed" in second.output and "password" not in second.output
-    assert counts() == (5, 2, 4, 6)
+    assert "Installed" not in second.output
+    assert counts() == (5, 2, 4, 6, len(BUILTIN_TEMPLATES))
     assert admin.check_password(password)  # unchanged
 
 

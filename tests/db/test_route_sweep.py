@@ -6,6 +6,8 @@ not know fails here until it is added to ``ID_ARGUMENTS`` (so nobody forgets).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -18,11 +20,22 @@ from app.incidents.models import Incident, IncidentEvent
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # Arguments that name an object, and how a member of another team must see them.
 ID_ARGUMENTS = {
-    "incident_id", "id", "token_id", "team_id", "user_id", "execution_id", "workflow_id",
+    "incident_id",
+    "id",
+    "token_id",
+    "team_id",
+    "user_id",
+    "execution_id",
+    "workflow_id",
 }
 ADMIN_PREFIX = "/admin/"
 API_PREFIX = "/api/v1/"
-NON_ID_ARGUMENTS = {"action": "acknowledge", "filename": "css/app.css"}
+NON_ID_ARGUMENTS = {
+    "action": "acknowledge",
+    "filename": "css/app.css",
+    "number": "1",
+    "name": "hook_token",
+}
 
 
 def rules(app: Flask, methods: set[str]) -> list[tuple[str, str, dict[str, str]]]:
@@ -37,19 +50,20 @@ def rules(app: Flask, methods: set[str]) -> list[tuple[str, str, dict[str, str]]
 
 
 def url_for_rule(rule: str, values: dict[str, str]) -> str:
-    for name, value in {**NON_ID_ARGUMENTS, **values}.items():
-        rule = rule.replace(f"<{name}>", value).replace(f"<path:{name}>", value)
-    return rule
+    known = {**NON_ID_ARGUMENTS, **values}
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: known[m.group(1)], rule)
 
 
 @pytest.fixture
-def world(make_user, make_team, make_incident):
+def world(make_user, make_team, make_incident, make_workflow, make_execution):
     """Two teams; a member of the first; objects of the second."""
     mine, theirs = make_team("Mine"), make_team("Theirs")
     member = make_user("member@example.com", teams=[mine])
     stranger = make_user("stranger@example.com", teams=[theirs])
     incident = make_incident(team=theirs)
     token, _ = create_token(stranger, "theirs")
+    workflow = make_workflow(team=theirs)
+    execution = make_execution(workflow, incident)
     db.session.commit()
     return {
         "member": member,
@@ -57,6 +71,8 @@ def world(make_user, make_team, make_incident):
         "incident": incident,
         "token": token,
         "theirs": theirs,
+        "workflow": workflow,
+        "execution": execution,
     }
 
 
@@ -71,6 +87,8 @@ def test_every_state_changing_route_refuses_a_request_without_csrf_token(
         "token_id": world["token"].id,
         "team_id": world["theirs"].id,
         "user_id": world["stranger"].id,
+        "workflow_id": world["workflow"].id,
+        "execution_id": world["execution"].id,
     }
     before = db.session.scalar(sa.select(sa.func.count()).select_from(IncidentEvent))
     for method, rule, _endpoint in rules(app, STATE_CHANGING):
@@ -102,6 +120,8 @@ def test_every_id_taking_route_hides_other_teams_objects(app, client, sign_in, w
         "token_id": world["token"].id,
         "team_id": world["theirs"].id,
         "user_id": world["stranger"].id,
+        "workflow_id": world["workflow"].id,
+        "execution_id": world["execution"].id,
     }
     checked = 0
     for method, rule, _endpoint in rules(app, {"GET", *STATE_CHANGING}):

@@ -478,7 +478,7 @@ def number_mutations(data: Json) -> list[tuple[Path, Any]]:
 @st.composite
 def mutations(draw: st.DrawFn) -> tuple[Json, str, bool]:
     """A valid definition broken in one place: (data, expected loc, only error?)."""
-    data = draw(definitions(max_nodes=6))
+    data = copy.deepcopy(draw(definitions(max_nodes=6)))  # mutated below: a private copy
     nodes, edges = data["nodes"], data["edges"]
     kinds = ["drop_required", "out_of_bounds", "cycle"]
     if edges:
@@ -681,7 +681,9 @@ def all_paths(data: Any) -> list[Path]:
 
 @st.composite
 def arbitrary_mutations(draw: st.DrawFn) -> Json:
-    data = draw(definitions(max_nodes=5))
+    # Mutate a private copy: drawn values may share objects with hypothesis's own
+    # records (and with each other), and mutating those makes generation flaky.
+    data = copy.deepcopy(draw(definitions(max_nodes=5)))
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(all_paths(data)))
         if not path:
@@ -689,13 +691,14 @@ def arbitrary_mutations(draw: st.DrawFn) -> Json:
         parent = get(data, path[:-1])
         action = draw(st.sampled_from(["replace", "delete", "add"]))
         if action == "replace":
-            parent[path[-1]] = draw(json_values)
+            parent[path[-1]] = copy.deepcopy(draw(json_values))
         elif action == "delete":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(KNOWN_KEYS) | st.text(max_size=5))] = draw(json_values)
+            key = draw(st.sampled_from(KNOWN_KEYS) | st.text(max_size=5))
+            parent[key] = copy.deepcopy(draw(json_values))
         else:
-            parent.insert(path[-1], draw(json_values))
+            parent.insert(path[-1], copy.deepcopy(draw(json_values)))
     return data
 
 

@@ -1,0 +1,893 @@
+"""Editor drafts: each user's unsaved edits to a workflow, and the edits themselves.
+
+A draft is the whole definition as the user is shaping it, stored per (workflow,
+user) so that it survives a reload and a second browser tab. It starts as a copy
+of the current version (``base_version``) and may be invalid while work is in
+progress; only saving it as a new version requires the schema's approval, and
+saving a draft based on an older version than the current one is refused.
+
+Credentials never enter a draft: what a user types into a secret input is
+stored with :func:`store_credentials` as the workflow's encrypted secret, and
+the draft refers to it as ``{{ secrets.<name> }}``.
+
+Functions flush and never commit; the editor's routes own the transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from app.auth.models import User
+from app.engine.templating import TemplateSyntaxProblem, template_references
+from app.errors import Conflict, InvalidInput
+from app.extensions import db
+from app.workflows import graph, service
+from app.workflows import secrets as secret_store
+from app.workflows.enums import NodeType
+from app.workflows.forms import Credential
+from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
+from app.workflows.schema import (
+    AssigneeContext,
+    DelayNode,
+    IncidentContext,
+    TeamContext,
+    TriggerNode,
+    WorkflowContext,
+    WorkflowDefinition,
+    WorkflowEdge,
+    always_runs_before,
+    definition_errors,
+    format_loc,
+    parse_definition,
+)
+from app.workflows.templates_builtin import unfilled_placeholders
+
+__all__ = [
+    "NODE_KINDS",
+    "Checked",
+    "EditorProblem",
+    "FillItem",
+    "Variables",
+    "add_edge",
+    "add_node",
+    "check",
+    "current_draft",
+    "differences",
+    "discard",
+    "find_draft",
+    "has_changes",
+    "is_stale",
+    "is_stored",
+    "load_draft",
+    "must_fill",
+    "parse_loc",
+    "rebase",
+    "remove_edge",
+    "remove_node",
+    "save",
+    "store_credentials",
+    "unknown_references",
+    "update_node",
+    "update_settings",
+    "update_trigger",
+    "variables_for",
+]
+
+Json = dict[str, Any]
+Loc = tuple[str | int, ...]
+
+_RETRY: Json = {"attempts": 3, "backoff": "exponential", "initialDelayMs": 1000}
+
+#: What "Add node" can add, with the data a new node starts with.
+NODE_KINDS: dict[str, tuple[str, Json]] = {
+    "webhook": (
+        NodeType.ACTION.value,
+        {
+            "actionType": "webhook",
+            "name": "Call a webhook",
+            "config": {
+                "url": "",
+                "method": "POST",
+                "headers": {"Content-Type": "application/json"},
+                "body": '{"title": {{ incident.title | tojson }}}',
+                "auth": {"type": "none"},
+            },
+            "retry": _RETRY,
+        },
+    ),
+    "jira": (
+        NodeType.ACTION.value,
+        {
+            "actionType": "jira",
+            "name": "Create a Jira issue",
+            "config": {
+                "projectKey": "",
+                "issueType": "Task",
+                "summary": "[{{ incident.priority }}] {{ incident.title }}",
+                "description": "{{ incident.description }}",
+            },
+            "retry": _RETRY,
+        },
+    ),
+    "linear": (
+        NodeType.ACTION.value,
+        {
+            "actionType": "linear",
+            "name": "Create a Linear issue",
+            "config": {
+                "teamId": "",
+                "title": "{{ incident.title }}",
+                "description": "{{ incident.description }}",
+            },
+            "retry": _RETRY,
+        },
+    ),
+    "condition": (
+        NodeType.CONDITION.value,
+        {"field": "priority", "operator": "=", "value": "P1", "name": "Is it a P1?"},
+    ),
+    "delay": (NodeType.DELAY.value, {"durationMinutes": 10, "name": "Wait 10 minutes"}),
+}
+HANDLES = ("true", "false")
+
+
+# --- finding and creating drafts ---------------------------------------------------
+
+
+def find_draft(user: User, workflow: Workflow, *, for_update: bool = False) -> WorkflowDraft | None:
+    query = sa.select(WorkflowDraft).where(
+        WorkflowDraft.workflow_id == workflow.id, WorkflowDraft.user_id == user.id
+    )
+    if for_update:
+        query = query.with_for_update()
+    draft: WorkflowDraft | None = db.session.scalars(query).first()
+    return draft
+
+
+def _fresh(user: User, workflow: Workflow) -> WorkflowDraft:
+    return WorkflowDraft(
+        workflow_id=workflow.id,
+        user_id=user.id,
+        base_version=workflow.version,
+        definition=copy.deepcopy(workflow.definition),
+    )
+
+
+def current_draft(user: User, workflow: Workflow) -> WorkflowDraft:
+    """The user's stored draft, or an unstored copy of the current version.
+
+    A stored draft that is based on an older version but holds no edits is
+    dropped: there is nothing to lose, so it simply follows the new version.
+    """
+    draft = find_draft(user, workflow)
+    if draft is None:
+        return _fresh(user, workflow)
+    if is_stale(draft, workflow):
+        base = db.session.scalar(
+            sa.select(WorkflowVersion.definition).where(
+                WorkflowVersion.workflow_id == workflow.id,
+                WorkflowVersion.version == draft.base_version,
+            )
+        )
+        if base is not None and _same(base, draft.definition):
+            db.session.delete(draft)
+            db.session.flush()
+            return _fresh(user, workflow)
+    return draft
+
+
+def load_draft(user: User, workflow: Workflow) -> WorkflowDraft:
+    """The user's draft for changing, created from the current version when missing."""
+    draft = find_draft(user, workflow, for_update=True)
+    if draft is not None:
+        return draft
+    draft = _fresh(user, workflow)
+    db.session.add(draft)
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        raise Conflict(
+            "Your draft was started in another tab at the same moment; try again."
+        ) from error
+    return draft
+
+
+def is_stored(draft: WorkflowDraft) -> bool:
+    return bool(sa.inspect(draft).persistent)
+
+
+def is_stale(draft: WorkflowDraft, workflow: Workflow) -> bool:
+    """True when a version newer than the draft's base has been saved."""
+    return draft.base_version != workflow.version
+
+
+def _without_enabled(definition: Mapping[str, Any]) -> Json:
+    # Enabling changes the stored definition's settings.enabled without a new
+    # version, and the editor never changes it; it is no edit.
+    data = dict(definition)
+    settings = data.get("settings")
+    if isinstance(settings, Mapping):
+        data["settings"] = {k: v for k, v in settings.items() if k != "enabled"}
+    for key in ("id", "version"):
+        data.pop(key, None)
+    return data
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return _without_enabled(a) == _without_enabled(b)
+
+
+def has_changes(draft: WorkflowDraft, workflow: Workflow) -> bool:
+    return is_stored(draft) and not _same(draft.definition, workflow.definition)
+
+
+def discard(draft: WorkflowDraft) -> None:
+    if is_stored(draft):
+        db.session.delete(draft)
+        db.session.flush()
+
+
+def rebase(draft: WorkflowDraft, workflow: Workflow) -> None:
+    """Keep the draft's edits but base them on the current version (they replace it on save)."""
+    draft.base_version = workflow.version
+    draft.definition = {**draft.definition, "version": workflow.version}
+    db.session.flush()
+
+
+def save(
+    user: User, workflow: Workflow, draft: WorkflowDraft, change_note: str | None
+) -> WorkflowVersion:
+    """Save the draft as the next version and drop it.
+
+    Raises Conflict (draft kept) when the workflow moved on since the draft's
+    base version, DefinitionInvalid when the schema rejects it, and
+    InvalidInput when nothing changed. Placeholders left to fill do not stop a
+    save (work in progress may be kept); enabling refuses them.
+    """
+    service.require_edit(user, workflow)
+    if not is_stored(draft) or (not is_stale(draft, workflow) and not has_changes(draft, workflow)):
+        raise InvalidInput.at(
+            "changeNote", f"There are no changes to save; this is version {workflow.version}."
+        )
+    version = service.save_version(
+        user,
+        workflow,
+        draft.definition,
+        base_version=draft.base_version,
+        change_note=change_note,
+    )
+    db.session.delete(draft)
+    db.session.flush()
+    return version
+
+
+# --- changes ---------------------------------------------------------------------
+
+
+def _nodes(definition: Mapping[str, Any]) -> list[Json]:
+    nodes = definition.get("nodes")
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def _edges(definition: Mapping[str, Any]) -> list[Json]:
+    edges = definition.get("edges")
+    return [e for e in edges if isinstance(e, dict)] if isinstance(edges, list) else []
+
+
+def _find_node(definition: Mapping[str, Any], node_id: str, loc: str = "node") -> Json:
+    for node in _nodes(definition):
+        if node.get("id") == node_id:
+            return node
+    raise InvalidInput.at(
+        loc,
+        f"There is no node '{node_id}' in your draft (was it removed in another tab?). "
+        "Reload the page.",
+    )
+
+
+def _label(node: Mapping[str, Any]) -> str:
+    data = node.get("data")
+    name = data.get("name") if isinstance(data, Mapping) else None
+    return name if isinstance(name, str) and name.strip() else str(node.get("id"))
+
+
+def _store(draft: WorkflowDraft, definition: Json, *, relayout: bool = False) -> None:
+    draft.definition = graph.apply_layout(definition) if relayout else definition
+    db.session.flush()
+
+
+def update_node(draft: WorkflowDraft, node_id: str, data: Json) -> None:
+    definition = copy.deepcopy(draft.definition)
+    _find_node(definition, node_id)["data"] = data
+    _store(draft, definition)
+
+
+def update_trigger(draft: WorkflowDraft, node_id: str, data: Json, trigger: Json) -> None:
+    definition = copy.deepcopy(draft.definition)
+    node = _find_node(definition, node_id)
+    if node.get("type") != NodeType.TRIGGER.value:
+        raise InvalidInput.at("node", f"'{node_id}' is not the trigger node.")
+    node["data"] = data
+    definition["trigger"] = trigger
+    _store(draft, definition)
+
+
+def update_settings(draft: WorkflowDraft, *, name: str, description: str, timeout: str) -> None:
+    definition = copy.deepcopy(draft.definition)
+    definition["name"] = name
+    definition["description"] = description
+    settings = definition.get("settings")
+    definition["settings"] = {
+        **(settings if isinstance(settings, dict) else {"enabled": False}),
+        "timeout": timeout,
+    }
+    _store(draft, definition)
+
+
+def store_credentials(workflow: Workflow, credentials: Iterable[Credential]) -> None:
+    """Store typed credentials as the workflow's encrypted secrets (all or none).
+
+    Raises InvalidInput located at the credential's place in the node's data;
+    the message never contains the value.
+    """
+    credentials = list(credentials)
+    for credential in credentials:
+        if len(credential.value) > secret_store.MAX_SECRET_LENGTH:
+            raise InvalidInput.at(
+                _format(("data", *credential.loc)),
+                f"A secret can be at most {secret_store.MAX_SECRET_LENGTH:,} characters.",
+            )
+    for credential in credentials:
+        secret_store.set_secret(workflow, credential.secret_name, credential.value)
+
+
+def _unique_id(taken: set[str], base: str) -> str:
+    number = 1
+    while f"{base}{number}" in taken:
+        number += 1
+    return f"{base}{number}"
+
+
+def add_node(draft: WorkflowDraft, kind: str, *, after: str, handle: str | None = None) -> str:
+    """Add a node of ``kind`` with an edge from ``after`` (on a condition's branch)."""
+    if kind not in NODE_KINDS:
+        raise InvalidInput.at("kind", "Choose what to add: " + ", ".join(NODE_KINDS) + ".")
+    definition = copy.deepcopy(draft.definition)
+    source = _find_node(definition, after, "after")
+    edges = _edges(definition)
+    branch = _branch(source, handle, edges, "handle")
+    node_type, data = NODE_KINDS[kind]
+    node_id = _unique_id({str(n.get("id")) for n in _nodes(definition)}, f"{kind}_")
+    definition["nodes"] = [
+        *_nodes(definition),
+        {
+            "id": node_id,
+            "type": node_type,
+            "position": {"x": 0, "y": 0},
+            "data": copy.deepcopy(data),
+        },
+    ]
+    definition["edges"] = [*edges, _edge(edges, after, node_id, branch)]
+    _store(draft, definition, relayout=True)
+    return node_id
+
+
+def _branch(
+    source: Mapping[str, Any], handle: str | None, edges: list[Json], loc: str
+) -> str | None:
+    """The handle an edge from ``source`` takes: a free branch of a condition, else none."""
+    if source.get("type") != NodeType.CONDITION.value:
+        return None
+    if handle not in HANDLES:
+        raise InvalidInput.at(loc, "Choose the branch: if true or if false.")
+    for edge in edges:
+        if edge.get("source") == source.get("id") and edge.get("sourceHandle") == handle:
+            raise InvalidInput.at(
+                loc,
+                f"The '{handle}' branch of '{_label(source)}' is already connected; "
+                "remove that edge first or choose the other branch.",
+            )
+    return handle
+
+
+def _edge(edges: list[Json], source: str, target: str, handle: str | None) -> Json:
+    edge: Json = {
+        "id": _unique_id({str(e.get("id")) for e in edges}, "e"),
+        "source": source,
+        "target": target,
+    }
+    if handle is not None:
+        edge["sourceHandle"] = handle
+    return edge
+
+
+def remove_node(draft: WorkflowDraft, node_id: str) -> None:
+    """Remove a node and every edge that touches it."""
+    definition = copy.deepcopy(draft.definition)
+    node = _find_node(definition, node_id)
+    if node.get("type") == NodeType.TRIGGER.value:
+        raise InvalidInput.at(
+            "node", "The trigger cannot be removed; every workflow starts with one."
+        )
+    definition["nodes"] = [n for n in _nodes(definition) if n.get("id") != node_id]
+    definition["edges"] = [
+        e for e in _edges(definition) if node_id not in (e.get("source"), e.get("target"))
+    ]
+    _store(draft, definition, relayout=True)
+
+
+def add_edge(draft: WorkflowDraft, source_id: str, target_id: str, handle: str | None) -> str:
+    """Connect two nodes; refuses edges the schema would reject."""
+    definition = copy.deepcopy(draft.definition)
+    source = _find_node(definition, source_id, "source")
+    target = _find_node(definition, target_id, "target")
+    edges = _edges(definition)
+    if source_id == target_id:
+        raise InvalidInput.at("target", "An edge cannot connect a node to itself.")
+    if target.get("type") == NodeType.TRIGGER.value:
+        raise InvalidInput.at(
+            "target", "The trigger starts the workflow; no edge may lead into it."
+        )
+    branch = _branch(source, handle, edges, "handle")
+    for edge in edges:
+        if (edge.get("source"), edge.get("target"), edge.get("sourceHandle")) == (
+            source_id,
+            target_id,
+            branch,
+        ):
+            raise InvalidInput.at("target", "These two nodes are already connected.")
+    if source_id in _reachable_from(target_id, edges):
+        raise InvalidInput.at(
+            "target",
+            f"'{_label(target)}' already leads to '{_label(source)}'; this edge would make a loop.",
+        )
+    edge = _edge(edges, source_id, target_id, branch)
+    definition["edges"] = [*edges, edge]
+    _store(draft, definition, relayout=True)
+    return str(edge["id"])
+
+
+def _reachable_from(start: str, edges: list[Json]) -> set[str]:
+    successors: dict[Any, list[Any]] = {}
+    for edge in edges:
+        successors.setdefault(edge.get("source"), []).append(edge.get("target"))
+    seen = {start}
+    stack = [start]
+    while stack:
+        for target in successors.get(stack.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def remove_edge(draft: WorkflowDraft, edge_id: str) -> None:
+    definition = copy.deepcopy(draft.definition)
+    edges = _edges(definition)
+    kept = [e for e in edges if e.get("id") != edge_id]
+    if len(kept) == len(edges):
+        raise InvalidInput.at(
+            "edge", "That edge is no longer in your draft (removed in another tab?)."
+        )
+    definition["edges"] = kept
+    _store(draft, definition, relayout=True)
+
+
+# --- what is wrong -----------------------------------------------------------------
+
+_LOC_TOKEN = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
+
+
+def parse_loc(text: str) -> Loc:
+    """``nodes[2].data.config.headers["X.Y"]`` -> ("nodes", 2, "data", ..., "X.Y")."""
+    parts: list[str | int] = []
+    position = 0
+    while position < len(text):
+        match = _LOC_TOKEN.match(text, position)
+        if match is None:
+            break
+        word, index, quoted = match.groups()
+        if word is not None:
+            parts.append(word)
+        elif index is not None:
+            parts.append(int(index))
+        else:
+            parts.append(json.loads(quoted))
+        position = match.end()
+    return tuple(parts)
+
+
+def _format(loc: Loc) -> str:
+    return format_loc(loc)
+
+
+Section = Literal["node", "edge", "settings", "definition"]
+
+
+@dataclass(frozen=True)
+class EditorProblem:
+    """A schema problem, placed: the node (and location within it) or edge it concerns."""
+
+    loc: str
+    message: str
+    code: str
+    section: Section
+    node_id: str | None = None
+    rel: Loc = ()  # within the node ("data", ...) or the trigger ("trigger", ...)
+    edge_index: int | None = None
+    warning: bool = False
+
+
+@dataclass
+class Checked:
+    """The schema's verdict on a draft, sorted by where each problem belongs."""
+
+    valid: bool
+    problems: list[EditorProblem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[EditorProblem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[EditorProblem]:
+        return [p for p in self.problems if p.warning]
+
+    def for_node(self, node_id: str | None) -> list[EditorProblem]:
+        return [p for p in self.problems if p.section == "node" and p.node_id == node_id]
+
+    def for_edge(self, index: int) -> list[EditorProblem]:
+        return [p for p in self.problems if p.section == "edge" and p.edge_index == index]
+
+    @property
+    def settings(self) -> list[EditorProblem]:
+        return [p for p in self.problems if p.section == "settings"]
+
+    def node_messages(self) -> dict[str, str]:
+        """Node id -> its first error, for the picture."""
+        found: dict[str, str] = {}
+        for problem in self.errors:
+            if problem.node_id and problem.node_id not in found:
+                found[problem.node_id] = problem.message
+        return found
+
+
+def _place(
+    definition: Mapping[str, Any], loc: Loc, trigger_id: str | None
+) -> tuple[Section, str | None, Loc, int | None]:
+    nodes = _nodes(definition)
+    if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+        index = loc[1]
+        node_id = nodes[index].get("id") if index < len(nodes) else None
+        return "node", node_id if isinstance(node_id, str) else None, loc[2:], None
+    if loc[:1] == ("trigger",):
+        return "node", trigger_id, loc, None
+    if len(loc) >= 2 and loc[0] == "edges" and isinstance(loc[1], int):
+        return "edge", None, loc[2:], loc[1]
+    if loc[:1] in (("name",), ("description",), ("settings",)):
+        return "settings", None, loc, None
+    return "definition", None, loc, None
+
+
+def _trigger_id(definition: Mapping[str, Any]) -> str | None:
+    for node in _nodes(definition):
+        if node.get("type") == NodeType.TRIGGER.value and isinstance(node.get("id"), str):
+            return str(node["id"])
+    return None
+
+
+def _problems(definition: Mapping[str, Any], error: ValidationError) -> list[EditorProblem]:
+    trigger_id = _trigger_id(definition)
+    result = []
+    for problem in definition_errors(error):
+        section, node_id, rel, edge_index = _place(definition, parse_loc(problem.loc), trigger_id)
+        result.append(
+            EditorProblem(
+                loc=problem.loc,
+                message=problem.message,
+                code=problem.code,
+                section=section,
+                node_id=node_id,
+                rel=rel,
+                edge_index=edge_index,
+                warning=_only_for_enabling(problem.code, problem.message),
+            )
+        )
+    return result
+
+
+def _only_for_enabling(code: str, message: str) -> bool:
+    """Problems the schema reports only when told the workflow's secrets: a secret
+    that does not exist yet. Saving allows them; enabling does not."""
+    return code == "missing_secret" or (
+        code == "unknown_secret" and message.startswith("This workflow has no secret named")
+    )
+
+
+def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked:
+    """Validate a draft as enabling would, in one pass of the schema.
+
+    Problems that only enabling cares about (a secret that does not exist yet)
+    are warnings: the draft can be saved with them (``service.save_version``
+    stays the judge). While the schema rejects fields, it does not get to the
+    template rules; the editor's own variable check fills in, so an unknown
+    variable is flagged as soon as it is typed.
+    """
+    names = frozenset(secret_names)
+    try:
+        parse_definition(definition, secret_names=names)
+    except ValidationError as error:
+        problems = _problems(definition, error)
+    else:
+        return Checked(valid=True)
+    if not any(p.section == "node" and p.code == "unknown_variable" for p in problems):
+        taken = {(p.node_id, p.rel) for p in problems}
+        for extra in _variable_problems(definition, names):
+            if (extra.node_id, extra.rel) not in taken:
+                problems.append(extra)
+    return Checked(valid=not any(not p.warning for p in problems), problems=problems)
+
+
+# --- variables -----------------------------------------------------------------------
+
+_CONTEXT_MODELS: dict[str, type[BaseModel]] = {
+    "incident": IncidentContext,
+    "assignee": AssigneeContext,
+    "team": TeamContext,
+    "workflow": WorkflowContext,
+}
+CONTEXT_FIELDS: dict[str, list[str]] = {
+    root: [info.alias or name for name, info in model.model_fields.items()]
+    for root, model in _CONTEXT_MODELS.items()
+}
+
+
+@dataclass(frozen=True)
+class Variables:
+    """What a node's templates can use."""
+
+    context: dict[str, list[str]]
+    steps: list[tuple[str, str]]  # (node id, name) of actions that always run before
+    secrets: list[str]
+    secrets_allowed: bool
+
+    def step_expression(self, node_id: str) -> str:
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", node_id):
+            return "{{ steps." + node_id + ".result }}"
+        return '{{ steps["' + node_id + '"].result }}'
+
+
+def _runs_before(definition: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """always_runs_before on the draft's graph alone, even while other fields are invalid."""
+    nodes = [n for n in _nodes(definition) if isinstance(n.get("id"), str)]
+    ids = {n["id"] for n in nodes}
+    # Only ids, node kinds and edge ends matter here: build the models unvalidated.
+    built: list[Any] = []
+    for n in nodes:
+        model = TriggerNode if n.get("type") == NodeType.TRIGGER.value else DelayNode
+        built.append(model.model_construct(**{"id": n["id"]}))
+    edges = [
+        WorkflowEdge.model_construct(id=str(e.get("id")), source=e["source"], target=e["target"])
+        for e in _edges(definition)
+        if e.get("source") in ids and e.get("target") in ids
+    ]
+    graph_only: dict[str, Any] = {"nodes": built, "edges": edges}
+    try:
+        return always_runs_before(WorkflowDefinition.model_construct(**graph_only))
+    except ValueError:  # no trigger, or a cycle: nothing is certain to run before
+        return {}
+
+
+def _is_action(node: Mapping[str, Any]) -> bool:
+    return node.get("type") == NodeType.ACTION.value
+
+
+def _issue_action(node: Mapping[str, Any]) -> bool:
+    data = node.get("data")
+    return isinstance(data, Mapping) and data.get("actionType") in ("jira", "linear")
+
+
+def variables_for(
+    definition: Mapping[str, Any],
+    node_id: str,
+    secret_names: Iterable[str],
+    runs_before: Mapping[str, frozenset[str]] | None = None,
+) -> Variables:
+    runs_before = _runs_before(definition) if runs_before is None else runs_before
+    earlier = runs_before.get(node_id, frozenset())
+    node = next((n for n in _nodes(definition) if n.get("id") == node_id), {})
+    return Variables(
+        context=CONTEXT_FIELDS,
+        steps=[
+            (str(n["id"]), _label(n))
+            for n in _nodes(definition)
+            if n.get("id") in earlier and _is_action(n)
+        ],
+        secrets=sorted(secret_names),
+        secrets_allowed=not _issue_action(node),
+    )
+
+
+def unknown_references(source: str, variables: Variables) -> list[tuple[str, bool]]:
+    """(message, only a warning) for each variable in ``source`` that does not exist."""
+    try:
+        references = template_references(source)
+    except TemplateSyntaxProblem as problem:
+        return [(problem.message, False)]
+    found: list[tuple[str, bool]] = []
+    steps = {step_id for step_id, _name in variables.steps}
+    for reference in references:
+        root = reference[0]
+        if root in variables.context:
+            fields = variables.context[root]
+            if len(reference) > 1 and reference[1] not in fields:
+                found.append(
+                    (
+                        f"'{root}' has no field '{reference[1]}'; available: "
+                        f"{', '.join(sorted(fields))}.",
+                        False,
+                    )
+                )
+        elif root == "steps":
+            if len(reference) == 1 or reference[1] not in steps:
+                step = reference[1] if len(reference) > 1 else "<nodeId>"
+                usable = ", ".join(sorted(steps)) or "none yet"
+                found.append(
+                    (
+                        f"Unknown variable steps.{step}: only actions that always run before "
+                        f"this node can be used (here: {usable}).",
+                        False,
+                    )
+                )
+        elif root == "secrets":
+            if not variables.secrets_allowed:
+                found.append(
+                    (
+                        "Secrets cannot be used here: the text is visible to everyone who can "
+                        "read the issue.",
+                        False,
+                    )
+                )
+            elif len(reference) == 1:
+                found.append(("Refer to a secret by name, as in {{ secrets.<name> }}.", False))
+            elif reference[1] not in variables.secrets:
+                found.append(
+                    (
+                        f"This workflow has no secret named '{reference[1]}' yet; add it "
+                        "before enabling the workflow.",
+                        True,
+                    )
+                )
+        else:
+            found.append(
+                (
+                    f"Unknown variable '{root}'; templates can use incident, assignee, team, "
+                    "workflow, steps and secrets.",
+                    False,
+                )
+            )
+    return found
+
+
+def _template_fields(data: Mapping[str, Any]) -> Iterator[tuple[Loc, str]]:
+    """The template fields of an action's data: (location relative to the node, text)."""
+    config = data.get("config")
+    if not isinstance(config, Mapping):
+        return
+    kind = data.get("actionType")
+    if kind == "webhook":
+        keys = ["url", "body"]
+        headers = config.get("headers")
+        if isinstance(headers, Mapping):
+            for name, value in headers.items():
+                if isinstance(value, str):
+                    yield ("data", "config", "headers", name), value
+        auth = config.get("auth")
+        if isinstance(auth, Mapping):
+            for key in ("username", "clientId"):
+                if isinstance(auth.get(key), str):
+                    yield ("data", "config", "auth", key), auth[key]
+    elif kind == "jira":
+        keys = ["summary", "description"]
+    elif kind == "linear":
+        keys = ["title", "description"]
+    else:
+        return
+    for key in keys:
+        if isinstance(config.get(key), str):
+            yield ("data", "config", key), config[key]
+
+
+def _variable_problems(
+    definition: Mapping[str, Any], secret_names: frozenset[str]
+) -> list[EditorProblem]:
+    runs_before = _runs_before(definition)
+    nodes = _nodes(definition)
+    problems = []
+    for index, node in enumerate(nodes):
+        data = node.get("data")
+        if not _is_action(node) or not isinstance(data, Mapping):
+            continue
+        node_id = str(node.get("id"))
+        variables = variables_for(definition, node_id, secret_names, runs_before)
+        for rel, source in _template_fields(data):
+            for message, warning in unknown_references(source, variables):
+                problems.append(
+                    EditorProblem(
+                        loc=_format(("nodes", index, *rel)),
+                        message=message,
+                        code="unknown_variable",
+                        section="node",
+                        node_id=node_id,
+                        rel=rel,
+                        warning=warning,
+                    )
+                )
+    return problems
+
+
+# --- what must be filled in ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FillItem:
+    """A ``<<fill: hint>>`` placeholder left in the draft."""
+
+    loc: str
+    hint: str
+    section: Section
+    node_id: str | None = None
+    rel: Loc = ()
+
+
+def must_fill(definition: Mapping[str, Any]) -> list[FillItem]:
+    """Every template placeholder still in the draft (``<<fill: ...>>`` and the
+    built-in templates' stand-in Jira key and Linear id), in document order."""
+    trigger_id = _trigger_id(definition)
+    items = []
+    for placeholder in unfilled_placeholders(definition):
+        section, node_id, rel, _edge = _place(definition, parse_loc(placeholder.loc), trigger_id)
+        items.append(FillItem(placeholder.loc, placeholder.hint, section, node_id, rel))
+    return items
+
+
+# --- comparing with the current version ------------------------------------------------
+
+
+def differences(draft: Mapping[str, Any], current: Mapping[str, Any], version: int) -> list[str]:
+    """What differs between a draft and the current version, in a few plain lines."""
+    lines: list[str] = []
+    mine = {str(n.get("id")): n for n in _nodes(draft)}
+    theirs = {str(n.get("id")): n for n in _nodes(current)}
+    for node_id, node in mine.items():
+        if node_id not in theirs:
+            lines.append(f"Your draft has '{_label(node)}', which v{version} does not.")
+        elif node.get("data") != theirs[node_id].get("data"):
+            lines.append(f"'{_label(node)}' differs between your draft and v{version}.")
+    for node_id, node in theirs.items():
+        if node_id not in mine:
+            lines.append(f"v{version} has '{_label(node)}', which your draft does not.")
+
+    def connections(definition: Mapping[str, Any]) -> set[tuple[Any, Any, Any]]:
+        return {
+            (e.get("source"), e.get("target"), e.get("sourceHandle")) for e in _edges(definition)
+        }
+
+    if connections(draft) != connections(current):
+        lines.append(f"The connections between nodes differ from v{version}.")
+    if draft.get("trigger") != current.get("trigger"):
+        lines.append(f"The trigger settings differ from v{version}.")
+    if _without_enabled({k: draft.get(k) for k in ("name", "description", "settings")}) != (
+        _without_enabled({k: current.get(k) for k in ("name", "description", "settings")})
+    ):
+        lines.append(f"The name, description or time limit differ from v{version}.")
+    return lines

@@ -1,0 +1,768 @@
+"""The workflow editor: drafts, nodes and edges, saving versions, conflicts, secrets, access."""
+
+from __future__ import annotations
+
+import copy
+import html
+import logging
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.extensions import db
+from app.workflows import secrets as secret_store
+from app.workflows import service
+from app.workflows.drafts import parse_loc
+from app.workflows.forms import form_class_for
+from app.workflows.models import (
+    Workflow,
+    WorkflowActionSecret,
+    WorkflowDraft,
+    WorkflowVersion,
+)
+from tests.conftest import csrf_token_from
+from tests.db.test_admin import database_text, signed_in
+from tests.factories import SIMPLE_DEFINITION
+
+Json = dict[str, Any]
+HX_CSRF = re.compile(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'')
+
+
+class Editor:
+    """One browser tab on a workflow's editor."""
+
+    def __init__(self, client: FlaskClient, workflow_id: str) -> None:
+        self.client = client
+        self.url = f"/workflows/{workflow_id}/edit"
+        self.token = ""
+
+    def page(self, node: str | None = None, **kwargs: Any) -> Any:
+        response = self.client.get(self.url, query_string={"node": node} if node else {}, **kwargs)
+        if response.status_code == 200 and "csrf_token" in response.text:
+            self.token = csrf_token_from(response.text)
+        return response
+
+    def post(self, path: str, data: Json, *, htmx: bool = True, node: str | None = None) -> Any:
+        if not self.token:
+            self.token = csrf_token_from(self.client.get("/").text)
+        headers = {"HX-Request": "true"} if htmx else {}
+        if htmx and node:
+            headers["HX-Current-URL"] = f"http://localhost{self.url}?node={node}"
+        return self.client.post(
+            f"{self.url}{path}", data={"csrf_token": self.token, **data}, headers=headers
+        )
+
+    def apply_node(self, node_id: str, fields: Json, op: str = "apply") -> Any:
+        data = {"node_id": node_id, "op": op, **{f"node-{k}": v for k, v in fields.items()}}
+        return self.post("/node", data, node=node_id)
+
+    def add_node(self, kind: str, after: str, handle: str | None = None) -> Any:
+        data = {"add-kind": kind, "add-after": after}
+        if handle:
+            data["add-handle"] = handle
+        return self.post("/nodes", data)
+
+    def add_edge(self, source: str, target: str, handle: str | None = None) -> Any:
+        data = {"edge-source": source, "edge-target": target}
+        if handle:
+            data["edge-handle"] = handle
+        return self.post("/edges", data)
+
+    def save(self, note: str = "") -> Any:
+        return self.post("/save", {"save-change_note": note})
+
+
+@pytest.fixture
+def team(make_team):
+    """The Payments team."""
+    return make_team("Payments")
+
+
+@pytest.fixture
+def mia(make_user, team):
+    """A member of Payments."""
+    return make_user("mia@example.com", teams=[team], first_name="Mia")
+
+
+@pytest.fixture
+def workflow(mia, team) -> Workflow:
+    """A team workflow at v1: trigger -> webhook 'notify'."""
+    created = service.create_workflow(
+        mia,
+        name="Notify on P1",
+        description="Posts to a webhook.",
+        scope="team",
+        team_id=team.id,
+        definition=copy.deepcopy(SIMPLE_DEFINITION),
+    )
+    db.session.commit()
+    return created
+
+
+@pytest.fixture
+def editor(app: Flask, mia, workflow) -> Editor:
+    """Mia's editor tab on the workflow."""
+    return Editor(signed_in(app, mia.email), workflow.id)
+
+
+def draft_of(user, workflow: Workflow) -> WorkflowDraft | None:
+    db.session.rollback()
+    return db.session.scalar(
+        sa.select(WorkflowDraft).where(
+            WorkflowDraft.workflow_id == workflow.id, WorkflowDraft.user_id == user.id
+        )
+    )
+
+
+def nodes_of(definition: Json) -> dict[str, Json]:
+    return {node["id"]: node for node in definition["nodes"]}
+
+
+def edges_of(definition: Json) -> set[tuple[str, str, str | None]]:
+    return {(e["source"], e["target"], e.get("sourceHandle")) for e in definition["edges"]}
+
+
+def fresh(workflow: Workflow) -> Workflow:
+    db.session.rollback()
+    return db.session.get(Workflow, workflow.id)
+
+
+WEBHOOK_FIELDS: Json = {
+    "name": "Notify",
+    "url": "https://hooks.example.com/incident",
+    "method": "POST",
+    "headers-0-name": "",
+    "headers-0-value": "",
+    "body": '{"title": {{ incident.title | tojson }}}',
+    "auth_type": "none",
+    "retry_attempts": "3",
+    "retry_initial_delay_ms": "1000",
+}
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def test_the_page_shows_graph_forms_and_no_draft_until_a_change(editor, mia, workflow) -> None:
+    page = editor.page()
+    assert page.status_code == 200
+    html = page.text
+    for part in (
+        "graph-panel",
+        "node-panel",
+        "settings-panel",
+        "add-node-panel",
+        "edges-panel",
+        "problems-panel",
+        "save-panel",
+        "<svg",
+    ):
+        assert part in html, part
+    assert "Save as version 2" in html
+    assert "No unsaved changes" in html
+    # Nothing is stored for merely looking.
+    assert draft_of(mia, workflow) is None
+
+
+def test_selecting_a_node_shows_its_form_and_survives_a_reload(editor) -> None:
+    page = editor.page(node="notify")
+    assert 'id="node-url"' in page.text and "Webhook: Notify" in page.text
+    swap = editor.page(node="notify", headers={"HX-Request": "true"})
+    assert swap.status_code == 200
+    assert 'id="node-panel"' in swap.text and 'hx-swap-oob="true"' in swap.text
+    assert swap.headers["HX-Push-Url"].endswith("?node=notify")
+    # Without a node, the trigger's form is shown.
+    assert "Trigger: Incident created" in editor.page().text
+
+
+def test_editing_a_node_is_kept_in_the_draft_across_sessions(app, editor, mia, workflow) -> None:
+    editor.page(node="notify")
+    response = editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Tell the channel"})
+    assert response.status_code == 200
+    assert 'hx-swap-oob="true"' in response.text
+    draft = draft_of(mia, workflow)
+    assert draft is not None and draft.base_version == 1
+    assert nodes_of(draft.definition)["notify"]["data"]["name"] == "Tell the channel"
+    # The saved workflow is untouched until the draft is saved.
+    assert nodes_of(fresh(workflow).definition)["notify"]["data"]["name"] == "Notify"
+
+    # A second browser (new session) of the same user sees the same draft ...
+    other_tab = Editor(signed_in(app, mia.email), workflow.id)
+    assert "Tell the channel" in other_tab.page(node="notify").text
+    assert "Unsaved changes, based on v1" in other_tab.page().text
+
+
+def test_another_user_has_their_own_draft(app, editor, make_user, team, workflow) -> None:
+    editor.page()
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Mia's name"})
+    sam = make_user("sam@example.com", teams=[team])
+    sams = Editor(signed_in(app, sam.email), workflow.id)
+    page = sams.page(node="notify").text
+    assert "Mia&#39;s name" not in page and "Mia's name" not in page
+    assert "No unsaved changes" in page
+
+
+def test_field_errors_are_shown_next_to_the_field(editor) -> None:
+    editor.page(node="notify")
+    response = editor.apply_node("notify", {**WEBHOOK_FIELDS, "url": "hooks.example.com"})
+    assert response.status_code == 422
+    html = response.text
+    error = re.search(r'id="node-url-error">(.*?)</div>', html, re.S)
+    assert error and "must start with http://" in error.group(1)
+    assert re.search(r'aria-describedby="[^"]*node-url-error[^"]*"[^>]*id="node-url"', html)
+    # ... and in the problems list, linking to the field.
+    assert "?node=notify#node-url" in html
+    # A plain (non-htmx) post answers with a redirect; the page shows the same error.
+    plain = editor.post(
+        "/node",
+        {
+            "node_id": "notify",
+            **{f"node-{k}": v for k, v in WEBHOOK_FIELDS.items()},
+            "node-url": "nope",
+        },
+        htmx=False,
+    )
+    assert plain.status_code == 303 and plain.headers["Location"].endswith("?node=notify")
+    assert 'id="node-url-error"' in editor.page(node="notify").text
+
+
+def test_an_unknown_variable_is_flagged_before_saving(editor) -> None:
+    editor.page(node="notify")
+    # Another field is invalid too, so the schema stops before its template rules:
+    # the editor's own check still flags the variable.
+    response = editor.apply_node(
+        "notify",
+        {**WEBHOOK_FIELDS, "body": '{"t": "{{ incident.colour }}"}', "retry_attempts": "99"},
+    )
+    assert response.status_code == 422
+    body_error = re.search(r'id="node-body-error">(.*?)</div>', response.text, re.S)
+    assert body_error and "no field" in body_error.group(1) and "colour" in body_error.group(1)
+    # Once the rest is valid, the schema itself reports it at the same place.
+    response = editor.apply_node(
+        "notify", {**WEBHOOK_FIELDS, "body": '{"t": "{{ steps.nowhere.result }}"}'}
+    )
+    body_error = re.search(r'id="node-body-error">(.*?)</div>', response.text, re.S)
+    assert body_error and "nowhere" in body_error.group(1)
+
+
+def test_template_fields_are_checked_as_the_user_types(editor, mia, workflow) -> None:
+    editor.page(node="notify")
+
+    def check(text: str) -> str:
+        response = editor.client.post(
+            f"{editor.url}/check",
+            data={"node_id": "notify", "node-body": text},
+            headers={
+                "HX-Request": "true",
+                "HX-Trigger-Name": "node-body",
+                "X-CSRFToken": editor.token,
+            },
+        )
+        assert response.status_code == 200
+        return html.unescape(response.text)
+
+    assert "no field 'colour'" in check('{"c": "{{ incident.colour }}"}')
+    assert "Unknown variable 'incidnet'" in check("{{ incidnet.title }}")
+    assert "Unknown variable steps.notify" in check("{{ steps.notify.result }}")
+    assert "no secret named 'hook'" in check("{{ secrets.hook }}")
+    assert check('{"t": {{ incident.title | tojson }}}').strip() == ""
+    assert "syntax" in check("{{ incident.title ").lower()
+    assert draft_of(mia, workflow) is None  # checking changes nothing
+
+
+def test_a_secret_that_does_not_exist_yet_is_a_warning_not_a_block(editor, workflow) -> None:
+    editor.page(node="notify")
+    response = editor.apply_node(
+        "notify",
+        {**WEBHOOK_FIELDS, "headers-0-name": "X-Key", "headers-0-value": "{{ secrets.later }}"},
+    )
+    assert response.status_code == 200
+    assert "no secret named &#39;later&#39;" in response.text
+    assert "needed before the workflow can be enabled" in response.text
+    assert "fix these before enabling" in response.text
+    assert editor.save("uses a secret added later").status_code == 204
+    assert fresh(workflow).version == 2
+
+
+def test_variables_offered_are_the_incident_earlier_steps_and_secrets(editor, workflow) -> None:
+    secret_store.set_secret(fresh(workflow), "chat_token", "x")
+    db.session.commit()
+    editor.page()
+    response = editor.add_node("webhook", after="notify")
+    new_id = response.headers["HX-Push-Url"].rsplit("=", 1)[1]
+    html = editor.page(node=new_id).text
+    assert "{{ incident.title }}" in html
+    assert "{{ steps.notify.result }}" in html
+    assert "{{ secrets.chat_token }}" in html
+    # The first action has no earlier step.
+    assert "{{ steps.notify.result }}" not in editor.page(node="notify").text
+
+
+# -- nodes and edges ---------------------------------------------------------------------------
+
+
+def test_add_a_condition_with_true_and_false_branches(editor, mia, workflow) -> None:
+    editor.page()
+    response = editor.add_node("condition", after="notify")
+    assert response.status_code == 200
+    condition = response.headers["HX-Push-Url"].rsplit("=", 1)[1]
+    assert editor.add_node("delay", after=condition, handle="true").status_code == 200
+    assert editor.add_node("webhook", after=condition, handle="false").status_code == 200
+    definition = draft_of(mia, workflow).definition
+    by_type = {n["type"]: n["id"] for n in definition["nodes"]}
+    webhooks = [
+        n["id"]
+        for n in definition["nodes"]
+        if n["id"] not in ("trigger", "notify") and n["type"] == "action"
+    ]
+    assert (condition, by_type["delay"], "true") in edges_of(definition)
+    assert (condition, webhooks[0], "false") in edges_of(definition)
+    # Positions were laid out: no two nodes share a place.
+    places = [(n["position"]["x"], n["position"]["y"]) for n in definition["nodes"]]
+    assert len(set(places)) == len(places)
+    # The same branch twice is refused with a message next to the branch select.
+    again = editor.add_node("delay", after=condition, handle="true")
+    assert again.status_code == 422 and "already connected" in again.text
+
+
+def test_add_edge_from_a_condition_needs_a_branch(editor, mia, workflow) -> None:
+    editor.page()
+    condition = editor.add_node("condition", after="notify").headers["HX-Push-Url"].split("=")[-1]
+    delay = editor.add_node("delay", after="notify").headers["HX-Push-Url"].split("=")[-1]
+    # The branch select is offered only when the source is a condition.
+    form = editor.client.get(f"{editor.url}/add-edge-form", query_string={"edge-source": condition})
+    assert 'id="edge-handle"' in form.text
+    form = editor.client.get(f"{editor.url}/add-edge-form", query_string={"edge-source": "notify"})
+    assert 'id="edge-handle"' not in form.text
+
+    refused = editor.add_edge(condition, delay)
+    assert refused.status_code == 422 and "Choose the branch" in refused.text
+    assert editor.add_edge(condition, delay, handle="false").status_code == 200
+    assert (condition, delay, "false") in edges_of(draft_of(mia, workflow).definition)
+    # A loop is refused.
+    loop = editor.add_edge(delay, "notify")
+    assert loop.status_code == 422 and "loop" in loop.text
+    # A handle on an edge from a plain node is ignored.
+    editor.add_edge("trigger", delay, handle="true")
+    assert ("trigger", delay, None) in edges_of(draft_of(mia, workflow).definition)
+
+
+def test_removing_a_node_removes_its_edges(editor, mia, workflow) -> None:
+    editor.page()
+    condition = editor.add_node("condition", after="notify").headers["HX-Push-Url"].split("=")[-1]
+    editor.add_node("delay", after=condition, handle="true")
+    editor.add_node("delay", after=condition, handle="false")
+    before = draft_of(mia, workflow).definition
+    assert sum(condition in (s, t) for s, t, _h in edges_of(before)) == 3
+    response = editor.post("/nodes/remove", {"node_id": condition})
+    assert response.status_code == 200
+    after = draft_of(mia, workflow).definition
+    assert condition not in nodes_of(after)
+    assert all(condition not in (s, t) for s, t, _h in edges_of(after))
+    # The two delays are now unreachable: the schema says so, by node.
+    assert "cannot be reached from the trigger" in response.text
+    # The trigger cannot be removed.
+    refused = editor.post("/nodes/remove", {"node_id": "trigger"})
+    assert refused.status_code == 422 and "trigger cannot be removed" in refused.text
+
+
+def test_removing_an_edge(editor, mia, workflow) -> None:
+    editor.page()
+    assert editor.post("/edges/remove", {"edge_id": "e1"}).status_code == 200
+    assert draft_of(mia, workflow).definition["edges"] == []
+    gone = editor.post("/edges/remove", {"edge_id": "e1"})
+    assert gone.status_code == 409 and "no longer in your draft" in gone.text
+
+
+def test_trigger_form_switches_fields_with_the_type(editor, mia, workflow) -> None:
+    editor.page()
+    response = editor.apply_node(
+        "trigger",
+        {
+            "name": "Old incidents",
+            "trigger_type": "age",
+            "conditions-0-field": "priority",
+            "conditions-0-value": "P1",
+        },
+        op="refresh",
+    )
+    assert 'id="node-age_threshold_minutes"' in response.text
+    assert 'id="node-state_to"' not in response.text
+    editor.apply_node(
+        "trigger", {"name": "Old", "trigger_type": "age", "age_threshold_minutes": "60"}
+    )
+    trigger = draft_of(mia, workflow).definition["trigger"]
+    assert trigger == {"type": "age", "conditions": [], "ageThresholdMinutes": 60}
+    rows = editor.apply_node(
+        "trigger",
+        {"name": "Old", "trigger_type": "age", "age_threshold_minutes": "60"},
+        op="add:conditions",
+    )
+    assert 'id="node-conditions-0-field"' in rows.text
+
+
+# -- saving ------------------------------------------------------------------------------------
+
+
+def test_save_as_new_version_clears_the_draft(editor, mia, workflow) -> None:
+    editor.page()
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Second"})
+    response = editor.save("Renamed the step")
+    assert response.status_code == 204 and response.headers["HX-Redirect"].startswith(editor.url)
+    saved = fresh(workflow)
+    assert saved.version == 2
+    assert nodes_of(saved.definition)["notify"]["data"]["name"] == "Second"
+    version = db.session.scalar(
+        sa.select(WorkflowVersion).where(
+            WorkflowVersion.workflow_id == workflow.id, WorkflowVersion.version == 2
+        )
+    )
+    assert version.change_note == "Renamed the step"
+    assert draft_of(mia, workflow) is None
+    page = editor.page().text
+    assert "Saved as v2." in page and "Save as version 3" in page
+
+
+def test_nothing_to_save_and_invalid_drafts_are_refused(editor, mia, workflow) -> None:
+    editor.page()
+    nothing = editor.save()
+    assert nothing.status_code == 422 and "no changes to save" in nothing.text
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "url": ""})
+    invalid = editor.save()
+    assert invalid.status_code == 422
+    assert "problems" in invalid.text and "node-url" in invalid.text
+    assert fresh(workflow).version == 1
+    assert draft_of(mia, workflow) is not None
+
+
+def test_saving_a_draft_of_an_older_version_is_a_conflict_and_keeps_it(
+    app, editor, mia, workflow, make_user
+) -> None:
+    editor.page()
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Mine"})
+    # Meanwhile an admin saves v2 elsewhere.
+    admin = make_user("admin@example.com", admin=True)
+    theirs = copy.deepcopy(fresh(workflow).definition)
+    theirs["description"] = "Changed by the admin."
+    service.save_version(admin, fresh(workflow), theirs, base_version=1, change_note="theirs")
+    db.session.commit()
+
+    response = editor.save("mine")
+    assert response.status_code == 409
+    assert "based on version 1, but version 2 has been saved since" in response.text
+    assert fresh(workflow).version == 2
+    draft = draft_of(mia, workflow)
+    assert draft is not None and draft.base_version == 1
+    assert nodes_of(draft.definition)["notify"]["data"]["name"] == "Mine"
+    # The page says so, with what differs and a way forward.
+    page = editor.page().text
+    assert "Version 2 was saved after your draft started from v1" in page
+    assert "Keep my draft, based on v2" in page and "diff?from=1&amp;to=2" in page
+
+    assert editor.post("/rebase", {}).status_code == 204
+    assert editor.save("mine, on top of theirs").status_code == 204
+    saved = fresh(workflow)
+    assert saved.version == 3
+    assert nodes_of(saved.definition)["notify"]["data"]["name"] == "Mine"
+
+
+def test_an_unchanged_draft_of_an_older_version_simply_follows(
+    editor, mia, workflow, make_user
+) -> None:
+    editor.page()
+    editor.apply_node("notify", WEBHOOK_FIELDS)  # the same values: a draft, but no edits
+    admin = make_user("admin@example.com", admin=True)
+    theirs = copy.deepcopy(fresh(workflow).definition)
+    theirs["description"] = "Changed by the admin."
+    service.save_version(admin, fresh(workflow), theirs, base_version=1)
+    db.session.commit()
+    page = editor.page().text
+    assert "was saved after your draft" not in page and "this is version 2" in page
+
+
+def test_discarding_the_draft(editor, mia, workflow) -> None:
+    editor.page()
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Gone soon"})
+    assert editor.post("/discard", {}).status_code == 204
+    assert draft_of(mia, workflow) is None
+    assert "Gone soon" not in editor.page(node="notify").text
+
+
+# -- secrets -----------------------------------------------------------------------------------
+
+
+SECRET_VALUES = {
+    "token": "tok-Zq8-never-stored-in-clear",
+    "password": "pw-Zq8-never-stored-in-clear",
+    "client_secret": "cs-Zq8-never-stored-in-clear",
+    "custom": "hdr-Zq8-never-stored-in-clear",
+}
+
+
+def test_credentials_typed_in_become_encrypted_secrets_and_appear_nowhere(
+    app, editor, mia, workflow, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    editor.page(node="notify")
+    responses = [
+        editor.apply_node(
+            "notify", {**WEBHOOK_FIELDS, "auth_type": "bearer", "token": SECRET_VALUES["token"]}
+        ),
+        editor.apply_node(
+            "notify",
+            {
+                **WEBHOOK_FIELDS,
+                "auth_type": "basic",
+                "username": "bot",
+                "password": SECRET_VALUES["password"],
+            },
+        ),
+        editor.apply_node(
+            "notify",
+            {
+                **WEBHOOK_FIELDS,
+                "auth_type": "oauth2",
+                "client_id": "incidentflow",
+                "client_secret": SECRET_VALUES["client_secret"],
+                "token_url": "https://auth.example.com/token",
+            },
+        ),
+        editor.apply_node(
+            "notify",
+            {
+                **WEBHOOK_FIELDS,
+                "auth_type": "custom",
+                "custom_headers-0-name": "X-Api-Key",
+                "custom_headers-0-value": SECRET_VALUES["custom"],
+            },
+        ),
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200]
+    draft = draft_of(mia, workflow)
+    auth = nodes_of(draft.definition)["notify"]["data"]["config"]["auth"]
+    assert auth == {
+        "type": "custom",
+        "customHeaders": {"X-Api-Key": "{{ secrets.notify_x_api_key }}"},
+    }
+    names = secret_store.secret_names(fresh(workflow))
+    assert names == ["notify_client_secret", "notify_password", "notify_token", "notify_x_api_key"]
+    decrypted = secret_store.decrypt_for_request(workflow.id)
+    assert decrypted["notify_token"] == SECRET_VALUES["token"]
+    assert decrypted["notify_x_api_key"] == SECRET_VALUES["custom"]
+    # Leaving the input empty keeps the secret; the page names it, never shows it.
+    page = editor.page(node="notify").text
+    assert "Stored as secret <code>notify_x_api_key</code>; leave empty to keep." in page
+    kept = editor.apply_node(
+        "notify",
+        {
+            **WEBHOOK_FIELDS,
+            "auth_type": "custom",
+            "custom_headers-0-name": "X-Api-Key",
+            "custom_headers-0-ref": "notify_x_api_key",
+        },
+    )
+    assert kept.status_code == 200
+    assert editor.save("with auth").status_code == 204
+
+    texts = [r.text for r in responses] + [kept.text, page, editor.page(node="notify").text]
+    texts.append(database_text())
+    texts.append(caplog.text)
+    rows = db.session.scalars(sa.select(WorkflowVersion.definition)).all()
+    texts.append(repr(rows) + repr(fresh(workflow).definition))
+    for value in SECRET_VALUES.values():
+        for text in texts:
+            assert value not in text
+    encrypted = db.session.scalars(sa.select(WorkflowActionSecret.value_hash)).all()
+    assert len(encrypted) == 4
+
+
+def test_a_too_long_credential_is_refused_at_its_field(editor, mia, workflow) -> None:
+    editor.page(node="notify")
+    huge = "x" * (secret_store.MAX_SECRET_LENGTH + 1)
+    response = editor.apply_node("notify", {**WEBHOOK_FIELDS, "auth_type": "bearer", "token": huge})
+    assert response.status_code == 422
+    assert re.search(r'id="node-token-error">.*at most', response.text, re.S)
+    assert huge not in response.text
+    assert secret_store.secret_names(fresh(workflow)) == []
+    assert draft_of(mia, workflow) is None  # nothing half-saved
+
+
+# -- fill in -----------------------------------------------------------------------------------
+
+
+def test_placeholders_are_highlighted_with_a_banner(app, mia, team) -> None:
+    definition = copy.deepcopy(SIMPLE_DEFINITION)
+    notify = definition["nodes"][1]["data"]["config"]
+    notify["url"] = "https://hooks.example.com/<<fill: your webhook path>>"
+    definition["trigger"]["conditions"] = [
+        {"field": "service", "value": "<<fill: the service to watch>>"}
+    ]
+    created = service.create_workflow(
+        mia,
+        name="From a template",
+        description="d",
+        scope="team",
+        team_id=team.id,
+        definition=definition,
+    )
+    db.session.commit()
+    tab = Editor(signed_in(app, mia.email), created.id)
+    page = tab.page(node="notify").text
+    assert "To fill in" in page
+    assert "your webhook path" in page and "the service to watch" in page
+    assert re.search(r'class="field must-fill">\s*<label for="node-url">', page)
+    assert "?node=notify#node-url" in page
+    trigger_page = tab.page().text
+    assert re.search(
+        r'class="field must-fill">\s*<label for="node-conditions-0-value"', trigger_page
+    )
+
+
+def test_every_built_in_template_opens_with_what_to_fill_highlighted(app, mia, team) -> None:
+    from app.workflows.templates_builtin import install_builtin_templates, unfilled_placeholders
+
+    install_builtin_templates()
+    db.session.commit()
+    templates = [t for group in service.templates_by_category().values() for t in group]
+    assert templates
+    tab_client = signed_in(app, mia.email)
+    for template in templates:
+        created = service.use_template(mia, template, scope="team", team_id=team.id)
+        db.session.commit()
+        tab = Editor(tab_client, created.id)
+        placeholders = unfilled_placeholders(created.definition)
+        trigger = next(n for n in created.definition["nodes"] if n["type"] == "trigger")
+        for placeholder in placeholders:
+            loc = parse_loc(placeholder.loc)
+            node, rel = (
+                (created.definition["nodes"][loc[1]], loc[2:])
+                if loc[0] == "nodes"
+                else (trigger, loc)
+            )
+            anchor = form_class_for(node).anchor_for(rel)
+            page = tab.page(node=node["id"]).text
+            highlighted = rf'class="field[^"]*must-fill">\s*<label for="{anchor}"'
+            assert re.search(highlighted, page), (template.name, placeholder)
+            assert html.escape(placeholder.hint, quote=False) in page, (template.name, placeholder)
+        assert tab.page().status_code == 200
+        assert ("To fill in" in tab.page().text) == bool(placeholders), template.name
+
+
+# -- who may -----------------------------------------------------------------------------------
+
+
+def editor_rules(app: Flask) -> list[tuple[str, str]]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/workflows/<workflow_id>/edit"):
+            for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+                found.append((method, rule.rule))
+    return found
+
+
+def test_every_editor_route_hides_another_teams_workflow(app, make_user, make_team, mia) -> None:
+    stranger = make_user("stranger@example.com", teams=[make_team("Theirs")])
+    theirs = service.create_workflow(
+        stranger,
+        name="Theirs",
+        description="d",
+        scope="team",
+        team_id=stranger.memberships[0].team_id,
+    )
+    db.session.commit()
+    client = signed_in(app, mia.email)
+    token = csrf_token_from(client.get("/").text)
+    rules = editor_rules(app)
+    assert len(rules) >= 10
+    for method, rule in rules:
+        url = rule.replace("<workflow_id>", theirs.id)
+        response = client.open(url, method=method, data={"csrf_token": token, "node_id": "trigger"})
+        assert response.status_code == 404, (method, rule)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(WorkflowDraft)) == 0
+
+
+def test_a_member_may_look_at_a_global_workflow_but_not_edit_it(app, mia, make_user) -> None:
+    admin = make_user("admin@example.com", admin=True)
+    global_workflow = service.create_workflow(
+        admin,
+        name="Everyone's",
+        description="d",
+        scope="global",
+        definition=copy.deepcopy(SIMPLE_DEFINITION),
+    )
+    db.session.commit()
+    client = signed_in(app, mia.email)
+    page = client.get(f"/workflows/{global_workflow.id}/edit")
+    assert page.status_code == 403
+    assert "Only admins can change global workflows" in page.text and "<svg" in page.text
+    token = csrf_token_from(client.get("/").text)
+    for method, rule in editor_rules(app):
+        url = rule.replace("<workflow_id>", global_workflow.id)
+        response = client.open(url, method=method, data={"csrf_token": token})
+        assert response.status_code == 403, (method, rule)
+    # Admins edit it.
+    assert (
+        signed_in(app, admin.email).get(f"/workflows/{global_workflow.id}/edit").status_code == 200
+    )
+
+
+# -- lean --------------------------------------------------------------------------------------
+
+
+def long_definition(length: int) -> Json:
+    """trigger -> webhook -> delay -> webhook ... (``length`` nodes in all)."""
+    definition = copy.deepcopy(SIMPLE_DEFINITION)
+    template = definition["nodes"][1]
+    nodes = [definition["nodes"][0]]
+    for index in range(1, length):
+        if index % 2:
+            node = copy.deepcopy(template)
+            node["id"] = f"call{index}"
+            node["data"]["name"] = f"Call {index}"
+        else:
+            node = {
+                "id": f"wait{index}",
+                "type": "delay",
+                "position": {"x": 0, "y": 0},
+                "data": {"durationMinutes": 1, "name": f"Wait {index}"},
+            }
+        nodes.append(node)
+    definition["nodes"] = nodes
+    definition["edges"] = [
+        {"id": f"e{i}", "source": a["id"], "target": b["id"]}
+        for i, (a, b) in enumerate(zip(nodes, nodes[1:], strict=False))
+    ]
+    return definition
+
+
+def test_the_page_makes_as_many_queries_for_50_nodes_as_for_3(app, mia, team) -> None:
+    counts = {}
+    for length in (3, 50):
+        created = service.create_workflow(
+            mia,
+            name=f"Long {length}",
+            description="d",
+            scope="team",
+            team_id=team.id,
+            definition=long_definition(length),
+        )
+        db.session.commit()
+        tab = Editor(signed_in(app, mia.email), created.id)
+        tab.page()  # warm up
+        statements: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args, found=statements) -> None:
+            found.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert tab.page(node="call1").status_code == 200
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        counts[length] = len(statements)
+    assert counts[50] == counts[3], counts
+    assert counts[50] <= 8, counts
