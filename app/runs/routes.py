@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from htmx_flask import request
+from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from app.engine.clock import Clock, SystemClock
@@ -18,8 +19,8 @@ from app.extensions import db
 from app.incidents import service as incidents
 from app.runs import service
 from app.workflows import service as workflows
-from app.workflows.enums import ExecutionStatus
-from app.workflows.models import ExecutionAttempt, WorkflowExecution
+from app.workflows.enums import ExecutionStatus, ScopeType
+from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 PER_PAGE = 25
@@ -189,3 +190,47 @@ def start(incident_id: str) -> Response | tuple[str, int]:
     if request.htmx:
         return Response(status=204, headers={"HX-Redirect": target})
     return redirect(target, code=303)
+
+
+@bp.get("/dry-run")
+def dry_run() -> tuple[str, int]:
+    """Run a workflow against an incident without side effects (a GET: nothing changes)."""
+    from app.engine.dry_run import dry_run as walk
+    from app.workflows.service import visible_workflows
+
+    workflow_id = request.args.get("workflow", "")
+    incident_id = request.args.get("incident", "")
+    workflows_ = db.session.scalars(
+        visible_workflows(current_user).order_by(Workflow.name).limit(500)
+    ).all()
+    incidents_ = db.session.scalars(incidents.search_incidents(current_user).limit(50)).all()
+    workflow = incident = None
+    steps = None
+    message = None
+    status = 200
+    try:
+        if workflow_id:
+            workflow = workflows.get_workflow(current_user, workflow_id)
+        if incident_id:
+            incident = incidents.get_incident(current_user, incident_id)
+    except NotFound:
+        abort(404)
+    if workflow is not None and incident is not None:
+        if workflow.scope_type == ScopeType.TEAM and workflow.team_id != incident.team_id:
+            message = "This workflow belongs to another team than the incident; it would not run."
+            status = 422
+        else:
+            try:
+                steps = walk(workflow, incident)
+            except ValidationError:
+                message = "The workflow's definition has problems; fix them in the editor first."
+                status = 422
+    return render_template(
+        "runs/dry_run.html",
+        workflows=workflows_,
+        incidents=incidents_,
+        workflow=workflow,
+        incident=incident,
+        steps=steps,
+        message=message,
+    ), status
