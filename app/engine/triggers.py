@@ -40,6 +40,16 @@ EVENT_TRIGGERS = {
 class Candidate:
     """An enabled workflow, as much of it as matching needs."""
 
+    @classmethod
+    def of(cls, workflow: Workflow) -> Candidate:
+        return cls(
+            workflow.id,
+            workflow.version,
+            workflow.scope_type,
+            workflow.team_id,
+            workflow.definition,
+        )
+
     id: str
     version: int
     scope: ScopeType
@@ -94,7 +104,7 @@ def event_matches(candidate: Candidate, incident: Incident, event: IncidentEvent
     return conditions_match(trigger, incident)
 
 
-def _new_run(
+def new_run(
     candidate: Candidate,
     incident: Incident,
     now: datetime,
@@ -175,7 +185,7 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
     for key, candidate, incident, event in planned:
         if key in done:
             continue
-        _new_run(
+        new_run(
             candidate,
             incident,
             now,
@@ -220,7 +230,7 @@ def scan_age(clock: Clock) -> int:
             query = query.where(Incident.team_id == candidate.team_id)
         for incident in db.session.scalars(query):
             if conditions_match(candidate.trigger, incident):
-                _new_run(
+                new_run(
                     candidate,
                     incident,
                     now,
@@ -253,9 +263,7 @@ def start_manual(
     """Run a workflow on an incident by hand (the caller has checked the user may)."""
     if not workflow.is_enabled:
         raise InvalidInput.at("workflowId", "This workflow is disabled; enable it first.")
-    candidate = Candidate(
-        workflow.id, workflow.version, workflow.scope_type, workflow.team_id, workflow.definition
-    )
+    candidate = Candidate.of(workflow)
     if candidate.trigger.get("type") != TriggerType.MANUAL:
         raise InvalidInput.at(
             "workflowId", "Only workflows with a manual trigger can be run by hand."
@@ -266,7 +274,7 @@ def start_manual(
         raise InvalidInput.at(
             "workflowId", "This incident does not meet the workflow's trigger conditions."
         )
-    execution = _new_run(
+    execution = new_run(
         candidate,
         incident,
         clock.now(),

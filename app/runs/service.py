@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
@@ -16,7 +14,7 @@ from app.extensions import db
 from app.incidents import service as incidents
 from app.incidents.models import Incident
 from app.workflows import service as workflows
-from app.workflows.enums import ExecutionStatus, TriggeredBy
+from app.workflows.enums import TriggeredBy
 from app.workflows.models import Workflow, WorkflowExecution
 
 
@@ -61,19 +59,14 @@ def rerun(user: User, execution: WorkflowExecution, clock: Clock) -> WorkflowExe
     incident = incidents.get_incident(user, execution.incident_id)
     if not workflow.is_enabled:
         raise Conflict("This workflow is disabled; enable it before running it again.")
-    new = WorkflowExecution(
-        workflow_id=workflow.id,
-        workflow_version=workflow.version,
-        definition_snapshot=copy.deepcopy(workflow.definition),
-        incident_id=incident.id,
+    new = triggers.new_run(
+        triggers.Candidate.of(workflow),
+        incident,
+        clock.now(),
         triggered_by=TriggeredBy.MANUAL,
         trigger_event=None,
-        triggered_by_user_id=user.id,
-        status=ExecutionStatus.PENDING,
-        completed_nodes=[],
-        due_at=clock.now(),
-        created_at=clock.now(),
+        trigger_key=None,
+        user=user,
     )
-    db.session.add(new)
     db.session.flush()
     return new
