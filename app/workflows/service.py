@@ -20,6 +20,8 @@ from app.auth.permissions import can_access_team, member_team_ids
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.extensions import db
+from app.ops import audit
+from app.ops.models import AuditAction
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
@@ -171,6 +173,30 @@ def create_workflow(
     definition: dict[str, Any] | None = None,
     change_note: str | None = None,
 ) -> Workflow:
+    workflow = _new_workflow(
+        user,
+        name=name,
+        description=description,
+        scope=scope,
+        team_id=team_id,
+        definition=definition,
+        change_note=change_note,
+    )
+    audit.record(user, AuditAction.WORKFLOW_CREATED, workflow, version=1)
+    return workflow
+
+
+def _new_workflow(
+    user: User,
+    *,
+    name: str,
+    description: str,
+    scope: ScopeType | str,
+    team_id: str | None = None,
+    definition: dict[str, Any] | None = None,
+    change_note: str | None = None,
+) -> Workflow:
+    """A new workflow and its version 1 (callers record the audit entry for their action)."""
     scope, team_id = _check_scope(user, scope, team_id)
     data = copy.deepcopy(definition) if definition else starter_definition(name, description)
     data["name"], data["description"] = name, description
@@ -219,17 +245,33 @@ def save_version(
         )
     defn = _definition_or_error(definition)
     _require_runnable_if_enabled(workflow, defn)
-    return _append_version(user, workflow, defn, change_note)
+    version = _append_version(user, workflow, defn, change_note)
+    audit.record(user, AuditAction.WORKFLOW_VERSION_SAVED, workflow, version=version.version)
+    return version
+
+
+def _check_runnable(workflow: Workflow, definition: dict[str, Any]) -> None:
+    """What an enabled workflow needs: no template blanks left, and every secret it names."""
+    from app.errors import Problem
+    from app.workflows.templates_builtin import unfilled_placeholders
+
+    blanks = unfilled_placeholders(definition)
+    if blanks:
+        # A workflow made from a template runs only once its blanks are filled in.
+        raise InvalidInput(
+            "Fill in the template's blanks first.",
+            problems=[Problem(p.loc, f"Fill in {p.hint}.") for p in blanks],
+        )
+    try:
+        validate_definition(definition, workflow, check_secrets=True)
+    except ValidationError as error:
+        raise DefinitionInvalid(error) from error
 
 
 def _require_runnable_if_enabled(workflow: Workflow, defn: WorkflowDefinition) -> None:
-    """An enabled workflow must stay runnable: every secret its new version names must exist."""
-    if not workflow.is_enabled:
-        return
-    try:
-        validate_definition(defn.to_json(), workflow, check_secrets=True)
-    except ValidationError as error:
-        raise DefinitionInvalid(error) from error
+    """An enabled workflow must stay runnable, whatever version it moves to."""
+    if workflow.is_enabled:
+        _check_runnable(workflow, defn.to_json())
 
 
 def _append_version(
@@ -275,7 +317,15 @@ def rollback(user: User, workflow: Workflow, to_version: int) -> WorkflowVersion
     target = get_version(workflow, to_version)
     defn = _definition_or_error(target.definition)
     _require_runnable_if_enabled(workflow, defn)
-    return _append_version(user, workflow, defn, f"Rolled back to v{to_version}")
+    version = _append_version(user, workflow, defn, f"Rolled back to v{to_version}")
+    audit.record(
+        user,
+        AuditAction.WORKFLOW_ROLLED_BACK,
+        workflow,
+        version=version.version,
+        to_version=to_version,
+    )
+    return version
 
 
 # --- enable, delete, duplicate -------------------------------------------
@@ -287,20 +337,10 @@ def set_enabled(user: User, workflow: Workflow, enabled: bool) -> None:
     if workflow.is_template:
         raise InvalidInput.at("isEnabled", "Templates are never enabled; use the template instead.")
     if enabled:
-        from app.errors import Problem
-        from app.workflows.templates_builtin import unfilled_placeholders
-
-        blanks = unfilled_placeholders(workflow.definition)
-        if blanks:
-            # A workflow made from a template runs only once its blanks are filled in.
-            raise InvalidInput(
-                "Fill in the template's blanks first.",
-                problems=[Problem(p.loc, f"Fill in {p.hint}.") for p in blanks],
-            )
-        try:
-            validate_definition(workflow.definition, workflow, check_secrets=True)
-        except ValidationError as error:
-            raise DefinitionInvalid(error) from error
+        _check_runnable(workflow, workflow.definition)
+    if workflow.is_enabled != enabled:
+        action = AuditAction.WORKFLOW_ENABLED if enabled else AuditAction.WORKFLOW_DISABLED
+        audit.record(user, action, workflow, version=workflow.version)
     workflow.is_enabled = enabled
     workflow.definition = {
         **workflow.definition,
@@ -332,6 +372,7 @@ def delete_workflow(user: User, workflow: Workflow) -> None:
             f"{in_flight} run{'s are' if in_flight > 1 else ' is'} still in flight. "
             "Wait for them to end or cancel them, then delete the workflow."
         )
+    audit.record(user, AuditAction.WORKFLOW_DELETED, workflow, version=workflow.version)
     db.session.execute(
         sa.delete(WorkflowExecution).where(WorkflowExecution.workflow_id == workflow.id)
     )
@@ -348,7 +389,7 @@ def duplicate_workflow(
     name: str | None = None,
 ) -> Workflow:
     """A disabled copy (secrets are not copied: they must be entered again)."""
-    return create_workflow(
+    copied = _new_workflow(
         user,
         name=(name or f"Copy of {workflow.name}")[:200],
         description=workflow.description,
@@ -357,6 +398,15 @@ def duplicate_workflow(
         definition=workflow.definition,
         change_note=f"Copied from {workflow.name} v{workflow.version}",
     )
+    audit.record(
+        user,
+        AuditAction.WORKFLOW_DUPLICATED,
+        copied,
+        source_workflow_id=workflow.id,
+        source_name=workflow.name,
+        source_version=workflow.version,
+    )
+    return copied
 
 
 # --- templates ------------------------------------------------------------
@@ -385,7 +435,7 @@ def use_template(
 ) -> Workflow:
     if not template.is_template or template.retired_at is not None:
         raise NotFound("No such template.")
-    return create_workflow(
+    workflow = _new_workflow(
         user,
         name=(name or template.name)[:200],
         description=template.description,
@@ -394,6 +444,14 @@ def use_template(
         definition=template.definition,
         change_note=f"Created from template {template.name}",
     )
+    audit.record(
+        user,
+        AuditAction.TEMPLATE_USED,
+        workflow,
+        template_id=template.id,
+        template_name=template.name,
+    )
+    return workflow
 
 
 def save_as_template(
@@ -407,7 +465,7 @@ def save_as_template(
         raise InvalidInput.at(
             "templateCategory", "Choose Ticketing, Communication or Auto-resolution."
         ) from error
-    template = create_workflow(
+    template = _new_workflow(
         user,
         name=(name or workflow.name)[:200],
         description=workflow.description,
@@ -417,6 +475,14 @@ def save_as_template(
     )
     template.is_template = True
     template.template_category = category
+    audit.record(
+        user,
+        AuditAction.TEMPLATE_SAVED,
+        template,
+        source_workflow_id=workflow.id,
+        source_name=workflow.name,
+        category=category.value,
+    )
     db.session.flush()
     return template
 
@@ -450,10 +516,18 @@ def update_template(
     A new name or description is a new version, like any other edit of the definition.
     """
     _require_template_admin(user, template)
+    before = (template.name, template.description, template.template_category)
     template.template_category = _category(category)
     if (name, description) != (template.name, template.description):
         data = {**template.definition, "name": name, "description": description}
         _append_version(user, template, _definition_or_error(data), "Template details edited")
+    after = (template.name, template.description, template.template_category)
+    fields = ("name", "description", "category")
+    changed = [f for f, b, a in zip(fields, before, after, strict=True) if b != a]
+    if changed:
+        audit.record(
+            user, AuditAction.TEMPLATE_UPDATED, template, version=template.version, changed=changed
+        )
     db.session.flush()
     return template
 
@@ -463,6 +537,7 @@ def retire_template(user: User, template: Workflow) -> None:
     _require_template_admin(user, template)
     if template.retired_at is None:
         template.retired_at = utcnow()
+        audit.record(user, AuditAction.TEMPLATE_RETIRED, template)
         db.session.flush()
 
 
@@ -528,7 +603,7 @@ def import_workflow(
         defn = parse_definition_json(source)
     except ValidationError as error:
         raise DefinitionInvalid(error) from error
-    workflow = create_workflow(
+    workflow = _new_workflow(
         user,
         name=defn.name,
         description=defn.description,
@@ -537,6 +612,7 @@ def import_workflow(
         definition=defn.to_json(),
         change_note=f"Imported from JSON (exported as v{defn.version})",
     )
+    audit.record(user, AuditAction.WORKFLOW_CREATED, workflow, version=1, imported=True)
     if category:
         workflow.template_category = _category(category)
         db.session.flush()

@@ -9,10 +9,14 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from app.errors import InvalidInput
 from app.extensions import db
+from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.enums import ExecutionStatus
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
+from app.workflows.schema import parse_definition, referenced_secrets
+from app.workflows.templates_builtin import install_builtin_templates
 from tests.conftest import csrf_token_from
 from tests.unit.definition_builders import chain, webhook_node
 
@@ -191,5 +195,34 @@ def test_rolling_an_enabled_workflow_back_to_a_version_missing_a_secret_is_refus
     assert response.status_code == 422
     assert "no secret named &#39;old_token&#39;" in response.text
     assert "nodes[1].data.config.auth.token" in response.text
+    db.session.rollback()
+    assert db.session.get(Workflow, workflow.id).version == 2
+
+
+def test_an_enabled_workflow_cannot_roll_back_to_a_version_with_template_blanks(
+    app, make_user, make_team
+) -> None:
+    """Rolling back must keep an enabled workflow runnable: no template blanks come back."""
+    install_builtin_templates()
+    team = make_team("Blanks")
+    user = make_user("blanks@example.com", teams=[team])
+    template = next(
+        t
+        for t in db.session.scalars(sa.select(Workflow).where(Workflow.is_template))
+        if "<<fill:" in json.dumps(t.definition)
+        and not {"jira", "linear"}
+        & {n.get("data", {}).get("actionType") for n in t.definition["nodes"]}
+    )
+    workflow = service.use_template(user, template, scope="team", team_id=team.id)
+    filled = json.loads(
+        json.dumps(workflow.definition).replace("<<fill:", "filled-").replace(">>", "")
+    )
+    service.save_version(user, workflow, filled, base_version=1)
+    for name in referenced_secrets(parse_definition(filled)):
+        secret_store.set_secret(workflow, name, "value")
+    service.set_enabled(user, workflow, True)
+    db.session.commit()
+    with pytest.raises(InvalidInput, match="blanks"):
+        service.rollback(user, workflow, 1)
     db.session.rollback()
     assert db.session.get(Workflow, workflow.id).version == 2
