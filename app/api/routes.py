@@ -217,4 +217,5 @@ def openapi() -> Response:
     return jsonify(_document())
 
 
+from app.api import runs as _runs  # noqa: E402, F401  (declares the run operations)
 from app.api import workflows as _workflows  # noqa: E402, F401  (declares the workflow operations)
