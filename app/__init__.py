@@ -37,6 +37,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             )
 
     from app.engine.outbound import AllowList
+    from app.ops.logging import configure_logging
+
+    configure_logging(app)
 
     # Fail at start-up, not at the first workflow run, on a malformed allow-list.
     AllowList.parse(app.config.get("OUTBOUND_ALLOW"))
@@ -60,6 +63,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
     from app.home import bp as home_bp
     from app.incidents.routes import bp as incidents_bp
+    from app.ops import audit_page as _audit_page  # noqa: F401  (routes on the ops blueprint)
+    from app.ops import metrics as _metrics  # noqa: F401  (routes on the ops blueprint)
+    from app.ops.health import bp as ops_bp
     from app.runs.routes import bp as runs_bp
     from app.workflows import editor as _editor  # noqa: F401  (routes on the workflows blueprint)
     from app.workflows import routes as _workflow_routes  # noqa: F401
@@ -74,6 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin_bp,
         profile_bp,
         api_bp,
+        ops_bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

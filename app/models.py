@@ -2,6 +2,7 @@
 
 from app.auth.models import ApiToken, SignInAttempt, Team, TeamMembership, User
 from app.incidents.models import Incident, IncidentEvent
+from app.ops.models import AuditEntry
 from app.workflows.models import (
     ExecutionAttempt,
     WorkerHeartbeat,
@@ -13,6 +14,7 @@ from app.workflows.models import (
 )
 
 __all__ = [
+    "AuditEntry",
     "ExecutionAttempt",
     "WorkerHeartbeat",
     "ApiToken",

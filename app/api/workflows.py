@@ -574,7 +574,7 @@ def set_workflow_secret(id: str, name: str) -> Response:
     workflow = service.get_workflow(user, id, for_update=True)
     service.require_edit(user, workflow)
     data = parse_body(SecretIn)
-    secret = secret_store.set_secret(workflow, name, data.value)
+    secret = secret_store.set_secret(workflow, name, data.value, actor=user)
     db.session.commit()
     return _json(_secret_out(secret, _secret_users(workflow)))
 
@@ -593,6 +593,6 @@ def delete_workflow_secret(id: str, name: str) -> Response:
     user = api_user()
     workflow = service.get_workflow(user, id, for_update=True)
     service.require_edit(user, workflow)
-    secret_store.delete_secret(workflow, name)
+    secret_store.delete_secret(workflow, name, actor=user)
     db.session.commit()
     return _no_content()

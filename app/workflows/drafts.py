@@ -333,7 +333,9 @@ def update_settings(draft: WorkflowDraft, *, name: str, description: str, timeou
     _store(draft, definition)
 
 
-def store_credentials(workflow: Workflow, credentials: Iterable[Credential]) -> None:
+def store_credentials(
+    workflow: Workflow, credentials: Iterable[Credential], *, actor: User | None = None
+) -> None:
     """Store typed credentials as the workflow's encrypted secrets (all or none).
 
     Raises InvalidInput located at the credential's place in the node's data;
@@ -347,7 +349,7 @@ def store_credentials(workflow: Workflow, credentials: Iterable[Credential]) -> 
                 f"A secret can be at most {secret_store.MAX_SECRET_LENGTH:,} characters.",
             )
     for credential in credentials:
-        secret_store.set_secret(workflow, credential.secret_name, credential.value)
+        secret_store.set_secret(workflow, credential.secret_name, credential.value, actor=actor)
 
 
 def _unique_id(taken: set[str], base: str) -> str:

@@ -475,7 +475,7 @@ def edit_node(workflow_id: str) -> Response:
     data = form.to_node_data()
     notes = list(form.node_errors)
     try:
-        drafts.store_credentials(workflow, form.credentials)
+        drafts.store_credentials(workflow, form.credentials, actor=current_user)
         if isinstance(form, TriggerForm):
             drafts.update_trigger(draft, node_id, data, form.to_trigger())
         else:

@@ -660,12 +660,12 @@ def secrets(workflow_id: str) -> Page:
     to_delete = request.form.get("delete")
     try:
         if to_delete is not None:
-            secret_store.delete_secret(workflow, to_delete)
+            secret_store.delete_secret(workflow, to_delete, actor=current_user)
             done = f"Secret {to_delete} deleted."
         else:
             name = (form.name.data or "").strip()
             replaced = name in secret_store.secret_names(workflow)
-            secret_store.set_secret(workflow, name, form.value.data or "")
+            secret_store.set_secret(workflow, name, form.value.data or "", actor=current_user)
             done = f"Secret {name} {'replaced' if replaced else 'added'}."
     except ServiceError as error:
         db.session.rollback()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -20,8 +21,13 @@ from flask import current_app
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
+from app.ops import audit
+from app.ops.models import AuditAction
 from app.workflows.models import Workflow, WorkflowActionSecret
 from app.workflows.schema import SECRET_NAME_RE, parse_definition, referenced_secrets
+
+if TYPE_CHECKING:
+    from app.auth.models import User
 
 KEY_FILE = "secret_keys"
 MAX_SECRET_LENGTH = 8192
@@ -87,7 +93,9 @@ def secret_names(workflow: Workflow) -> list[str]:
     )
 
 
-def set_secret(workflow: Workflow, name: str, value: str) -> WorkflowActionSecret:
+def set_secret(
+    workflow: Workflow, name: str, value: str, *, actor: User | None = None
+) -> WorkflowActionSecret:
     """Add or replace a secret. The value is encrypted before it reaches the session."""
     name = name.strip()
     if not SECRET_NAME_RE.fullmatch(name):
@@ -102,6 +110,8 @@ def set_secret(workflow: Workflow, name: str, value: str) -> WorkflowActionSecre
             WorkflowActionSecret.workflow_id == workflow.id, WorkflowActionSecret.name == name
         )
     )
+    # The audit entry names the secret; its value is never recorded.
+    audit.record(actor, AuditAction.SECRET_SET, workflow, name=name, replaced=secret is not None)
     if secret is None:
         secret = WorkflowActionSecret(workflow_id=workflow.id, name=name, value_hash="")
         db.session.add(secret)
@@ -110,7 +120,7 @@ def set_secret(workflow: Workflow, name: str, value: str) -> WorkflowActionSecre
     return secret
 
 
-def delete_secret(workflow: Workflow, name: str) -> None:
+def delete_secret(workflow: Workflow, name: str, *, actor: User | None = None) -> None:
     """Delete a secret; refused while the workflow is enabled and a node uses it."""
     secret = db.session.scalar(
         sa.select(WorkflowActionSecret).where(
@@ -129,6 +139,7 @@ def delete_secret(workflow: Workflow, name: str) -> None:
                 f"Secret {name} is used by {steps} and the workflow is enabled. Disable the "
                 "workflow or change those steps first, or replace the secret's value instead."
             )
+    audit.record(actor, AuditAction.SECRET_DELETED, workflow, name=name)
     db.session.delete(secret)
     db.session.flush()
 

@@ -251,6 +251,8 @@ ID_ROUTES = [
     ("POST", "/resolve", None),
     ("POST", "/reopen", None),
     ("POST", "/escalate", None),
+    ("GET", "/runs", None),
+    ("POST", "/runs", {"workflowId": "c000000000000000000000000"}),
 ]
 
 

@@ -1,0 +1,174 @@
+"""Liveness and readiness, for load balancers and orchestrators. No sign-in.
+
+``/healthz`` answers 200 whenever the process can serve a request: it touches
+nothing else, so a database outage never gets a healthy web process restarted.
+
+``/readyz`` answers 200 only when the service can do its job, 503 otherwise:
+
+* **database**: ``SELECT 1`` on the app's engine;
+* **broker**: a Redis ``PING`` (1 s connect and read timeouts), only when
+  ``ENGINE_BACKEND`` is ``celery``. A broker URL alone does not make the check
+  required: the embedded backend uses no broker, and a stale setting must not
+  take it out of service;
+* **workers**: heartbeat freshness. A worker is fresh when its last heartbeat
+  is at most ``WORKER_STALE_SECONDS`` (default 60) old. Ready needs one fresh
+  worker whenever any heartbeat row exists (workers ran and have all gone
+  quiet: crashed or hung). With no row at all, the celery backend is unready
+  (its workers are separate deployments that must be up) while the embedded
+  backend is ready (the single-machine default, where the web may run alone,
+  for example ``flask run`` while developing).
+
+Nothing in a response names a host, a URL or a password: failures give the
+exception type only, since a driver's message can carry the connection string.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify
+
+from app.db import utcnow
+from app.extensions import db
+from app.ops.settings import engine_backend, setting, worker_stale_seconds
+from app.workflows.models import WorkerHeartbeat
+
+bp = Blueprint("ops", __name__)
+
+BROKER_TIMEOUT_SECONDS = 1.0
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _no_store(response: Response, status: int) -> tuple[Response, int]:
+    response.headers["Cache-Control"] = "no-store"
+    return response, status
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    return _no_store(jsonify({"status": "ok"}), 200)
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    report = readiness()
+    return _no_store(jsonify(report), 200 if report["status"] == "ok" else 503)
+
+
+def readiness() -> dict[str, Any]:
+    """The readiness report: each check, and ``status`` ok only if every check is ok."""
+    backend = engine_backend()
+    database, workers = _check_database_and_workers(require_worker=backend == "celery")
+    checks = {"database": database, "broker": check_broker(backend), "workers": workers}
+    ready = all(check["ok"] for check in checks.values())
+    return {"status": "ok" if ready else "unready", "backend": backend, "checks": checks}
+
+
+def _check_database_and_workers(*, require_worker: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    stale_after = worker_stale_seconds()
+    started = time.perf_counter()
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(sa.select(sa.literal(1))).scalar_one()
+            latency_ms = (time.perf_counter() - started) * 1000
+            now = utcnow()
+            fresh_cutoff = now - timedelta(seconds=stale_after)
+            total, fresh, newest = conn.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.coalesce(
+                        sa.func.sum(
+                            sa.case((WorkerHeartbeat.last_seen_at >= fresh_cutoff, 1), else_=0)
+                        ),
+                        0,
+                    ),
+                    sa.func.max(WorkerHeartbeat.last_seen_at),
+                ).select_from(WorkerHeartbeat)
+            ).one()
+    except sa.exc.SQLAlchemyError as error:
+        failed = {"ok": False, "error": _error_name(error)}
+        return failed, {
+            "ok": False,
+            "error": "The database is unreachable, so worker heartbeats cannot be read.",
+            "fresh": None,
+            "stale": None,
+            "newestHeartbeatAgeSeconds": None,
+            "staleAfterSeconds": stale_after,
+        }
+    database = {"ok": True, "latencyMs": round(latency_ms, 2)}
+    fresh = int(fresh)
+    workers: dict[str, Any] = {
+        "ok": fresh > 0 or (total == 0 and not require_worker),
+        "fresh": fresh,
+        "stale": int(total) - fresh,
+        "newestHeartbeatAgeSeconds": (
+            round(max((now - newest).total_seconds(), 0.0), 1) if newest is not None else None
+        ),
+        "staleAfterSeconds": stale_after,
+    }
+    if not workers["ok"]:
+        workers["error"] = (
+            "Every worker's heartbeat is stale: start a worker or check why it stopped."
+            if total
+            else "No worker has sent a heartbeat: start a worker."
+        )
+    return database, workers
+
+
+def check_broker(backend: str) -> dict[str, Any]:
+    if backend != "celery":
+        return {"ok": True, "checked": False, "reason": f"The {backend} backend uses no broker."}
+    url = setting("CELERY_BROKER_URL")
+    if not url:
+        return {
+            "ok": False,
+            "checked": True,
+            "error": "No broker URL is configured (INCIDENTFLOW_CELERY_BROKER_URL).",
+        }
+    started = time.perf_counter()
+    try:
+        _ping(url)
+    except Exception as error:  # any failure means "not ready"; the type is enough to say why
+        return {"ok": False, "checked": True, "error": _error_name(error)}
+    return {
+        "ok": True,
+        "checked": True,
+        "latencyMs": round((time.perf_counter() - started) * 1000, 2),
+    }
+
+
+def _ping(url: str) -> None:
+    """A Redis PING; for another broker (AMQP, ...) a TCP connection to it."""
+    parts = urlsplit(url)
+    if parts.scheme in REDIS_SCHEMES:
+        import redis
+
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+            socket_timeout=BROKER_TIMEOUT_SECONDS,
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return
+    if not parts.hostname:
+        raise ValueError("broker URL without a host")
+    port = parts.port or {"amqp": 5672, "amqps": 5671}.get(parts.scheme)
+    if port is None:
+        raise ValueError("broker URL without a port")
+    with socket.create_connection((parts.hostname, port), timeout=BROKER_TIMEOUT_SECONDS):
+        pass
+
+
+def _error_name(error: BaseException) -> str:
+    """What failed, without the message (which may carry a host, user or password)."""
+    original = getattr(error, "orig", None)
+    kind = type(original if isinstance(original, BaseException) else error)
+    return f"{kind.__module__.split('.')[0]}.{kind.__name__}"
