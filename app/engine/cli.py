@@ -1,4 +1,4 @@
-"""``flask worker run``: the embedded worker on its own."""
+"""``flask worker run``: the embedded worker on its own (refused with the Celery backend)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.engine.celery_app import engine_backend
 from app.engine.worker import Worker, WorkerSettings
 
 worker_cli = AppGroup("worker", help="The workflow engine's worker.")
@@ -19,6 +20,14 @@ worker_cli = AppGroup("worker", help="The workflow engine's worker.")
 def run_worker(once: bool) -> None:
     """Run the embedded worker until interrupted (SIGINT or SIGTERM)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if engine_backend(app.config) == "celery":
+        raise click.ClickException(
+            "ENGINE_BACKEND is celery: the embedded worker must not run beside Celery workers.\n"
+            "Start Celery workers and exactly one beat instead:\n"
+            "  celery -A app.engine.celery_app:celery worker --concurrency 4\n"
+            "  celery -A app.engine.celery_app:celery beat\n"
+            "(or unset INCIDENTFLOW_ENGINE_BACKEND to use the embedded worker)."
+        )
     worker = Worker(app, settings=WorkerSettings.from_config(app.config))
     if once:
         worker.run_once()

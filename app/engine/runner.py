@@ -250,7 +250,13 @@ def advance(execution: WorkflowExecution, engine: Engine) -> Next:
 
 
 def _incident(execution: WorkflowExecution) -> Incident:
-    incident = db.session.get(Incident, execution.incident_id, populate_existing=True)
+    # With its team in the same query: the template context reads it.
+    incident = db.session.get(
+        Incident,
+        execution.incident_id,
+        populate_existing=True,
+        options=[sa.orm.joinedload(Incident.team)],
+    )
     assert incident is not None  # executions restrict incident deletion
     return incident
 

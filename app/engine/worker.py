@@ -154,6 +154,10 @@ class Worker:
                         execution.lease_owner = None
                 else:
                     execution.lease_owner = None
+                # The step is done: only a delivery that begins the next one counts for it.
+                execution.step_deliveries = 0 if execution.lease_owner is None else 1
+                # Read before the commit expires it: reading after would cost a SELECT.
+                keep = outcome == Next.CONTINUE and execution.lease_owner is not None
                 try:
                     db.session.commit()
                 except StaleDataError:
@@ -164,7 +168,7 @@ class Worker:
                         extra={"execution_id": execution_id},
                     )
                     return
-                if outcome != Next.CONTINUE or execution.lease_owner is None:
+                if not keep:
                     return
         except sa.exc.DBAPIError:
             db.session.rollback()
@@ -229,6 +233,22 @@ class Worker:
                         last_seen_at=now,
                     )
                 )
+
+    def start_heartbeat(self) -> threading.Thread:
+        """Record this worker now, then keep it and its leases alive from a daemon thread."""
+        try:
+            self.heartbeat()
+        except Exception:
+            log.exception("heartbeat failed")
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        return beat
+
+    def forget(self) -> None:
+        """Stop the heartbeat and remove this worker's row (a clean stop)."""
+        self.stopping.set()
+        with db.engine.begin() as conn:
+            conn.execute(sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.id == self.worker_id))
 
     def _heartbeat_loop(self) -> None:
         with self.app.app_context():

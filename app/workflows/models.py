@@ -164,6 +164,9 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
     # Time spent working, for the workflow timeout (parked time excluded).
     working_ms: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     row_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Celery backend: deliveries that began the current step. A step whose worker dies
+    # under it each time is stopped after ENGINE_MAX_DELIVERIES rather than looping.
+    step_deliveries: Mapped[int] = mapped_column(default=0, server_default="0")
 
     __mapper_args__ = {"version_id_col": row_version}
 

@@ -1,0 +1,203 @@
+"""The Celery backend: Celery workers (Redis as broker) instead of the embedded worker.
+
+``ENGINE_BACKEND=celery`` (env ``INCIDENTFLOW_ENGINE_BACKEND``) switches the engine
+over. The database stays the source of truth: a message only says "look at run X";
+the task claims the run in the database first and does nothing if it is not due,
+so a lost message delays a step (the periodic dispatcher sends another) and a
+duplicated one is a no-op. Nothing waits in the broker: delays and backoffs are
+``due_at`` in the database, which the periodic ``dispatch_due`` task wakes, because
+Redis redelivers long-held countdown messages after its visibility timeout.
+
+Start the processes with::
+
+    celery -A app.engine.celery_app:celery worker --concurrency 4
+    celery -A app.engine.celery_app:celery beat
+
+``celery`` below is created on first access (the Celery command line reads it),
+from ``create_app()``, so importing this module from the web app costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task, signals
+from flask import Flask
+
+from app.extensions import db
+
+BACKENDS = ("embedded", "celery")
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+RUNS_QUEUE = "incidentflow.runs"
+PERIODIC_QUEUE = "incidentflow.periodic"
+
+ADVANCE_RUN = "incidentflow.engine.advance_run"
+DISPATCH_DUE = "incidentflow.engine.dispatch_due"
+CONSUME_EVENTS = "incidentflow.engine.consume_events"
+SCAN_AGE = "incidentflow.engine.scan_age"
+
+
+def _setting(config: Mapping[str, Any], key: str) -> Any:
+    """A config key, else ``INCIDENTFLOW_<KEY>`` from the environment, else None."""
+    value = config.get(key)
+    if value is None or value == "":
+        value = os.environ.get(f"INCIDENTFLOW_{key}")
+    return None if value == "" else value
+
+
+def engine_backend(config: Mapping[str, Any]) -> str:
+    """``embedded`` (the default: ``flask worker run``) or ``celery``."""
+    backend = str(_setting(config, "ENGINE_BACKEND") or "embedded").strip().lower()
+    if backend not in BACKENDS:
+        raise RuntimeError(f"ENGINE_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}.")
+    return backend
+
+
+def broker_url(config: Mapping[str, Any]) -> str:
+    """``CELERY_BROKER_URL`` (env ``INCIDENTFLOW_CELERY_BROKER_URL``), local Redis by default."""
+    return str(_setting(config, "CELERY_BROKER_URL") or DEFAULT_BROKER_URL)
+
+
+@dataclass(frozen=True)
+class CelerySettings:
+    """How the periodic tasks pace the engine; ``ENGINE_*`` keys, like WorkerSettings."""
+
+    # How often beat sends ``dispatch_due`` and ``consume_events``.
+    dispatch_interval_seconds: float = 1.0
+    # A run handed to the broker is not sent again for this long; if its message is
+    # lost, it becomes due again afterwards and is sent again.
+    dispatch_window_seconds: float = 60.0
+    dispatch_batch: int = 500
+    event_batch: int = 200
+    age_scan_seconds: float = 30.0
+    # Deliveries that may begin one step; the next one ends the run FAILED.
+    max_deliveries: int = 3
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> CelerySettings:
+        values: dict[str, Any] = {}
+        for name, kind in (
+            ("dispatch_interval_seconds", float),
+            ("dispatch_window_seconds", float),
+            ("dispatch_batch", int),
+            ("event_batch", int),
+            ("age_scan_seconds", float),
+            ("max_deliveries", int),
+        ):
+            raw = _setting(config, f"ENGINE_{name.upper()}")
+            if raw is not None:
+                values[name] = kind(raw)
+        return cls(**values)
+
+
+def make_celery(app: Flask) -> Celery:
+    """A Celery app for this Flask app; its tasks run inside the Flask app context."""
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                try:
+                    return self.run(*args, **kwargs)
+                finally:
+                    db.session.remove()
+
+    settings = CelerySettings.from_config(app.config)
+    celery = Celery(app.import_name, task_cls=FlaskTask)
+    periodic = {"queue": PERIODIC_QUEUE, "expires": max(settings.dispatch_interval_seconds, 1) * 5}
+    celery.conf.update(
+        broker_url=broker_url(app.config),
+        broker_connection_retry_on_startup=True,
+        # No result backend: the database holds every outcome.
+        task_ignore_result=True,
+        result_backend=None,
+        # Acknowledge after the task, and put the message back when its worker dies;
+        # the claim in the database makes a redelivery harmless, and bounds crashes.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Only for messages a dead worker held; nothing is ever scheduled in the broker.
+        broker_transport_options={"visibility_timeout": 3600},
+        # Workers consume both; periodic tasks never wait behind a backlog of runs.
+        task_queues={RUNS_QUEUE: {}, PERIODIC_QUEUE: {}},
+        task_default_queue=RUNS_QUEUE,
+        task_routes={
+            DISPATCH_DUE: {"queue": PERIODIC_QUEUE},
+            CONSUME_EVENTS: {"queue": PERIODIC_QUEUE},
+            SCAN_AGE: {"queue": PERIODIC_QUEUE},
+        },
+        beat_schedule={
+            "dispatch-due-runs": {
+                "task": DISPATCH_DUE,
+                "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
+                "options": periodic,
+            },
+            "consume-incident-events": {
+                "task": CONSUME_EVENTS,
+                "schedule": timedelta(seconds=settings.dispatch_interval_seconds),
+                "options": periodic,
+            },
+            "scan-age-triggers": {
+                "task": SCAN_AGE,
+                "schedule": timedelta(seconds=settings.age_scan_seconds),
+                "options": {"queue": PERIODIC_QUEUE, "expires": settings.age_scan_seconds},
+            },
+        },
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    from app.engine import tasks
+
+    tasks.register(celery)
+    app.extensions["celery"] = celery
+    return celery
+
+
+def celery_for(app: Flask) -> Celery:
+    """This Flask app's Celery app (made on first use)."""
+    existing = app.extensions.get("celery")
+    return existing if isinstance(existing, Celery) else make_celery(app)
+
+
+def _worker_celery() -> Celery:
+    """The Celery app of ``celery -A app.engine.celery_app:celery worker|beat``."""
+    from app import create_app
+    from app.engine import tasks
+
+    app = create_app()
+    celery = make_celery(app)
+
+    @signals.worker_process_init.connect(weak=False)
+    def start_process(**_: Any) -> None:
+        # A forked child must not share its parent's database connections.
+        with app.app_context():
+            db.engine.dispose(close=False)
+            tasks.start_process_worker(app)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def stop_process(**_: Any) -> None:
+        with app.app_context():
+            tasks.stop_process_worker(app)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def stop_worker(**_: Any) -> None:
+        # The solo pool runs tasks in the main process and sends no process_shutdown.
+        with app.app_context():
+            tasks.stop_process_worker(app)
+
+    return celery
+
+
+_CELERY: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    global _CELERY
+    if name == "celery":
+        if _CELERY is None:
+            _CELERY = _worker_celery()
+        return _CELERY
+    raise AttributeError(name)

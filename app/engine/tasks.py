@@ -1,0 +1,322 @@
+"""The Celery backend's tasks. The database decides; a message only says where to look.
+
+- ``advance_run(id)`` claims the run in the database (only if it is due, or handed
+  to the broker and not yet taken), drives it like the embedded worker, and when
+  its slice is used up hands it back to the broker. A message for a run that has
+  ended, waits, or is leased by another worker does nothing, so duplicates are
+  harmless.
+- ``dispatch_due`` (beat, every second) sends ``advance_run`` for every run whose
+  ``due_at`` has come: new runs, runs woken from a delay or a retry backoff, runs
+  whose worker's lease expired, and runs whose message was lost. It marks them
+  handed to the broker (``lease_owner = "queue"``, ``due_at`` = now + the dispatch
+  window), so they are sent once, and again only if nobody took them in time.
+- ``consume_events`` (beat, every second) starts runs for incident events and
+  dispatches them at once; ``scan_age`` (beat, every 30 s) starts ``age`` runs.
+
+A step that kills its worker cannot loop: each claim counts a delivery of the
+current step (``step_deliveries``, reset when a step commits), and the delivery
+after ``ENGINE_MAX_DELIVERIES`` ends the run FAILED instead of trying again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+import sqlalchemy as sa
+from celery import Celery
+from flask import Flask, current_app
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.engine import triggers
+from app.engine.celery_app import (
+    ADVANCE_RUN,
+    CONSUME_EVENTS,
+    DISPATCH_DUE,
+    SCAN_AGE,
+    CelerySettings,
+    celery_for,
+)
+from app.engine.clock import Clock, SystemClock
+from app.engine.runner import _next_node, _results, fail, plan_for
+from app.engine.worker import Worker, WorkerSettings
+from app.extensions import db
+from app.workflows.models import WorkflowExecution
+
+log = logging.getLogger("incidentflow.engine.tasks")
+
+# ``lease_owner`` of a run handed to the broker and not yet taken by a worker.
+QUEUED = "queue"
+_PROCESS_WORKER = "incidentflow.celery_process_worker"
+# consume_events works through a backlog for at most this long per task.
+_CONSUME_BUDGET_SECONDS = 5.0
+_DISPATCH_MAX_BATCHES = 10
+
+Send = Callable[[list[str]], None]
+
+
+# --- the database side: plain functions, given a clock, a worker and a sender ---------
+
+
+def dispatch_due(send: Send, clock: Clock, settings: CelerySettings) -> int:
+    """Hand every due run to the broker once; returns how many were sent."""
+    window = timedelta(seconds=settings.dispatch_window_seconds)
+    sent = 0
+    for _ in range(_DISPATCH_MAX_BATCHES):
+        now = clock.now()
+        ids = list(
+            db.session.scalars(
+                sa.select(WorkflowExecution.id)
+                .where(WorkflowExecution.due_at <= now)
+                .order_by(WorkflowExecution.due_at)
+                .limit(settings.dispatch_batch)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not ids:
+            db.session.rollback()
+            break
+        db.session.execute(
+            sa.update(WorkflowExecution)
+            .where(WorkflowExecution.id.in_(ids))
+            .values(
+                lease_owner=QUEUED,
+                due_at=now + window,
+                # A worker whose lease ran out must not commit a step over this.
+                row_version=WorkflowExecution.row_version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        # Marked first, sent after: a failed send leaves the runs to the next window.
+        db.session.commit()
+        send(ids)
+        sent += len(ids)
+        if len(ids) < settings.dispatch_batch:
+            break
+    return sent
+
+
+def claim(execution_id: str, owner: str, clock: Clock, lease_seconds: float) -> int | None:
+    """Take one run if it is due or waiting for a worker in the broker.
+
+    Returns the deliveries of its current step counting this one, or None when
+    the run is not ours to take (ended, waiting, or leased by another worker).
+    """
+    now = clock.now()
+    claimed = db.session.execute(
+        sa.update(WorkflowExecution)
+        .where(
+            WorkflowExecution.id == execution_id,
+            WorkflowExecution.due_at.is_not(None),
+            sa.or_(WorkflowExecution.due_at <= now, WorkflowExecution.lease_owner == QUEUED),
+        )
+        .values(
+            lease_owner=owner,
+            due_at=now + timedelta(seconds=lease_seconds),
+            row_version=WorkflowExecution.row_version + 1,
+            step_deliveries=WorkflowExecution.step_deliveries + 1,
+        )
+        .returning(WorkflowExecution.step_deliveries)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    db.session.commit()
+    return claimed
+
+
+def hand_back(execution_id: str, clock: Clock, settings: CelerySettings) -> bool:
+    """Re-queue a run its worker let go of although it can go on now (its slice ended)."""
+    now = clock.now()
+    handed = db.session.execute(
+        sa.update(WorkflowExecution)
+        .where(
+            WorkflowExecution.id == execution_id,
+            WorkflowExecution.lease_owner.is_(None),
+            WorkflowExecution.due_at <= now,
+        )
+        .values(
+            lease_owner=QUEUED,
+            due_at=now + timedelta(seconds=settings.dispatch_window_seconds),
+            row_version=WorkflowExecution.row_version + 1,
+        )
+        .returning(WorkflowExecution.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    db.session.commit()
+    return handed is not None
+
+
+def _step_node(execution: WorkflowExecution) -> str:
+    """The node the run's next step works on (what the crashing step was doing)."""
+    if execution.parked_until is not None and execution.current_node_id:
+        return execution.current_node_id
+    try:
+        plan = plan_for(execution)
+        return _next_node(plan, _results(execution)) or execution.current_node_id or "?"
+    except Exception:  # a snapshot that does not parse: say what we know
+        return execution.current_node_id or "?"
+
+
+def stop_crashing_run(execution_id: str, worker: Worker, crashes: int) -> None:
+    """End a run whose step took its worker down ``crashes`` times."""
+    execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+    if execution is None or execution.lease_owner != worker.worker_id:
+        db.session.rollback()
+        return
+    node = _step_node(execution)
+    fail(
+        execution,
+        worker.clock.now(),
+        f"The step at node {node} crashed its worker {crashes} times, so it was not tried "
+        "again (the worker died, or lost its database, while running it; see its log).",
+    )
+    execution.step_deliveries = 0
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+    log.error(
+        "run stopped: its step kept crashing its worker",
+        extra={"execution_id": execution_id, "node_id": node, "crashes": crashes},
+    )
+
+
+def advance(execution_id: str, worker: Worker, send: Send, settings: CelerySettings) -> str:
+    """One delivery of ``advance_run``: claim, drive, hand back. Returns what happened."""
+    deliveries = claim(execution_id, worker.worker_id, worker.clock, worker.settings.lease_seconds)
+    if deliveries is None:
+        return "not due"  # ended, waiting, or someone else's: a duplicate or late message
+    if deliveries > settings.max_deliveries:
+        stop_crashing_run(execution_id, worker, deliveries - 1)
+        return "stopped"
+    worker.drive(execution_id)
+    if hand_back(execution_id, worker.clock, settings):
+        send([execution_id])
+        return "handed back"
+    return "driven"
+
+
+def consume_events(clock: Clock, settings: CelerySettings) -> int:
+    """Start runs for waiting incident events (a backlog in batches); returns events done."""
+    done = 0
+    deadline = clock.monotonic() + _CONSUME_BUDGET_SECONDS
+    while True:
+        try:
+            count = triggers.consume_events(clock, settings.event_batch)
+            db.session.commit()
+        except sa.exc.IntegrityError:
+            # Another consumer started the same runs first (SQLite has no SKIP LOCKED).
+            db.session.rollback()
+            break
+        done += count
+        if count < settings.event_batch or clock.monotonic() >= deadline:
+            break
+    return done
+
+
+def scan_age(clock: Clock) -> int:
+    try:
+        started = triggers.scan_age(clock)
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()  # an overlapping scan started them; each runs once anyway
+        return 0
+    return started
+
+
+# --- the Celery side ------------------------------------------------------------------
+
+
+def _worker_id() -> str:
+    host = socket.gethostname()[:32]
+    return f"celery:{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def start_process_worker(app: Flask) -> Worker:
+    """This process's worker identity: its leases, and a heartbeat that keeps them alive."""
+    clock: Clock = app.config.get("ENGINE_CLOCK") or SystemClock()
+    worker = Worker(
+        app,
+        clock=clock,
+        settings=WorkerSettings.from_config(app.config),
+        worker_id=_worker_id(),
+        backend="celery",
+    )
+    app.extensions[_PROCESS_WORKER] = (os.getpid(), worker)
+    worker.start_heartbeat()
+    return worker
+
+
+def process_worker(app: Flask) -> Worker:
+    held = app.extensions.get(_PROCESS_WORKER)
+    if held is not None and held[0] == os.getpid():
+        worker: Worker = held[1]
+        return worker
+    return start_process_worker(app)
+
+
+def stop_process_worker(app: Flask) -> None:
+    held = app.extensions.pop(_PROCESS_WORKER, None)
+    if held is None or held[0] != os.getpid():
+        return
+    try:
+        held[1].forget()
+    except Exception:
+        log.exception("could not remove the worker's heartbeat")
+
+
+def publish(celery: Celery, ids: Iterable[str]) -> None:
+    """Send ``advance_run`` for each run, over one connection."""
+    with celery.producer_or_acquire() as producer:
+        for execution_id in ids:
+            celery.send_task(ADVANCE_RUN, args=[execution_id], producer=producer)
+
+
+def _sender() -> Send:
+    celery = celery_for(current_app._get_current_object())  # type: ignore[attr-defined]
+    return lambda ids: publish(celery, ids)
+
+
+def _clock() -> Clock:
+    clock: Clock = current_app.config.get("ENGINE_CLOCK") or SystemClock()
+    return clock
+
+
+def _settings() -> CelerySettings:
+    return CelerySettings.from_config(current_app.config)
+
+
+def advance_run_task(execution_id: str) -> str:
+    """Advance one run, if the database says it is due (``advance_run``)."""
+    worker = process_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    return advance(execution_id, worker, _sender(), _settings())
+
+
+def dispatch_due_task() -> int:
+    """Send every due run to the workers (``dispatch_due``, periodic)."""
+    return dispatch_due(_sender(), _clock(), _settings())
+
+
+def consume_events_task() -> int:
+    """Start runs for new incident events, and dispatch them now (periodic)."""
+    settings = _settings()
+    done = consume_events(_clock(), settings)
+    if done:
+        dispatch_due(_sender(), _clock(), settings)
+    return done
+
+
+def scan_age_task() -> int:
+    """Start ``age`` runs for incidents past a workflow's threshold (periodic)."""
+    return scan_age(_clock())
+
+
+def register(celery: Celery) -> None:
+    """Register the engine's tasks on this Celery app (not on every app: shared=False)."""
+    celery.task(name=ADVANCE_RUN, shared=False)(advance_run_task)
+    celery.task(name=DISPATCH_DUE, shared=False)(dispatch_due_task)
+    celery.task(name=CONSUME_EVENTS, shared=False)(consume_events_task)
+    celery.task(name=SCAN_AGE, shared=False)(scan_age_task)

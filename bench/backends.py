@@ -1,0 +1,87 @@
+"""The engine set-ups measured: the embedded default, embedded on PostgreSQL, Celery."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bench import env
+
+
+@dataclass(frozen=True)
+class Backend:
+    key: str
+    database: str  # "sqlite" or "postgresql"
+    engine: str  # "embedded" or "celery"
+    label: str
+    worker_counts: tuple[int, ...]
+    # A proposed configuration, measured for comparison; not what ships.
+    proposed: bool = False
+    command: tuple[str, ...] = env.FLASK_WORKER
+
+    def setup(self, workers: int) -> str:
+        if self.engine == "celery":
+            noun = "process" if workers == 1 else "processes"
+            return f"{self.label}, {workers} worker {noun} (--concurrency {workers}) + beat"
+        noun = "worker" if workers == 1 else "workers"
+        return f"{self.label}, {workers} {noun}"
+
+    def unavailable(self) -> str | None:
+        """Why this set-up cannot be measured here, or None."""
+        if self.database == "postgresql":
+            reason = env.postgres_available()
+            if reason:
+                return reason
+        if self.engine == "celery":
+            return env.celery_available()
+        return None
+
+    @contextlib.contextmanager
+    def workers(self, database: env.Database, count: int) -> Iterator[env.Workers]:
+        if self.engine == "celery":
+            started = env.celery_workers(database, count)
+            try:
+                env.wait_for_heartbeats(database, count, started, timeout=90)
+            except BaseException:
+                started.stop()
+                raise
+        else:
+            started = env.embedded_workers(database, count, self.command)
+        try:
+            yield started
+        finally:
+            started.stop()
+            _forget_heartbeats(database)
+
+
+def _forget_heartbeats(database: env.Database) -> None:
+    """Workers stopped hard leave their heartbeat row; the next start counts fresh ones."""
+    import sqlalchemy as sa
+
+    from app.config import normalise_database_url
+
+    engine = sa.create_engine(normalise_database_url(database.url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM worker_heartbeat"))
+    engine.dispose()
+
+
+SQLITE = Backend("sqlite-embedded", "sqlite", "embedded", "Embedded worker, SQLite", (1,))
+POSTGRES = Backend(
+    "postgresql-embedded", "postgresql", "embedded", "Embedded workers, PostgreSQL", (1, 2, 4)
+)
+CELERY = Backend(
+    "postgresql-celery", "postgresql", "celery", "Celery + Redis, PostgreSQL", (1, 2, 4)
+)
+SQLITE_NORMAL = Backend(
+    "sqlite-embedded-normal",
+    "sqlite",
+    "embedded",
+    "Embedded worker, SQLite with synchronous=NORMAL (proposed, not shipped)",
+    (1,),
+    proposed=True,
+    command=("bench.variant_worker",),
+)
+ALL = (SQLITE, POSTGRES, CELERY)
+SQLITE_NOTE = "1 worker; SQLite serialises writers"

@@ -1,0 +1,409 @@
+"""100,000 runs parked in delays: worker memory, finding due work, lateness on waking."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from bench import env
+from bench.backends import CELERY, POSTGRES, SQLITE, Backend
+from bench.options import Options
+from bench.results import Figure, Target, figure, not_measured, percentile
+
+NAME = "parked"
+TITLE = "Runs parked in delays"
+METHOD = """\
+The workflow is the benchmark workflow with a 60-minute delay. Parked runs are
+inserted in bulk with SQL (`INSERT … executemany` in chunks, not the ORM): each
+has run trigger, condition and the first webhook, waits at the delay node, and
+has `parked_until = due_at` a day ahead (spread over a minute).
+
+**Worker memory.** One worker process (`flask worker run`; for Celery the
+prefork pool process that runs the tasks) is started on the empty database and
+left idle for a few seconds; its resident set size (`VmRSS` from
+`/proc/<pid>/status`, median of 5 readings) is "before". The parked runs are
+inserted while it runs, it is left for 5 more seconds (about 250 polls for the
+embedded worker), and the RSS is read again: "after". The target is that memory
+stays flat: growth under 5 MiB.
+
+**Time to find due work.** With the worker stopped, in the harness process, the
+embedded worker's own `claim(20)` (`SELECT … WHERE due_at <= now ORDER BY due_at
+LIMIT 20 FOR UPDATE SKIP LOCKED`, then the lease `UPDATE` and commit when
+something is due) is timed 200 times with nothing due, and 100 times with 100
+runs due (the 20 claimed runs are made due again, untimed, after each call).
+p50 and p99 of the calls; the target applies to the p99.
+
+**Lateness on waking.** Draining all 100,000 woken runs at once would take many
+minutes at the rates above, so lateness is measured on a bounded sample: in each
+repetition, a fresh sample of the parked runs is made due at the same instant a
+few seconds ahead, with one worker running and the other parked runs still in the
+table. A run's lateness = when its delay node completed (`completedAt`, the
+worker's clock) − its `parked_until`. p50/p99 over the sample, median over
+repetitions. Because all sample runs wake together, lateness is bound by how fast
+one worker drains them; the table also gives the p99 that drain rate implies if
+all 100,000 woke at once (0.99 × 100,000 ÷ rate, an extrapolation), and the JSON
+the drain rates."""
+
+MEMORY_TARGET = Target("<", 5.0, "flat: growth < 5 MiB")
+LOOKUP_TARGET = Target("<", 10.0, "p99 < 10 ms")
+
+
+def run(options: Options) -> list[Figure]:
+    figures: list[Figure] = []
+    figures += measure_database(options, "sqlite", [SQLITE])
+    figures += measure_database(options, "postgresql", [POSTGRES, CELERY])
+    return figures
+
+
+def _keys(backend: Backend) -> dict[str, tuple[str, str, str, Target | None]]:
+    k = backend.key
+    return {
+        "rss_before": (f"{NAME}.rss_before.{k}", "Worker memory (RSS), idle, empty", "MiB", None),
+        "rss_after": (f"{NAME}.rss_after.{k}", "Worker memory (RSS), runs parked", "MiB", None),
+        "rss_growth": (
+            f"{NAME}.rss_growth.{k}",
+            "Worker memory growth with runs parked",
+            "MiB",
+            MEMORY_TARGET,
+        ),
+        "idle_p50": (f"{NAME}.lookup_idle.p50.{k}", "Find due work, none due, p50", "ms", None),
+        "idle_p99": (
+            f"{NAME}.lookup_idle.p99.{k}",
+            "Find due work, none due, p99",
+            "ms",
+            LOOKUP_TARGET,
+        ),
+        "due_p50": (f"{NAME}.lookup_due.p50.{k}", "Find due work, 100 due, p50", "ms", None),
+        "due_p99": (
+            f"{NAME}.lookup_due.p99.{k}",
+            "Find due work, 100 due, p99",
+            "ms",
+            LOOKUP_TARGET,
+        ),
+        "late_p50": (f"{NAME}.lateness.p50.{k}", "Lateness on waking, p50", "ms", None),
+        "late_p99": (f"{NAME}.lateness.p99.{k}", "Lateness on waking, p99", "ms", None),
+        "late_all": (
+            f"{NAME}.lateness_all.p99.{k}",
+            "Lateness if all parked runs woke at once, p99 (estimate)",
+            "s",
+            None,
+        ),
+    }
+
+
+def measure_database(options: Options, kind: str, backends: list[Backend]) -> list[Figure]:
+    setups = {b.key: f"{b.setup(1)}, {options.parked_runs:,} parked" for b in backends}
+    reasons = {b.key: b.unavailable() for b in backends}
+    wanted = [b for b in backends if not reasons[b.key]]
+    figures: list[Figure] = []
+    for backend in backends:
+        if reasons[backend.key]:
+            figures += _unmeasured(backend, setups[backend.key], str(reasons[backend.key]))
+    if not wanted:
+        return figures
+    try:
+        with env.database(kind) as database, env.receiver() as receiver:
+            app = env.make_app(database)
+            seed = env.seed(app)
+            workflow_id = env.enable_workflow(
+                app, seed, env.benchmark_definition(receiver.url, delay_minutes=60)
+            )
+            incidents, _ = env.create_incidents(app, seed, 100)
+            inserted = False
+            for backend in wanted:
+                setup = setups[backend.key]
+                options.log(f"parked: {setup}")
+                try:
+                    values, extra = measure_backend(
+                        options, backend, database, app, workflow_id, incidents, inserted
+                    )
+                except Exception as error:
+                    message = f"failed: {type(error).__name__}: {error}"[:300]
+                    figures += _unmeasured(backend, setup, message)
+                    continue
+                finally:
+                    inserted = True
+                for name, (key, label, unit, target) in _keys(backend).items():
+                    fig = figure(key, NAME, label, setup, unit, values.get(name, []), target=target)
+                    if name in ("late_p50", "late_p99"):
+                        fig.note = (
+                            f"sample of {options.wake_sample} runs woken at once per repetition"
+                        )
+                        fig.extra = extra
+                    if name == "late_all":
+                        fig.note = (
+                            f"0.99 × {options.parked_runs:,} ÷ the sample's drain rate "
+                            "(one worker): an extrapolation, not a measurement"
+                        )
+                    if name.startswith(("idle", "due")) and backend.engine == "celery":
+                        fig.note = "the dispatcher's query (dispatch_due), nothing sent"
+                    figures.append(fig)
+    except Exception as error:
+        message = f"failed: {type(error).__name__}: {error}"[:300]
+        for backend in wanted:
+            if not any(f.key.endswith(backend.key) for f in figures):
+                figures += _unmeasured(backend, setups[backend.key], message)
+    return figures
+
+
+def _unmeasured(backend: Backend, setup: str, reason: str) -> list[Figure]:
+    return [
+        not_measured(key, NAME, label, setup, unit, reason, target)
+        for key, label, unit, target in _keys(backend).values()
+    ]
+
+
+def measure_backend(
+    options: Options,
+    backend: Backend,
+    database: env.Database,
+    app: Flask,
+    workflow_id: str,
+    incidents: list[str],
+    inserted: bool,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    values: dict[str, list[float]] = {}
+    extra: dict[str, Any] = {}
+    with backend.workers(database, 1) as workers:
+        pid = worker_pid(backend, workers)
+        time.sleep(3)
+        before = rss_mib(pid)
+        if not inserted:
+            started = time.monotonic()
+            park(app, workflow_id, incidents, options.parked_runs)
+            extra["insert_seconds"] = round(time.monotonic() - started, 1)
+            options.log(f"  inserted {options.parked_runs:,} parked runs")
+        time.sleep(5)
+        workers.check_alive()
+        after = rss_mib(pid)
+        values["rss_before"] = [before]
+        values["rss_after"] = [after]
+        values["rss_growth"] = [after - before]
+        options.log(f"  RSS {before:.1f} MiB -> {after:.1f} MiB")
+    lookups = time_lookups(app, backend)
+    for name, samples in lookups.items():
+        values[f"{name}_p50"] = [percentile(samples, 50) * 1000]
+        values[f"{name}_p99"] = [percentile(samples, 99) * 1000]
+    options.log(
+        f"  lookup none due p50 {values['idle_p50'][0]:.2f} ms p99 {values['idle_p99'][0]:.2f} ms;"
+        f" 100 due p50 {values['due_p50'][0]:.2f} ms p99 {values['due_p99'][0]:.2f} ms"
+    )
+    values["late_p50"], values["late_p99"], values["late_all"] = [], [], []
+    drains = []
+    with backend.workers(database, 1) as workers:
+        pid = worker_pid(backend, workers)
+        for _ in range(options.repeats):
+            lateness, drain_rate = wake(app, options.wake_sample, workers)
+            values["late_p50"].append(percentile(lateness, 50) * 1000)
+            values["late_p99"].append(percentile(lateness, 99) * 1000)
+            drains.append(drain_rate)
+            values["late_all"].append(0.99 * options.parked_runs / drain_rate)
+            options.log(
+                f"  woke {len(lateness)}: lateness p50 {values['late_p50'][-1]:.0f} ms, "
+                f"p99 {values['late_p99'][-1]:.0f} ms ({drain_rate:.1f} runs/s)"
+            )
+        extra["rss_after_waking_mib"] = round(rss_mib(pid), 1)
+    extra["wake_drain_runs_per_s"] = [round(d, 1) for d in drains]
+    return values, extra
+
+
+def worker_pid(backend: Backend, workers: env.Workers) -> int:
+    main = workers.processes[0].pid
+    if backend.engine != "celery":
+        return main
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = env.child_pids(main)
+        if children:
+            return children[0]
+        time.sleep(0.2)
+    raise RuntimeError("the Celery pool process did not appear")
+
+
+def rss_mib(pid: int) -> float:
+    readings = []
+    for _ in range(5):
+        readings.append(env.rss_kib(pid) / 1024)
+        time.sleep(0.2)
+    return statistics.median(readings)
+
+
+def park(app: Flask, workflow_id: str, incidents: list[str], count: int) -> None:
+    """Insert ``count`` runs waiting at the delay node, a day ahead."""
+    from app.db import new_id
+    from app.extensions import db
+    from app.workflows.models import Workflow, WorkflowExecution
+
+    with app.app_context():
+        snapshot = db.session.scalar(
+            sa.select(Workflow.definition).where(Workflow.id == workflow_id)
+        )
+        now = datetime.now(UTC)
+        base = now + timedelta(days=1)
+        iso = now.isoformat().replace("+00:00", "Z")
+        done_nodes = [
+            {"nodeId": "start", "status": "completed", "startedAt": iso, "completedAt": iso},
+            {"nodeId": "is_p1", "status": "completed", "startedAt": iso, "completedAt": iso},
+            {
+                "nodeId": "first",
+                "status": "completed",
+                "startedAt": iso,
+                "completedAt": iso,
+                "result": {"status": 200},
+            },
+        ]
+        table = WorkflowExecution.__table__
+        chunk = 5000
+        for offset in range(0, count, chunk):
+            rows = []
+            for n in range(offset, min(count, offset + chunk)):
+                wake_at = base + timedelta(milliseconds=(n * 60_000) // count)
+                rows.append(
+                    {
+                        "id": new_id(),
+                        "workflow_id": workflow_id,
+                        "workflow_version": 1,
+                        "definition_snapshot": snapshot,
+                        "incident_id": incidents[n % len(incidents)],
+                        "triggered_by": "event",
+                        "trigger_event": "incident_created",
+                        "status": "RUNNING",
+                        "current_node_id": "pause",
+                        "completed_nodes": done_nodes,
+                        "started_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                        "due_at": wake_at,
+                        "parked_until": wake_at,
+                        "attempt": 0,
+                        "working_ms": 5,
+                        "row_version": 1,
+                    }
+                )
+            db.session.execute(sa.insert(table), rows)
+            db.session.commit()
+        db.session.remove()
+
+
+def time_lookups(app: Flask, backend: Backend) -> dict[str, list[float]]:
+    """Seconds per claim with nothing due, and with 100 due."""
+    from app.engine.worker import Worker
+    from app.extensions import db
+    from app.workflows.models import WorkflowExecution as Run
+
+    worker = Worker(app)
+    if backend.engine == "celery":
+        lookup = _celery_lookup(app)
+    else:
+
+        def lookup() -> list[str]:
+            return worker.claim(20)
+
+    samples: dict[str, list[float]] = {"idle": [], "due": []}
+    with app.app_context():
+        for _ in range(20):
+            lookup()  # warm up: statement caches, connection
+        for _ in range(200):
+            started = time.perf_counter()
+            found = lookup()
+            samples["idle"].append(time.perf_counter() - started)
+            assert not found, "nothing should be due"
+        chosen = list(
+            db.session.scalars(sa.select(Run.id).where(Run.parked_until.is_not(None)).limit(100))
+        )
+        past = datetime.now(UTC) - timedelta(seconds=1)
+
+        def make_due(ids: list[str]) -> None:
+            db.session.execute(
+                sa.update(Run).where(Run.id.in_(ids)).values(due_at=past, lease_owner=None)
+            )
+            db.session.commit()
+
+        originals = dict(
+            db.session.execute(sa.select(Run.id, Run.parked_until).where(Run.id.in_(chosen))).all()
+        )
+        make_due(chosen)
+        for _ in range(100):
+            started = time.perf_counter()
+            found = lookup()
+            samples["due"].append(time.perf_counter() - started)
+            assert found, "runs should be due"
+            make_due(found)
+        for run_id, parked_until in originals.items():
+            db.session.execute(
+                sa.update(Run).where(Run.id == run_id).values(due_at=parked_until, lease_owner=None)
+            )
+        db.session.commit()
+        db.session.remove()
+    return samples
+
+
+def _celery_lookup(app: Flask) -> Any:
+    from app.engine import tasks
+    from app.engine.celery_app import CelerySettings
+    from app.engine.clock import SystemClock
+
+    settings = CelerySettings.from_config(app.config)
+    clock = SystemClock()
+
+    def lookup() -> list[str]:
+        sent: list[str] = []
+        tasks.dispatch_due(sent.extend, clock, settings)
+        return sent
+
+    return lookup
+
+
+def wake(app: Flask, sample: int, workers: env.Workers) -> tuple[list[float], float]:
+    """Make ``sample`` parked runs due at one instant; (lateness per run, drain runs/s)."""
+    from app.extensions import db
+    from app.workflows.models import WorkflowExecution as Run
+
+    with app.app_context():
+        ids = list(
+            db.session.scalars(
+                sa.select(Run.id)
+                .where(Run.parked_until.is_not(None), Run.status == "RUNNING")
+                .order_by(Run.due_at)
+                .limit(sample)
+            )
+        )
+        wake_at = datetime.now(UTC) + timedelta(seconds=2)
+        db.session.execute(
+            sa.update(Run).where(Run.id.in_(ids)).values(due_at=wake_at, parked_until=wake_at)
+        )
+        db.session.commit()
+        deadline = time.monotonic() + 120 + sample
+        while time.monotonic() < deadline:
+            workers.check_alive()
+            done = db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Run)
+                .where(Run.id.in_(ids), Run.status.in_(["COMPLETED", "FAILED"]))
+            )
+            db.session.rollback()
+            if done == len(ids):
+                break
+            time.sleep(0.2)
+        else:
+            raise TimeoutError("the woken runs did not finish")
+        rows = db.session.execute(
+            sa.select(Run.status, Run.completed_nodes, Run.completed_at, Run.error).where(
+                Run.id.in_(ids)
+            )
+        ).all()
+        db.session.remove()
+    lateness = []
+    last = 0.0
+    for status, nodes, completed_at, error in rows:
+        if status != "COMPLETED":
+            raise RuntimeError(f"a woken run ended {status}: {error}")
+        pause = next(n for n in nodes if n["nodeId"] == "pause")
+        lateness.append(env.iso_time(pause["completedAt"]) - wake_at.timestamp())
+        last = max(last, completed_at.timestamp())
+    return lateness, len(ids) / max(last - wake_at.timestamp(), 1e-6)

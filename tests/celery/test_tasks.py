@@ -1,0 +1,193 @@
+"""The Celery tasks' database side, in the test process with engine time in hand: what a
+message may claim, what the dispatcher sends and when it sends again, the bound on
+deliveries of a step, and the hand-back of a run whose slice is used up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.engine import tasks
+from app.engine.celery_app import CelerySettings, engine_backend
+from app.engine.worker import Worker, WorkerSettings
+from app.extensions import db
+from app.workflows.models import WorkflowExecution
+from tests.celery.test_celery_e2e import one_webhook
+from tests.engine.conftest import runs_of
+from tests.engine.test_engine_e2e import webhook
+from tests.unit.definition_builders import (
+    definition,
+    delay_node,
+    edge,
+    trigger_config,
+    trigger_node,
+)
+
+SETTINGS = CelerySettings(dispatch_window_seconds=60, max_deliveries=3)
+
+
+@pytest.fixture(autouse=True)
+def engine_config(app, clock) -> None:
+    """Engine time in the test's hands; the fake servers on 127.0.0.1 reachable."""
+    app.config.update(ENGINE_CLOCK=clock, OUTBOUND_ALLOW="127.0.0.1")
+
+
+@pytest.fixture
+def celery_worker(app, clock) -> Worker:
+    """One Celery worker process's identity, driven by hand (no heartbeat thread)."""
+    return Worker(
+        app,
+        clock=clock,
+        settings=WorkerSettings(lease_seconds=30),
+        worker_id="celery:test:1:aaaaaa",
+        backend="celery",
+    )
+
+
+@pytest.fixture
+def sent() -> list[str]:
+    """What the tasks sent to the broker, in order."""
+    return []
+
+
+@pytest.fixture
+def new_run(app, clock, make_enabled_workflow, open_incident, webhook_receiver):
+    """Factory: a run started by an incident event, not yet sent anywhere."""
+
+    def make(defn: dict | None = None) -> WorkflowExecution:
+        workflow = make_enabled_workflow(defn or one_webhook(webhook_receiver.url + "/hook"))
+        open_incident()
+        tasks.consume_events(clock, SETTINGS)
+        (run,) = runs_of(workflow)
+        return run
+
+    return make
+
+
+def reload(run: WorkflowExecution) -> WorkflowExecution:
+    db.session.rollback()
+    fresh = db.session.get(WorkflowExecution, run.id, populate_existing=True)
+    assert fresh is not None
+    return fresh
+
+
+def test_the_dispatcher_sends_a_due_run_once_per_window(app, clock, new_run, sent) -> None:
+    run = new_run()
+    assert tasks.dispatch_due(sent.extend, clock, SETTINGS) == 1
+    assert sent == [run.id]
+    assert reload(run).lease_owner == tasks.QUEUED
+    # Sent, not yet taken: not sent again while its message may still be on its way.
+    clock.advance(59)
+    assert tasks.dispatch_due(sent.extend, clock, SETTINGS) == 0
+    # Its message was lost: after the window it is due again and sent again.
+    clock.advance(2)
+    assert tasks.dispatch_due(sent.extend, clock, SETTINGS) == 1
+    assert sent == [run.id, run.id]
+
+
+def test_only_one_delivery_claims_a_run(app, clock, new_run, celery_worker, sent) -> None:
+    run = new_run()
+    tasks.dispatch_due(sent.extend, clock, SETTINGS)
+    assert tasks.claim(run.id, "celery:a:1:x", clock, 30) == 1
+    # A duplicate of the message, for a run another worker holds: nothing to do.
+    assert tasks.claim(run.id, "celery:b:2:y", clock, 30) is None
+    assert tasks.advance(run.id, celery_worker, sent.extend, SETTINGS) == "not due"
+    assert reload(run).lease_owner == "celery:a:1:x"
+    # The holder died: once its lease runs out, the run is due and can be claimed.
+    clock.advance(31)
+    assert tasks.claim(run.id, "celery:b:2:y", clock, 30) == 2
+
+
+def test_a_parked_run_is_not_claimed_before_its_time(
+    app, clock, new_run, celery_worker, sent, webhook_receiver
+) -> None:
+    run = new_run(
+        definition(
+            [trigger_node(), delay_node("pause", 10), webhook("hook", webhook_receiver.url)],
+            [edge("start", "pause"), edge("pause", "hook")],
+            trigger_config(),
+        )
+    )
+    assert tasks.advance(run.id, celery_worker, sent.extend, SETTINGS) == "driven"
+    run = reload(run)
+    assert run.parked_until == clock.now() + timedelta(minutes=10)
+    assert (run.lease_owner, run.step_deliveries) == (None, 0)
+    assert sent == []  # nothing held in the broker for the wait
+    assert tasks.advance(run.id, celery_worker, sent.extend, SETTINGS) == "not due"
+    assert tasks.dispatch_due(sent.extend, clock, SETTINGS) == 0
+    clock.advance(minutes=10)
+    assert tasks.dispatch_due(sent.extend, clock, SETTINGS) == 1
+    assert tasks.advance(run.id, celery_worker, sent.extend, SETTINGS) == "driven"
+    assert reload(run).status == "COMPLETED"
+    assert len(webhook_receiver.requests) == 1
+
+
+def test_a_step_whose_worker_dies_each_time_fails_after_the_bound(
+    app, clock, new_run, celery_worker, sent, webhook_receiver
+) -> None:
+    run = new_run()
+    for delivery in (1, 2, 3):
+        # Claimed, then the worker dies before the step commits: its lease runs out.
+        assert tasks.claim(run.id, f"celery:doomed:{delivery}:x", clock, 30) == delivery
+        clock.advance(31)
+    assert tasks.advance(run.id, celery_worker, sent.extend, SETTINGS) == "stopped"
+    run = reload(run)
+    assert run.status == "FAILED"
+    assert run.error.startswith("The step at node start crashed its worker 3 times")
+    assert (run.due_at, run.lease_owner) == (None, None)
+    assert webhook_receiver.requests == []
+
+
+def test_a_committed_step_resets_the_count(
+    app, clock, new_run, celery_worker, sent, webhook_receiver
+) -> None:
+    run = new_run()
+    for delivery in (1, 2):
+        assert tasks.claim(run.id, f"celery:doomed:{delivery}:x", clock, 30) == delivery
+        clock.advance(31)
+    # The third delivery gets through: the run completes, however many crashed before.
+    assert tasks.advance(run.id, celery_worker, sent.extend, SETTINGS) == "driven"
+    run = reload(run)
+    assert run.status == "COMPLETED", run.error
+    assert run.step_deliveries == 0
+
+
+def test_a_run_whose_slice_ends_is_handed_back_to_the_broker(
+    app, clock, new_run, sent, webhook_receiver
+) -> None:
+    run = new_run()
+    worker = Worker(
+        app,
+        clock=clock,
+        settings=WorkerSettings(lease_seconds=30, slice_seconds=0),
+        worker_id="celery:test:2:bbbbbb",
+        backend="celery",
+    )
+    assert tasks.advance(run.id, worker, sent.extend, SETTINGS) == "handed back"
+    assert sent == [run.id]
+    handed = reload(run)
+    assert handed.status == "RUNNING" and handed.lease_owner == tasks.QUEUED
+    assert handed.step_deliveries == 0
+    while reload(run).status == "RUNNING":
+        tasks.advance(run.id, worker, sent.extend, SETTINGS)
+    assert reload(run).status == "COMPLETED", reload(run).error
+    assert len(webhook_receiver.requests) == 1
+
+
+def test_the_backend_setting(app, monkeypatch) -> None:
+    monkeypatch.delenv("INCIDENTFLOW_ENGINE_BACKEND", raising=False)
+    assert engine_backend({}) == "embedded"
+    monkeypatch.setenv("INCIDENTFLOW_ENGINE_BACKEND", "Celery")
+    assert engine_backend({}) == "celery"
+    assert engine_backend({"ENGINE_BACKEND": "embedded"}) == "embedded"
+    with pytest.raises(RuntimeError, match="ENGINE_BACKEND must be one of embedded, celery"):
+        engine_backend({"ENGINE_BACKEND": "rq"})
+
+
+def test_the_embedded_worker_refuses_to_start_with_the_celery_backend(app, runner) -> None:
+    app.config["ENGINE_BACKEND"] = "celery"
+    result = runner.invoke(args=["worker", "run", "--once"])
+    assert result.exit_code != 0
+    assert "celery -A app.engine.celery_app:celery worker" in result.output
+    assert "celery -A app.engine.celery_app:celery beat" in result.output
