@@ -6,8 +6,8 @@
     python -m bench --report-only    # rewrite the Markdown from bench/results/latest.json
 
 Run from the project root. Outside the project's virtual environment it
-re-runs itself with ``.venv/bin/python`` (creating the environment first, as
-``manage.py`` does, when it is missing). PostgreSQL and Redis are taken from
+re-runs itself with ``.venv/bin/python``, creating and installing the environment
+first (as ``python3 manage.py start`` does) when there is none. PostgreSQL and Redis are taken from
 ``BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``;
 a database ``iflow_bench_<random>`` is created and dropped) and ``BENCH_REDIS_URL``
 (default ``redis://127.0.0.1:6379/13``, flushed); figures needing a missing
@@ -36,7 +36,8 @@ def _ensure_environment() -> None:
     sys.path.insert(0, str(ROOT))
     import manage
 
-    manage.ensure_environment()
+    if not manage.PYTHON.exists():
+        manage.ensure_environment()  # a clean checkout: what `manage.py start` does first
     env = dict(os.environ, BENCH_NO_REEXEC="1")
     os.chdir(ROOT)
     os.execve(str(manage.PYTHON), [str(manage.PYTHON), "-m", "bench", *sys.argv[1:]], env)

@@ -13,23 +13,26 @@ from __future__ import annotations
 
 _CPU_PER_RUN = """\
 **Cause: CPU per run, then the commit per step.** A run of the benchmark
-workflow costs the worker process 16–20 ms of CPU on SQLite and 22–28 ms on
-PostgreSQL (`time.process_time()` of an in-process worker over 150 runs, the
-webhooks answered by the instant receiver), so one worker cannot exceed about
-50–60 runs/s on SQLite even if it never waited; the receiver, the harness and,
+workflow costs the worker process 14–20 ms of CPU on SQLite and 21–25 ms on
+PostgreSQL (`time.process_time()` of an in-process worker over 200 runs on the
+idle machine, the webhooks answered by the instant receiver; its wall time was
+within 1–2 ms of its CPU time on SQLite). So one worker is CPU-bound at about
+50–70 runs/s on SQLite whatever the disk does, and the receiver, the harness and,
 for PostgreSQL, the database server share the same two cores. cProfile of the
-step loop (SQLite, fsync off to isolate CPU): about half is SQLAlchemy — loading
-the run at each step, flushing the step's `UPDATE` (the whole `completed_nodes`
-JSON each time), committing; about a quarter is the webhook exchange through the
-outbound guard, which builds a new `httpx.Client` and opens a new TCP connection
-for every request (a webhook step takes 5 ms at p50 against 2 ms for a
-condition); the rest is templating, the template context, pydantic's `NodeResult`
-dump and JSON. On top of the CPU, every step is its own durable commit — 6 per
-run embedded, 8 with Celery (see "Database commits per run") — and in the
-shipped SQLite configuration (WAL, `synchronous=FULL`) each one waits for an
-fsync. This disk's flush latency varied from 0.07 ms to 1.7 ms at p50 (11 ms at
-p99) while other processes wrote to it during these measurements, which is also
-why the figures move from one repetition to the next.
+step loop (SQLite): more than half is SQLAlchemy — loading the run at each step,
+reloading the incident (an autoflush of the run's pending `UPDATE` happens
+there), flushing the step's `UPDATE` (the whole `completed_nodes` JSON each
+time), committing; about a fifth is the webhook exchange through the outbound
+guard, which builds a new `httpx.Client` and opens a new TCP connection for every
+request (a webhook step takes about twice as long as a condition step: see
+`extra.by_node` of the latency figures); the rest is templating, the template
+context, decrypting secrets, pydantic's `NodeResult` dump and JSON. On top of
+the CPU, every step is its own durable commit — 6 per run embedded, 8 with Celery
+(see "Database commits per run") — and in the shipped SQLite configuration (WAL,
+`synchronous=FULL`) each one waits for an fsync. This disk's flush latency
+varied from 0.07 ms to 1.7 ms at p50 (11 ms at p99) while other processes wrote
+to it during these measurements, which is also why figures taken at different
+times differ (the machine table gives it at the start and end of the run).
 
 **Fixed while profiling** (in `app/engine`, `tests/engine` passing on both
 databases): the worker read `lease_owner` after the commit, which expired it and
@@ -41,8 +44,8 @@ unchanged).
 1. `PRAGMA synchronous=NORMAL` with WAL on SQLite (`app/__init__.py`): no fsync
    per commit; a process crash loses nothing, a power cut can lose the last
    commits but never corrupts. The table's "synchronous=NORMAL (proposed)" line
-   measures it; side by side with worker processes it took one worker from 18 to
-   45 runs/s while the disk was slow, and changes little when flushes are fast.
+   measures it: side by side with worker processes it took one worker from 18 to
+   45 runs/s while the disk was slow; with fast flushes it adds 10–20 %.
 2. Commit a step that has no effect outside the database (trigger, condition,
    delay 0, a skipped node) together with the next step: 6 → 3 commits per run.
    A crash then repeats those steps, which is harmless because nothing outside saw
@@ -55,19 +58,20 @@ unchanged).
 
 1 and 2 remove waiting; 3 and 4 address the two largest shares of CPU. Even so,
 100 runs/s from one embedded worker on two shared cores means at most 10 ms per
-run for everything, about half of what this Python/ORM design spends today."""
+run for everything, where the worker alone spends 14–20 ms of CPU today."""
 
 _CELERY = """\
 **Cause.** Each Celery run does the embedded worker's six step commits plus two
 more (the claim, and the hand-back after the drive), each a PostgreSQL commit
-that waits for its WAL flush, and about 25 SQL round trips; a Celery process
-completes 10–13 runs/s on this machine, about what one embedded worker does on
-PostgreSQL. With 4 processes the two cores are saturated (Python, the
-PostgreSQL backends, Redis, the receiver), so 2 and 4 processes give about the
-same. 250 runs/s on two cores would need ≤ 8 ms of CPU per run for everything
-together (≈ 1.3 ms per step including its commit); the worker alone spends
-22–28 ms. The gap is the design — one ORM transaction per step in CPython — and
-the core count, not a hot spot: proposals 2–4 above apply, plus
+that waits for its WAL flush, and about 26 SQL round trips, plus the broker
+round trip per task; one Celery process completes about 23 runs/s on the idle
+machine (10–13 while other processes were busy), against about 36 for one
+embedded worker on the same database. With 2 and 4 processes the two cores are
+saturated (Python, the PostgreSQL backends, Redis, the receiver), so 4 processes
+give no more than 2. 250 runs/s on two cores would need ≤ 8 ms of CPU per run for
+everything together (≈ 1.3 ms per step including its commit); the worker alone
+spends 21–25 ms. The gap is the design — one ORM transaction per step in
+CPython — and the core count, not a hot spot: proposals 2–4 above apply, plus
 `SET LOCAL synchronous_commit = off` for step transactions on PostgreSQL (a
 server crash can lose the last few hundred milliseconds of steps, which are then
 redone; nothing is corrupted), and skipping the hand-back commit when the drive
@@ -76,8 +80,8 @@ ended or parked the run (`app/engine/tasks.py`)."""
 _LATENCY = """\
 **Cause.** The p99 is a queueing effect: at 20 runs/s the embedded worker is
 close to its capacity on this shared machine (see "Runs completed per second";
-each run is 6 steps of 2–8 ms), so whenever the other processes take the CPU a
-backlog forms and the incidents behind it wait their turn. In a quieter moment
+each run is 6 steps of a few milliseconds), so whenever other processes take
+the CPU a backlog forms and the incidents behind it wait their turn. In a quieter moment
 the same measurement (a smoke run) gave a p99 of 62 ms: the idle poll (up to
 20 ms), consuming the event, and the three steps before the first request.
 Raising the worker's throughput (see above) is the fix."""
@@ -108,9 +112,10 @@ FINDINGS: list[tuple[str, str, str]] = [
         """\
 The list's query joins each workflow to its latest run through a correlated
 subquery (`search_workflows` in `app/workflows/service.py`), and the pager counts
-the rows of that same query. So both the count and the page evaluate the
-subquery for all 10,000 workflows (SQLite, measured alone: page 36 ms, count
-33 ms, last page 197 ms; counting the workflows without the join: 0.4 ms).
+the rows of that same query, so the subquery is evaluated for all 10,000
+workflows to sort them by name and again to count them. The queries alone, on
+the idle machine: SQLite page 33 ms, count 16 ms, last page 96 ms (counting
+without the join: 0.4 ms); PostgreSQL page 20 ms, count 3 ms, last page 69 ms.
 Proposed: count the filtered workflows without the join, select the page's 25
 workflow ids first and fetch their latest runs afterwards, and index
 `workflow_execution (workflow_id, created_at)` so each latest-run lookup is one
@@ -122,8 +127,8 @@ index probe (today's index is `(workflow_id, status)`).""",
         """\
 Matching itself is cheap (1.4–2.5 ms for 1,000 workflows in memory). The
 consumer's cost is loading every enabled workflow's whole definition on every
-pass (`enabled_workflows` in `app/engine/triggers.py`: all columns of 1,000 rows,
-JSON decoded, filtered by trigger type in Python afterwards), then creating the
+pass (`enabled_workflows` in `app/engine/triggers.py`: 1,000 definitions read and
+JSON-decoded, filtered by trigger type in Python afterwards), then creating the
 matched runs (each a deep copy of the definition and an `INSERT`) and the commit.
 Proposed: select only the trigger part of the definition for matching and filter
 the trigger type in SQL, loading full definitions for the matched workflows only
@@ -139,7 +144,7 @@ Finding due work stays fast with 100,000 parked runs (the `due_at` index), and
 worker memory does not grow: the worker only ever loads up to 20 due runs. What
 bounds lateness when many runs wake together is the drain rate — one worker
 finishes the woken runs one after another — so the p99 lateness grows with the
-number woken: the estimate for 100,000 is minutes, not milliseconds. More
+number woken: the estimate for 100,000 at once is a quarter of an hour or more. More
 workers (PostgreSQL) or a cheaper step shorten it.""",
     ),
     (

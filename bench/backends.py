@@ -53,6 +53,8 @@ class Backend:
         finally:
             started.stop()
             _forget_heartbeats(database)
+            if self.engine == "celery":
+                env.flush_redis()  # leave the benchmark's Redis database empty
 
 
 def _forget_heartbeats(database: env.Database) -> None:

@@ -113,18 +113,25 @@ def make_database(kind: str) -> Database:
         engine.dispose()
         url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         database = Database(kind, url, workdir, admin_url, name)
-    app = make_app(database)
-    with app.app_context():
-        from flask_migrate import upgrade
+    try:
+        app = make_app(database)
+        with app.app_context():
+            from flask_migrate import upgrade
 
-        from app.extensions import db
+            from app.extensions import db
 
-        logging.disable(logging.INFO)  # Alembic's line per migration
-        try:
-            upgrade(revision="heads")  # "head"; also works while a branch is being merged
-        finally:
-            logging.disable(logging.NOTSET)
-        db.engine.dispose()
+            logging.disable(logging.INFO)  # Alembic's line per migration
+            try:
+                upgrade(revision="heads")  # "head"; also works while a branch is being merged
+            finally:
+                logging.disable(logging.NOTSET)
+            db.engine.dispose()
+    except SystemExit as error:  # Flask-Migrate exits on a migration error
+        database.drop()
+        raise RuntimeError("migrating the benchmark database failed (see above)") from error
+    except BaseException:
+        database.drop()  # nothing is left behind when migrating fails
+        raise
     return database
 
 

@@ -17,7 +17,8 @@ METHOD = """\
 **Trigger to first request.** One worker (SQLite, PostgreSQL) or one Celery
 worker process with beat. The harness opens P1 incidents through the incident
 service at a fixed rate of 20 per second (an absolute schedule, each incident
-committed on its own) for the stated time. For each incident, latency = the time
+committed on its own) for 10 seconds per repetition (3 in a smoke run), after a
+short warm-up. For each incident, latency = the time
 the receiver got the run's first webhook request (`time.time()` in the receiver
 process when the request's headers had arrived) − the time the incident's
 transaction committed (`time.time()` in the harness right after `commit()`
@@ -38,8 +39,8 @@ waiting for a slow service. Five steps per run (trigger, condition, webhook,
 delay 0, webhook); p50 and p99 over all steps of a repetition, median over
 repetitions. `extra.by_node` in the JSON splits them by node."""
 
-LATENCY_TARGET = Target("<", 0.100, "p99 < 100 ms (embedded default, 20 runs/s)")
-OVERHEAD_TARGET = Target("<", 0.020, "p99 < 20 ms")
+LATENCY_TARGET = Target("<", 100.0, "p99 < 100 ms (embedded default, 20 runs/s)")
+OVERHEAD_TARGET = Target("<", 20.0, "p99 < 20 ms")
 
 
 def run(options: Options) -> list[Figure]:

@@ -23,6 +23,10 @@ class Options:
     page_requests: int = 15
     editor_nodes: int = 50
     commit_runs: int = 100
+    # Seconds an idle worker is left alone before and after the parked runs appear.
+    settle_seconds: float = 3.0
+    # Worker counts measured for throughput; a smoke run skips the middle ones.
+    all_worker_counts: bool = True
     started: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -34,8 +38,10 @@ class Options:
             repeats=repeats or 1,
             throughput_seconds=2.0,
             latency_seconds=3.0,
-            parked_runs=10_000,
-            wake_sample=100,
+            parked_runs=5_000,
+            wake_sample=50,
+            settle_seconds=1.5,
+            all_worker_counts=False,
             matching_events=10,
             workflows_for_list=2_000,
             page_requests=5,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,33 +23,39 @@ METHOD = """\
 The workflow is the benchmark workflow with a 60-minute delay. Parked runs are
 inserted in bulk with SQL (`INSERT … executemany` in chunks, not the ORM): each
 has run trigger, condition and the first webhook, waits at the delay node, and
-has `parked_until = due_at` a day ahead (spread over a minute).
+has `parked_until = due_at` a day ahead (spread over a minute). One worker
+process runs throughout: `flask worker run`, or for Celery one prefork pool
+process plus beat (the PostgreSQL database, with its parked runs, serves both).
 
-**Worker memory.** One worker process (`flask worker run`; for Celery the
-prefork pool process that runs the tasks) is started on the empty database and
-left idle for a few seconds; its resident set size (`VmRSS` from
-`/proc/<pid>/status`, median of 5 readings) is "before". The parked runs are
-inserted while it runs, it is left for 5 more seconds (about 250 polls for the
-embedded worker), and the RSS is read again: "after". The target is that memory
-stays flat: growth under 5 MiB.
-
-**Time to find due work.** With the worker stopped, in the harness process, the
-embedded worker's own `claim(20)` (`SELECT … WHERE due_at <= now ORDER BY due_at
-LIMIT 20 FOR UPDATE SKIP LOCKED`, then the lease `UPDATE` and commit when
-something is due) is timed 200 times with nothing due, and 100 times with 100
-runs due (the 20 claimed runs are made due again, untimed, after each call).
-p50 and p99 of the calls; the target applies to the p99.
+**Worker memory.** The worker is started on the empty database and left idle
+for a few seconds; its resident set size (`VmRSS` from `/proc/<pid>/status`,
+median of 5 readings; for Celery, the pool process that runs the tasks) is
+"before". The parked runs are inserted while it runs, it is left for 5 more
+seconds (about 250 polls for the embedded worker), and the RSS is read again:
+"after". The target is that memory stays flat: growth under 5 MiB. The JSON also
+has the RSS after the wake-ups below.
 
 **Lateness on waking.** Draining all 100,000 woken runs at once would take many
 minutes at the rates above, so lateness is measured on a bounded sample: in each
-repetition, a fresh sample of the parked runs is made due at the same instant a
-few seconds ahead, with one worker running and the other parked runs still in the
-table. A run's lateness = when its delay node completed (`completedAt`, the
-worker's clock) − its `parked_until`. p50/p99 over the sample, median over
-repetitions. Because all sample runs wake together, lateness is bound by how fast
-one worker drains them; the table also gives the p99 that drain rate implies if
-all 100,000 woke at once (0.99 × 100,000 ÷ rate, an extrapolation), and the JSON
-the drain rates."""
+repetition, a fresh sample of the parked runs is made due at the same instant two
+seconds ahead, the other parked runs staying in the table. A run's lateness =
+when its delay node completed (`completedAt`, the worker's clock) − its
+`parked_until`. p50/p99 over the sample, median over repetitions. Because all
+sample runs wake together, lateness is bound by how fast one worker drains them;
+the table also gives the p99 that drain rate implies if all 100,000 woke at once
+(0.99 × 100,000 ÷ rate, an extrapolation), and the JSON the drain rates.
+
+**Time to find due work.** Then, with the worker stopped, in the harness process,
+the embedded worker's own `claim(20)` is called 200 times with nothing due and
+100 times with 100 runs due (the 20 it takes are made due again, untimed, after
+each call); for Celery, the dispatcher's `dispatch_due` (the same query with a
+limit of 500; the hand-over to the broker replaced by a list). "Find" is the
+engine's due-work query itself (`SELECT … WHERE due_at <= now ORDER BY due_at
+LIMIT n FOR UPDATE SKIP LOCKED`), timed with SQLAlchemy events from the moment it
+is sent until the engine's next statement, commit or rollback (so fetching its
+rows counts), and the measured statement is exactly the engine's; "find and take"
+is the whole call (the query, the lease `UPDATE`, the commit). p50 and p99 of the
+calls; the target applies to the p99 of "find"."""
 
 MEMORY_TARGET = Target("<", 5.0, "flat: growth < 5 MiB")
 LOOKUP_TARGET = Target("<", 10.0, "p99 < 10 ms")
@@ -84,6 +92,18 @@ def _keys(backend: Backend) -> dict[str, tuple[str, str, str, Target | None]]:
             "Find due work, 100 due, p99",
             "ms",
             LOOKUP_TARGET,
+        ),
+        "claim_p50": (
+            f"{NAME}.claim_due.p50.{k}",
+            "Find and take due work (query, lease, commit), 100 due, p50",
+            "ms",
+            None,
+        ),
+        "claim_p99": (
+            f"{NAME}.claim_due.p99.{k}",
+            "Find and take due work (query, lease, commit), 100 due, p99",
+            "ms",
+            None,
         ),
         "late_p50": (f"{NAME}.lateness.p50.{k}", "Lateness on waking, p50", "ms", None),
         "late_p99": (f"{NAME}.lateness.p99.{k}", "Lateness on waking, p99", "ms", None),
@@ -140,8 +160,8 @@ def measure_database(options: Options, kind: str, backends: list[Backend]) -> li
                             f"0.99 × {options.parked_runs:,} ÷ the sample's drain rate "
                             "(one worker): an extrapolation, not a measurement"
                         )
-                    if name.startswith(("idle", "due")) and backend.engine == "celery":
-                        fig.note = "the dispatcher's query (dispatch_due), nothing sent"
+                    if name.startswith(("idle", "due", "claim")) and backend.engine == "celery":
+                        fig.note = "the dispatcher (dispatch_due); the broker replaced by a list"
                     figures.append(fig)
     except Exception as error:
         message = f"failed: {type(error).__name__}: {error}"[:300]
@@ -171,32 +191,22 @@ def measure_backend(
     extra: dict[str, Any] = {}
     with backend.workers(database, 1) as workers:
         pid = worker_pid(backend, workers)
-        time.sleep(3)
+        time.sleep(options.settle_seconds)
         before = rss_mib(pid)
         if not inserted:
             started = time.monotonic()
             park(app, workflow_id, incidents, options.parked_runs)
             extra["insert_seconds"] = round(time.monotonic() - started, 1)
             options.log(f"  inserted {options.parked_runs:,} parked runs")
-        time.sleep(5)
+        time.sleep(options.settle_seconds + 2)
         workers.check_alive()
         after = rss_mib(pid)
         values["rss_before"] = [before]
         values["rss_after"] = [after]
         values["rss_growth"] = [after - before]
         options.log(f"  RSS {before:.1f} MiB -> {after:.1f} MiB")
-    lookups = time_lookups(app, backend)
-    for name, samples in lookups.items():
-        values[f"{name}_p50"] = [percentile(samples, 50) * 1000]
-        values[f"{name}_p99"] = [percentile(samples, 99) * 1000]
-    options.log(
-        f"  lookup none due p50 {values['idle_p50'][0]:.2f} ms p99 {values['idle_p99'][0]:.2f} ms;"
-        f" 100 due p50 {values['due_p50'][0]:.2f} ms p99 {values['due_p99'][0]:.2f} ms"
-    )
-    values["late_p50"], values["late_p99"], values["late_all"] = [], [], []
-    drains = []
-    with backend.workers(database, 1) as workers:
-        pid = worker_pid(backend, workers)
+        values["late_p50"], values["late_p99"], values["late_all"] = [], [], []
+        drains = []
         for _ in range(options.repeats):
             lateness, drain_rate = wake(app, options.wake_sample, workers)
             values["late_p50"].append(percentile(lateness, 50) * 1000)
@@ -208,6 +218,16 @@ def measure_backend(
                 f"p99 {values['late_p99'][-1]:.0f} ms ({drain_rate:.1f} runs/s)"
             )
         extra["rss_after_waking_mib"] = round(rss_mib(pid), 1)
+    # The worker is stopped now, so it cannot take the runs made due below.
+    lookups = time_lookups(app, backend)
+    for name, samples in lookups.items():
+        values[f"{name}_p50"] = [percentile(samples, 50) * 1000]
+        values[f"{name}_p99"] = [percentile(samples, 99) * 1000]
+    options.log(
+        f"  find, none due: p50 {values['idle_p50'][0]:.2f} ms p99 {values['idle_p99'][0]:.2f} ms;"
+        f" 100 due: p50 {values['due_p50'][0]:.2f} ms p99 {values['due_p99'][0]:.2f} ms;"
+        f" claim: p50 {values['claim_p50'][0]:.2f} ms"
+    )
     extra["wake_drain_runs_per_s"] = [round(d, 1) for d in drains]
     return values, extra
 
@@ -290,8 +310,53 @@ def park(app: Flask, workflow_id: str, incidents: list[str], count: int) -> None
         db.session.remove()
 
 
+class DueQueryTimer:
+    """Times the engine's own due-work query, without copying it: from the moment the
+    ``SELECT … due_at <= …`` is sent (a SQLAlchemy cursor event) until the engine moves
+    on — its next statement, commit or rollback — so fetching the rows counts too."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self._open: float | None = None
+
+    def _close(self) -> None:
+        if self._open is not None:
+            elapsed = time.perf_counter() - self._open
+            self._open = None
+            if self.first is None:
+                self.first = elapsed
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._close()
+        is_due_query = statement.lstrip().startswith("SELECT workflow_execution.id")
+        if is_due_query and "due_at <=" in statement and self.first is None:
+            self._open = time.perf_counter()
+
+    def ended(self, conn: Any) -> None:
+        self._close()
+
+    def take(self) -> float:
+        self._close()
+        if self.first is None:
+            raise RuntimeError("the due-work query was not seen")
+        value, self.first = self.first, None
+        return value
+
+    @contextlib.contextmanager
+    def attached(self, engine: sa.Engine) -> Iterator[DueQueryTimer]:
+        events = (("before_cursor_execute", self.before), ("commit", self.ended))
+        events += (("rollback", self.ended),)
+        for name, handler in events:
+            sa.event.listen(engine, name, handler)
+        try:
+            yield self
+        finally:
+            for name, handler in events:
+                sa.event.remove(engine, name, handler)
+
+
 def time_lookups(app: Flask, backend: Backend) -> dict[str, list[float]]:
-    """Seconds per claim with nothing due, and with 100 due."""
+    """Seconds: the due query with nothing due and with 100 due; a whole claim with 100 due."""
     from app.engine.worker import Worker
     from app.extensions import db
     from app.workflows.models import WorkflowExecution as Run
@@ -304,42 +369,52 @@ def time_lookups(app: Flask, backend: Backend) -> dict[str, list[float]]:
         def lookup() -> list[str]:
             return worker.claim(20)
 
-    samples: dict[str, list[float]] = {"idle": [], "due": []}
-    with app.app_context():
-        for _ in range(20):
-            lookup()  # warm up: statement caches, connection
-        for _ in range(200):
-            started = time.perf_counter()
-            found = lookup()
-            samples["idle"].append(time.perf_counter() - started)
-            assert not found, "nothing should be due"
-        chosen = list(
-            db.session.scalars(sa.select(Run.id).where(Run.parked_until.is_not(None)).limit(100))
-        )
-        past = datetime.now(UTC) - timedelta(seconds=1)
-
-        def make_due(ids: list[str]) -> None:
-            db.session.execute(
-                sa.update(Run).where(Run.id.in_(ids)).values(due_at=past, lease_owner=None)
+    samples: dict[str, list[float]] = {"idle": [], "due": [], "claim": []}
+    with app.app_context(), DueQueryTimer().attached(db.engine) as timer:
+        try:
+            for _ in range(20):
+                lookup()  # warm up: statement caches, connection
+                timer.take()
+            for _ in range(200):
+                found = lookup()
+                samples["idle"].append(timer.take())
+                assert not found, "nothing should be due"
+            chosen = list(
+                db.session.scalars(
+                    sa.select(Run.id).where(Run.parked_until.is_not(None)).limit(100)
+                )
             )
+            past = datetime.now(UTC) - timedelta(seconds=1)
+
+            def make_due(ids: list[str]) -> None:
+                db.session.execute(
+                    sa.update(Run).where(Run.id.in_(ids)).values(due_at=past, lease_owner=None)
+                )
+                db.session.commit()
+
+            originals = dict(
+                db.session.execute(
+                    sa.select(Run.id, Run.parked_until).where(Run.id.in_(chosen))
+                ).all()
+            )
+            make_due(chosen)
+            timer.first = None
+            for _ in range(100):
+                started = time.perf_counter()
+                found = lookup()
+                samples["claim"].append(time.perf_counter() - started)
+                samples["due"].append(timer.take())
+                assert found, "runs should be due"
+                make_due(found)
+            for run_id, parked_until in originals.items():
+                db.session.execute(
+                    sa.update(Run)
+                    .where(Run.id == run_id)
+                    .values(due_at=parked_until, lease_owner=None)
+                )
             db.session.commit()
-
-        originals = dict(
-            db.session.execute(sa.select(Run.id, Run.parked_until).where(Run.id.in_(chosen))).all()
-        )
-        make_due(chosen)
-        for _ in range(100):
-            started = time.perf_counter()
-            found = lookup()
-            samples["due"].append(time.perf_counter() - started)
-            assert found, "runs should be due"
-            make_due(found)
-        for run_id, parked_until in originals.items():
-            db.session.execute(
-                sa.update(Run).where(Run.id == run_id).values(due_at=parked_until, lease_owner=None)
-            )
-        db.session.commit()
-        db.session.remove()
+        finally:
+            db.session.remove()
     return samples
 
 

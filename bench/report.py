@@ -85,23 +85,19 @@ def markdown(data: Mapping[str, Any]) -> str:
         "| Measurement | Set-up | Median | Unit | Repetitions | Target | Met |",
         "| --- | --- | ---: | --- | --- | --- | --- |",
     ]
+    notes: dict[str, int] = {}  # note -> its footnote number
     for group in groups:
         if group.error and not group.figures:
             lines.append(
                 f"| {_cell(group.title)} | — | — | — | — | — | failed: {_cell(group.error)} |"
             )
         for fig in group.figures:
-            lines.append(_row(fig))
+            mark = notes.setdefault(fig.note, len(notes) + 1) if fig.note else None
+            lines.append(_row(fig, mark))
     lines.append("")
-    notes = [(fig, fig.note) for group in groups for fig in group.figures if fig.note]
     if notes:
         lines += ["Notes:", ""]
-        seen: set[str] = set()
-        for fig, note in notes:
-            if (fig.label + note) in seen:
-                continue
-            seen.add(fig.label + note)
-            lines.append(f"- {fig.label} — {fig.setup}: {note}")
+        lines += [f"{number}. {note[:1].upper()}{note[1:]}." for note, number in notes.items()]
         lines.append("")
     lines += _targets_section(groups)
     lines += _gaps_section(groups)
@@ -122,7 +118,7 @@ def markdown(data: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _row(fig: Figure) -> str:
+def _row(fig: Figure, mark: int | None = None) -> str:
     if fig.measured:
         samples = ", ".join(number(s) for s in fig.samples)
         value = number(fig.value)
@@ -133,8 +129,9 @@ def _row(fig: Figure) -> str:
     met = verdict(fig)
     if not fig.measured and fig.reason:
         met = f"{met}: {fig.reason}" if fig.target else f"not measured: {fig.reason}"
+    setup = _cell(fig.setup) + (f" (note {mark})" if mark else "")
     return (
-        f"| {_cell(fig.label)} | {_cell(fig.setup)} | {value} | {fig.unit} | {samples} "
+        f"| {_cell(fig.label)} | {setup} | {value} | {fig.unit} | {samples} "
         f"| {_cell(target)} | {_cell(met)} |"
     )
 

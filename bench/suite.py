@@ -20,7 +20,11 @@ GROUPS = ("throughput", "latency", "commits", "parked", "matching", "pages")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="IncidentFlow's benchmark suite: measures the engine and the pages, "
+        "writes bench/results/latest.json and regenerates docs/benchmarks.md.",
+    )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~2 minutes)")
     parser.add_argument(
         "--only",

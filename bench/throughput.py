@@ -47,14 +47,16 @@ def target_for(backend: Backend, workers: int) -> Target | None:
 
 def run(options: Options) -> list[Figure]:
     figures: list[Figure] = []
-    for backend in (ALL[0], SQLITE_NORMAL, *ALL[1:]):
+    backends = (ALL[0], SQLITE_NORMAL, *ALL[1:]) if options.all_worker_counts else ALL
+    for backend in backends:
         figures.extend(measure_backend(options, backend))
     return figures
 
 
 def measure_backend(options: Options, backend: Backend) -> list[Figure]:
     reason = backend.unavailable()
-    keys = [(f"{NAME}.{backend.key}.{n}", n) for n in backend.worker_counts]
+    counts = backend.worker_counts if options.all_worker_counts else backend.worker_counts[:1]
+    keys = [(f"{NAME}.{backend.key}.{n}", n) for n in counts]
     if reason:
         return [
             not_measured(
@@ -140,8 +142,8 @@ def repetitions(
     receiver: env.Receiver,
     workers: env.Workers,
 ) -> tuple[list[float], dict[str, object]]:
-    warm_rate, _ = one_batch(app, seed, receiver, workers, 20 if options.quick else 40)
-    size = int(min(3000, max(50 if options.quick else 100, warm_rate * options.throughput_seconds)))
+    warm_rate, _ = one_batch(app, seed, receiver, workers, 10 if options.quick else 40)
+    size = int(min(3000, max(30 if options.quick else 100, warm_rate * options.throughput_seconds)))
     samples: list[float] = []
     details = []
     for _ in range(options.repeats):

@@ -136,15 +136,15 @@ def test_the_report_writes_json_and_the_markdown_table(tmp_path) -> None:
     assert "| Date | 2026-01-01 12:00 UTC |" in text
     # The table: median, every repetition, target, verdict.
     assert (
-        "| Runs completed per second | Embedded worker, SQLite, 1 worker | 101 | runs/s "
+        "| Runs completed per second | Embedded worker, SQLite, 1 worker (note 1) | 101 | runs/s "
         "| 90.0, 120, 101 | ≥ 100 runs/s (embedded default) | yes |"
     ) in text
+    assert "1. 1 worker; SQLite serialises writers." in text
     assert "| 190 | runs/s | 200, 180, 190 | ≥ 250 runs/s (PostgreSQL + Celery) | **no** |" in text
     assert "not measured: PostgreSQL at postgresql://x is not reachable" in text
     # Table cells never break the table.
     assert "Runs are counted \\| carefully." not in text  # methods are prose, not cells
     assert "Runs are counted | carefully." in text
-    assert "1 worker; SQLite serialises writers" in text
 
 
 def test_the_gaps_section_lists_missed_targets_with_their_analysis(monkeypatch) -> None:
