@@ -7,13 +7,12 @@ exception that the handlers in ``app.api.errors`` roll back and turn into JSON.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, url_for
-from pydantic import BaseModel
+from flask import Blueprint, jsonify, url_for
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
@@ -22,6 +21,7 @@ from app.api.errors import register_error_handlers
 from app.api.openapi import build_document
 from app.api.parsing import parse_body, parse_query
 from app.api.registry import ApiRoutes
+from app.api.responses import json_response, page_of
 from app.api.schemas import (
     MAX_PER_PAGE,
     IncidentEventList,
@@ -41,21 +41,10 @@ register_error_handlers(bp)
 install_token_auth(bp, routes)
 
 
-def _json(
-    model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    return current_app.response_class(
-        model.model_dump_json(by_alias=True),
-        status=status,
-        headers=headers,
-        mimetype="application/json",
-    )
-
-
 def _incident_response(incident_id: str, status: int = 200, **headers: str) -> Response:
     """The incident as committed (re-read, so the response shows what was stored)."""
     incident = service.get_incident(api_user(), incident_id)
-    return _json(incident_out(incident), status, headers)
+    return json_response(incident_out(incident), status, headers)
 
 
 @routes.operation(
@@ -99,22 +88,9 @@ def list_incidents() -> Response:
         service=filters.service,
         q=filters.q,
     )
-    page = db.paginate(
-        query,
-        page=filters.page,
-        per_page=filters.per_page,
-        max_per_page=MAX_PER_PAGE,
-        error_out=False,
-    )
-    body = IncidentPage(
-        items=[incident_out(incident) for incident in page.items],
-        page=filters.page,
-        per_page=filters.per_page,
-        total=page.total or 0,
-        pages=page.pages,
-    )
+    body = page_of(query, filters, IncidentPage, incident_out)
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -126,7 +102,7 @@ def list_incidents() -> Response:
 def get_incident(id: str) -> Response:
     body = incident_out(service.get_incident(api_user(), id))
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -146,7 +122,7 @@ def list_incident_events(id: str) -> Response:
     )
     body = IncidentEventList(items=[event_out(event) for event in events])
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(

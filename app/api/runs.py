@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
 from app.api.parsing import parse_body
+from app.api.responses import json_response
 from app.api.routes import routes
 from app.engine.clock import Clock, SystemClock
 from app.extensions import db
@@ -88,15 +89,6 @@ def _clock() -> Clock:
     return clock
 
 
-def _json(model: BaseModel, status: int = 200, **headers: str) -> Response:
-    return current_app.response_class(
-        model.model_dump_json(by_alias=True),
-        status=status,
-        headers=headers,
-        mimetype="application/json",
-    )
-
-
 def _run_out(run: WorkflowExecution) -> RunOut:
     return RunOut(
         id=run.id,
@@ -142,14 +134,14 @@ def _run_detail(run_id: str, status: int = 200, **headers: str) -> Response:
             for a in attempts
         ],
     )
-    return _json(detail, status, **headers)
+    return json_response(detail, status, headers)
 
 
 def _list(query: sa.Select[WorkflowExecution]) -> Response:
     runs = db.session.scalars(query.limit(LIST_LIMIT)).all()
     body = RunList(items=[_run_out(run) for run in runs])
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(

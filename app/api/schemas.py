@@ -5,6 +5,8 @@ Request bodies reuse ``app.incidents.schemas`` (the same models the pages use).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -15,6 +17,11 @@ from app.incidents.schemas import IncidentEventOut, IncidentOut, TeamRef, UserRe
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
+
+# Every list query's paging parameters: field types rather than a base class, so each
+# query keeps its parameters (and their order in the OpenAPI document) as it lists them.
+PageNumber = Annotated[int, Field(ge=1, le=1_000_000, description="The page, from 1.")]
+PerPage = Annotated[int, Field(ge=1, le=MAX_PER_PAGE, description="Items per page.")]
 
 
 class IncidentListQuery(BaseModel):
@@ -36,10 +43,8 @@ class IncidentListQuery(BaseModel):
         max_length=TITLE_MAX_LENGTH,
         description="Text the title contains (case-insensitive).",
     )
-    page: int = Field(default=1, ge=1, le=1_000_000, description="The page, from 1.")
-    per_page: int = Field(
-        default=DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE, description="Items per page."
-    )
+    page: PageNumber = 1
+    per_page: PerPage = DEFAULT_PER_PAGE
 
 
 class _Output(BaseModel):

@@ -20,7 +20,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from app.api.errors import NO_CONTROL_CHARACTERS
-from app.api.schemas import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from app.api.schemas import DEFAULT_PER_PAGE, PageNumber, PerPage
 from app.auth.models import User
 from app.incidents.schemas import UserRef
 from app.workflows.enums import ScopeType, TemplateCategory
@@ -80,10 +80,8 @@ class _Query(BaseModel):
         extra="forbid", str_strip_whitespace=True, alias_generator=to_camel, populate_by_name=False
     )
 
-    page: int = Field(default=1, ge=1, le=1_000_000, description="The page, from 1.")
-    per_page: int = Field(
-        default=DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE, description="Items per page."
-    )
+    page: PageNumber = 1
+    per_page: PerPage = DEFAULT_PER_PAGE
 
 
 class _Output(BaseModel):

@@ -14,14 +14,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from flask import current_app, url_for
-from pydantic import BaseModel, ValidationError
+from flask import url_for
+from pydantic import ValidationError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
 from app.api.errors import ERROR_CODES, ApiError, ErrorDetail
 from app.api.parsing import parse_body, parse_query
+from app.api.responses import json_response, no_content, page_of
 from app.api.routes import routes
 from app.api.schemas import MAX_PER_PAGE
 from app.api.workflow_schemas import (
@@ -63,25 +64,10 @@ ERROR_CODES.setdefault(
 )
 
 
-def _json(
-    model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    return current_app.response_class(
-        model.model_dump_json(by_alias=True),
-        status=status,
-        headers=headers,
-        mimetype="application/json",
-    )
-
-
-def _no_content() -> Response:
-    return current_app.response_class(status=204)
-
-
 def _workflow_response(workflow_id: str, status: int = 200, **headers: str) -> Response:
     """The workflow as committed (re-read, so the response shows what was stored)."""
     workflow = service.get_workflow(api_user(), workflow_id)
-    return _json(workflow_out(workflow), status, headers)
+    return json_response(workflow_out(workflow), status, headers)
 
 
 # --- errors -----------------------------------------------------------------
@@ -206,35 +192,15 @@ def _cannot_enable(workflow: Workflow, error: DefinitionInvalid) -> ApiError:
 )
 def list_workflows() -> Response:
     filters = parse_query(WorkflowListQuery)
-    query = service.visible_workflows(api_user())
-    if filters.scope is not None:
-        query = query.where(Workflow.scope_type == filters.scope)
-    if filters.team:
-        query = query.where(Workflow.team_id == filters.team)
-    if filters.enabled is not None:
-        query = query.where(Workflow.is_enabled.is_(filters.enabled))
-    if filters.q:
-        escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Workflow.name.ilike(f"%{escaped}%", escape="\\"))
+    query = service.search_workflows(
+        api_user(), scope=filters.scope, team_id=filters.team, enabled=filters.enabled, q=filters.q
+    )
     query = query.options(selectinload(Workflow.created_by)).order_by(
         sa.func.lower(Workflow.name), Workflow.id
     )
-    page = db.paginate(
-        query,
-        page=filters.page,
-        per_page=filters.per_page,
-        max_per_page=MAX_PER_PAGE,
-        error_out=False,
-    )
-    body = WorkflowPage(
-        items=[workflow_out(workflow) for workflow in page.items],
-        page=filters.page,
-        per_page=filters.per_page,
-        total=page.total or 0,
-        pages=page.pages,
-    )
+    body = page_of(query, filters, WorkflowPage, workflow_out)
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -281,7 +247,7 @@ def create_workflow() -> Response:
 def get_workflow(id: str) -> Response:
     body = workflow_out(service.get_workflow(api_user(), id))
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -383,7 +349,7 @@ def delete_workflow(id: str) -> Response:
     workflow = service.get_workflow(user, id, for_update=True)
     service.delete_workflow(user, workflow)
     db.session.commit()
-    return _no_content()
+    return no_content()
 
 
 # --- versions -------------------------------------------------------------------
@@ -407,22 +373,9 @@ def list_workflow_versions(id: str) -> Response:
         .options(selectinload(WorkflowVersion.changed_by))
         .order_by(WorkflowVersion.version.desc())
     )
-    page = db.paginate(
-        query,
-        page=filters.page,
-        per_page=filters.per_page,
-        max_per_page=MAX_PER_PAGE,
-        error_out=False,
-    )
-    body = VersionPage(
-        items=[version_summary(version) for version in page.items],
-        page=filters.page,
-        per_page=filters.per_page,
-        total=page.total or 0,
-        pages=page.pages,
-    )
+    body = page_of(query, filters, VersionPage, version_summary)
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -437,7 +390,7 @@ def get_workflow_version(id: str, number: str) -> Response:
     workflow = service.get_workflow(api_user(), id)
     body = version_out(service.get_version(workflow, _version_number(number)))
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -463,7 +416,7 @@ def rollback_workflow(id: str, number: str) -> Response:
         version = service.rollback(user, workflow, _version_number(number))
     db.session.commit()
     location = url_for("api.get_workflow_version", id=id, number=version.version)
-    return _json(version_out(version), 201, {"Location": location})
+    return json_response(version_out(version), 201, {"Location": location})
 
 
 # --- templates ------------------------------------------------------------------
@@ -491,7 +444,7 @@ def list_templates() -> Response:
         if template.retired_at is None
     ]
     db.session.commit()  # the token's last_used_at
-    return _json(TemplateList(items=items))
+    return json_response(TemplateList(items=items))
 
 
 @routes.operation(
@@ -552,7 +505,7 @@ def list_workflow_secrets(id: str) -> Response:
         ],
     )
     db.session.commit()  # the token's last_used_at
-    return _json(body)
+    return json_response(body)
 
 
 @routes.operation(
@@ -576,7 +529,7 @@ def set_workflow_secret(id: str, name: str) -> Response:
     data = parse_body(SecretIn)
     secret = secret_store.set_secret(workflow, name, data.value, actor=user)
     db.session.commit()
-    return _json(_secret_out(secret, _secret_users(workflow)))
+    return json_response(_secret_out(secret, _secret_users(workflow)))
 
 
 @routes.operation(
@@ -595,4 +548,4 @@ def delete_workflow_secret(id: str, name: str) -> Response:
     service.require_edit(user, workflow)
     secret_store.delete_secret(workflow, name, actor=user)
     db.session.commit()
-    return _no_content()
+    return no_content()

@@ -558,17 +558,7 @@ def edit_add_node(workflow_id: str) -> Response:
             handle=form.handle.data if form.show_handle else None,
         )
     except InvalidInput as error:
-        db.session.rollback()
-        _attach_simple(form, error)
-        workflow, draft = _fresh_state(workflow_id)
-        return _respond(
-            workflow,
-            draft,
-            panels=("add_node",),
-            status=422,
-            selected=_selected_from_request(),
-            add_node_form=form,
-        )
+        return _add_refused(workflow_id, error, panel="add_node", add_node_form=form)
     db.session.commit()
     if not request.htmx:
         return _done(workflow, node_id)
@@ -601,6 +591,20 @@ def edit_remove_node(workflow_id: str) -> Response:
     return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True)
 
 
+def _add_refused(
+    workflow_id: str, error: InvalidInput, *, panel: str, **form: AddNodeForm | AddEdgeForm
+) -> Response:
+    """An "Add node" or "Add edge" the draft refused: nothing is kept, and its panel comes
+    back (422) with the form as sent and each problem next to its field."""
+    db.session.rollback()
+    for sent in form.values():
+        _attach_simple(sent, error)
+    workflow, draft = _fresh_state(workflow_id)
+    return _respond(
+        workflow, draft, panels=(panel,), status=422, selected=_selected_from_request(), **form
+    )
+
+
 def _attach_simple(form: Any, error: ServiceError) -> None:
     """Put a service error on the small form's field named by its location."""
     for problem in error.problems or []:
@@ -631,17 +635,7 @@ def edit_add_edge(workflow_id: str) -> Response:
             form.handle.data if form.show_handle else None,
         )
     except InvalidInput as error:
-        db.session.rollback()
-        _attach_simple(form, error)
-        workflow, draft = _fresh_state(workflow_id)
-        return _respond(
-            workflow,
-            draft,
-            panels=("edges",),
-            status=422,
-            selected=_selected_from_request(),
-            add_edge_form=form,
-        )
+        return _add_refused(workflow_id, error, panel="edges", add_edge_form=form)
     db.session.commit()
     if not request.htmx:
         return _done(workflow, _selected_from_request())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -229,6 +229,16 @@ def _problem_lines(error: ServiceError) -> list[str]:
     return [f"{p.message} (at {p.loc})" if p.loc else p.message for p in error.problems]
 
 
+def _fragment_or_back(fragment: Callable[[], Page], back_to: str, *messages: str) -> Page:
+    """Answer a change made in place: htmx gets the fragment again; a plain form gets
+    the messages flashed and a 303 back to the page."""
+    if request.htmx:
+        return fragment()
+    for message in messages:
+        flash(message)
+    return redirect(back_to, code=303)
+
+
 def _see_other(url: str) -> Response:
     if request.htmx:
         response = make_response("", 204)
@@ -261,7 +271,7 @@ def _search(form: WorkflowFilterForm) -> sa.Select[Any]:
     category = (
         form.category.data if form.category.data in {c.value for c in TemplateCategory} else None
     )
-    return service.search_workflows(
+    workflows = service.search_workflows(
         current_user,
         scope=ScopeType(scope) if scope else None,
         team_id=form.team.data or None,
@@ -269,6 +279,7 @@ def _search(form: WorkflowFilterForm) -> sa.Select[Any]:
         category=TemplateCategory(category) if category else None,
         q=form.q.data,
     )
+    return service.with_last_run(workflows).order_by(Workflow.name, Workflow.id)
 
 
 def _rows(items: Iterable[Any]) -> list[Row]:
@@ -296,11 +307,15 @@ def index() -> str:
 
 
 def _row(workflow_id: str) -> Row:
-    query = service.search_workflows(current_user).where(Workflow.id == workflow_id)
-    found = db.session.execute(query).first()
+    just_this = service.search_workflows(current_user).where(Workflow.id == workflow_id)
+    found = db.session.execute(service.with_last_run(just_this)).first()
     if found is None:
         abort(404)
     return _rows([found])[0]
+
+
+def _render_row(workflow_id: str, problems: list[str]) -> str:
+    return render_template("workflows/_row.html", row=_row(workflow_id), problems=problems)
 
 
 @bp.post("/<workflow_id>/toggle")
@@ -308,23 +323,18 @@ def toggle(workflow_id: str) -> Page:
     """Enable or disable in place; enabling something that cannot run is refused with why."""
     workflow = _load(workflow_id, for_update=True)
     wanted = request.form.get("enabled", "1" if not workflow.is_enabled else "0") == "1"
+    back_to = url_for("workflows.index")
     try:
         service.set_enabled(current_user, workflow, wanted)
     except ServiceError as error:
         db.session.rollback()
         problems, status = _problem_lines(error), error.status
-        if request.htmx:
-            return render_template(
-                "workflows/_row.html", row=_row(workflow_id), problems=problems
-            ), status
-        for line in problems:
-            flash(line)
-        return redirect(url_for("workflows.index"), code=303)
+        return _fragment_or_back(
+            lambda: (_render_row(workflow_id, problems), status), back_to, *problems
+        )
+    done = f"{workflow.name} is {'enabled' if wanted else 'disabled'}."
     db.session.commit()
-    if request.htmx:
-        return render_template("workflows/_row.html", row=_row(workflow_id), problems=[])
-    flash(f"{workflow.name} is {'enabled' if wanted else 'disabled'}.")
-    return redirect(url_for("workflows.index"), code=303)
+    return _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
 
 
 # --- create, import, export, duplicate, delete ------------------------------
@@ -676,10 +686,11 @@ def secrets(workflow_id: str) -> Page:
             workflow, form, error=" ".join(unplaced) or None, status=error.status
         )
     db.session.commit()
-    if request.htmx:
-        return _render_secrets(_load(workflow_id), message=done)
-    flash(done)
-    return redirect(url_for("workflows.secrets", workflow_id=workflow_id), code=303)
+    return _fragment_or_back(
+        lambda: _render_secrets(_load(workflow_id), message=done),
+        url_for("workflows.secrets", workflow_id=workflow_id),
+        done,
+    )
 
 
 # --- template gallery -------------------------------------------------------------

@@ -552,24 +552,11 @@ def search_workflows(
     enabled: bool | None = None,
     category: TemplateCategory | None = None,
     q: str | None = None,
-) -> sa.Select[tuple[Workflow, ExecutionStatus | None, datetime | None]]:
-    """Workflows (not templates) the user may see, filtered, each with the status and
-    creation time of its latest run, in one query: no query per row."""
-    last_run = sa.orm.aliased(WorkflowExecution)
-    latest_id = (
-        sa.select(WorkflowExecution.id)
-        .where(WorkflowExecution.workflow_id == Workflow.id)
-        .order_by(WorkflowExecution.created_at.desc(), WorkflowExecution.id.desc())
-        .limit(1)
-        .correlate(Workflow)
-        .scalar_subquery()
-    )
-    query = (
-        visible_workflows(user)
-        .add_columns(last_run.status, last_run.created_at)
-        .outerjoin(last_run, last_run.id == latest_id)
-        .options(sa.orm.joinedload(Workflow.team))
-    )
+) -> sa.Select[Workflow]:
+    """Workflows (not templates) the user may see, filtered: the one filter behind the
+    list page and the API's list. ``q`` is text the name contains, in any case.
+    Unordered: each list orders its own."""
+    query = visible_workflows(user)
     if scope is not None:
         query = query.where(Workflow.scope_type == scope)
     if team_id:
@@ -581,7 +568,28 @@ def search_workflows(
     if q and q.strip():
         pattern = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Workflow.name.ilike(f"%{pattern}%", escape="\\"))
-    return query.order_by(Workflow.name, Workflow.id)
+    return query
+
+
+def with_last_run(
+    workflows: sa.Select[Workflow],
+) -> sa.Select[tuple[Workflow, ExecutionStatus | None, datetime | None]]:
+    """Each workflow with the status and creation time of its latest run (and its team),
+    in one query: no query per row."""
+    last_run = sa.orm.aliased(WorkflowExecution)
+    latest_id = (
+        sa.select(WorkflowExecution.id)
+        .where(WorkflowExecution.workflow_id == Workflow.id)
+        .order_by(WorkflowExecution.created_at.desc(), WorkflowExecution.id.desc())
+        .limit(1)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
+    return (
+        workflows.add_columns(last_run.status, last_run.created_at)
+        .outerjoin(last_run, last_run.id == latest_id)
+        .options(sa.orm.joinedload(Workflow.team))
+    )
 
 
 def export_definition(workflow: Workflow) -> dict[str, Any]:

@@ -294,6 +294,34 @@ def test_list_pages(api, listed) -> None:
 
 
 @pytest.mark.parametrize(
+    ("page_query", "api_query", "expected"),
+    [
+        ("", "", {"alpha hook", "Beta ticket", "Global escalation", "disk_full at 100%"}),
+        ("scope=global", "scope=global", {"Global escalation"}),
+        ("scope=team", "scope=team", {"alpha hook", "Beta ticket", "disk_full at 100%"}),
+        ("team={search}", "team={search}", set()),
+        ("enabled=yes", "enabled=true", {"Beta ticket", "Global escalation"}),
+        ("enabled=no", "enabled=false", {"alpha hook", "disk_full at 100%"}),
+        ("q=%20HOOK%20", "q=%20HOOK%20", {"alpha hook"}),
+        ("q=_", "q=_", {"disk_full at 100%"}),
+        ("q=100%25", "q=100%25", {"disk_full at 100%"}),
+        ("q=%5C", "q=%5C", set()),
+    ],
+)
+def test_the_api_lists_what_the_list_page_shows_for_the_same_filters(
+    api, client, sign_in, member, listed, make_workflow, teams, page_query, api_query, expected
+) -> None:
+    """Both lists filter through ``service.search_workflows``: same rows, wildcards literal."""
+    listed["odd"] = make_workflow(team=teams[0], name="disk_full at 100%")
+    assert sign_in(member.email).status_code == 303
+    search = teams[1].id
+    page = client.get(f"/workflows?{page_query.format(search=search)}").text
+    on_page = {w.name for w in listed.values() if f'id="wf-{w.id}"' in page}
+    by_api = set(names(api.get(f"{WORKFLOWS}?{api_query.format(search=search)}")))
+    assert on_page == by_api == expected
+
+
+@pytest.mark.parametrize(
     ("query", "loc"),
     [("scope=everyone", "query.scope"), ("per_page=2", "query.per_page"), ("page=0", "query.page")],
 )

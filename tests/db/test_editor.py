@@ -351,6 +351,65 @@ def test_add_edge_from_a_condition_needs_a_branch(editor, mia, workflow) -> None
     assert ("trigger", delay, None) in edges_of(draft_of(mia, workflow).definition)
 
 
+def test_an_added_node_is_pushed_as_selected_an_added_edge_keeps_the_selection(
+    editor, mia, workflow
+) -> None:
+    editor.page(node="notify")
+    added = editor.post("/nodes", {"add-kind": "delay", "add-after": "notify"}, node="notify")
+    assert added.status_code == 200
+    (delay,) = set(nodes_of(draft_of(mia, workflow).definition)) - {"trigger", "notify"}
+    assert added.headers["HX-Push-Url"].endswith(f"?node={delay}")
+    assert "HX-Replace-Url" not in added.headers
+
+    edge = {"edge-source": "trigger", "edge-target": delay}
+    connected = editor.post("/edges", edge, node="notify")
+    assert connected.status_code == 200
+    assert connected.headers["HX-Replace-Url"].endswith("?node=notify")
+    assert "HX-Push-Url" not in connected.headers
+    assert ("trigger", delay, None) in edges_of(draft_of(mia, workflow).definition)
+
+
+def test_adding_without_htmx_redirects_back_to_the_editor(editor, mia, workflow) -> None:
+    editor.page()
+    added = editor.post("/nodes", {"add-kind": "delay", "add-after": "notify"}, htmx=False)
+    (delay,) = set(nodes_of(draft_of(mia, workflow).definition)) - {"trigger", "notify"}
+    assert added.status_code == 303 and added.location.endswith(f"/edit?node={delay}")
+
+    edge = {"edge-source": "trigger", "edge-target": delay, "selected": "notify"}
+    connected = editor.post("/edges", edge, htmx=False)
+    assert connected.status_code == 303 and connected.location.endswith("/edit?node=notify")
+    assert ("trigger", delay, None) in edges_of(draft_of(mia, workflow).definition)
+
+
+def test_a_refused_add_keeps_nothing_and_answers_with_its_own_panel(editor, mia, workflow) -> None:
+    editor.page()
+    condition = editor.add_node("condition", after="notify").headers["HX-Push-Url"].split("=")[-1]
+    editor.add_node("delay", after=condition, handle="true")
+    before = draft_of(mia, workflow).definition
+
+    refused_node = editor.post(
+        "/nodes",
+        {"add-kind": "delay", "add-after": condition, "add-handle": "true"},
+        node=condition,
+    )
+    assert refused_node.status_code == 422 and "already connected" in refused_node.text
+    assert 'id="add-node-panel"' in refused_node.text
+    assert 'id="edges-panel"' not in refused_node.text
+    assert 'id="graph-panel"' not in refused_node.text
+    assert refused_node.headers["HX-Replace-Url"].endswith(f"?node={condition}")
+
+    refused_edge = editor.post(
+        "/edges", {"edge-source": condition, "edge-target": "notify"}, node=condition
+    )
+    assert refused_edge.status_code == 422 and "Choose the branch" in refused_edge.text
+    assert 'id="edges-panel"' in refused_edge.text
+    assert 'id="add-node-panel"' not in refused_edge.text
+    assert 'id="graph-panel"' not in refused_edge.text
+    assert refused_edge.headers["HX-Replace-Url"].endswith(f"?node={condition}")
+
+    assert draft_of(mia, workflow).definition == before
+
+
 def test_removing_a_node_removes_its_edges(editor, mia, workflow) -> None:
     editor.page()
     condition = editor.add_node("condition", after="notify").headers["HX-Push-Url"].split("=")[-1]

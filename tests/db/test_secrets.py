@@ -163,6 +163,14 @@ def test_bad_input_is_shown_next_to_its_field(client, member, workflow):
     assert stored(workflow.id) == {}
 
 
+def test_a_secret_added_without_htmx_redirects_back_to_the_secrets_page(client, member, workflow):
+    response = post_secret(client, workflow.id, name="hook_token", value="v")
+    assert response.status_code == 303
+    assert response.location.endswith(f"/workflows/{workflow.id}/secrets")
+    assert "Secret hook_token added." in client.get(response.location).text
+    assert set(stored(workflow.id)) == {"hook_token"}
+
+
 def test_replacing_a_secret_keeps_its_name_and_changes_its_value(client, member, workflow):
     post_secret(client, workflow.id, name="hook_token", value="first")
     response = post_secret(client, workflow.id, htmx=True, name="hook_token", value="second")

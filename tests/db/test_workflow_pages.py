@@ -217,6 +217,26 @@ def test_enabling_an_invalid_definition_is_refused_in_place_with_the_reasons(
     assert not workflow.is_enabled
 
 
+def test_a_refused_toggle_without_htmx_flashes_each_reason_on_the_list(
+    client, member, team, make_workflow
+):
+    two_problems = secret_definition("hook_token")
+    two_problems["nodes"].append(webhook_node("orphan"))  # and reachable from nowhere
+    workflow = make_workflow(team=team, definition=two_problems)
+    # Without "enabled", the toggle flips the state: here, it tries to enable.
+    response = client.post(f"/workflows/{workflow.id}/toggle", data={"csrf_token": csrf(client)})
+    assert response.status_code == 303 and response.location.endswith("/workflows")
+    flashed = re.search(r'<div class="flash".*?</div>', client.get("/workflows").text, re.S)
+    assert flashed, "the reasons are flashed on the list"
+    lines = re.findall(r"<p>(.*?)</p>", flashed.group(0))
+    assert len(lines) == 2, lines
+    assert any("no secret named &#39;hook_token&#39;" in line for line in lines)
+    assert any("cannot be reached from the trigger" in line for line in lines)
+    db.session.rollback()
+    db.session.refresh(workflow)
+    assert not workflow.is_enabled
+
+
 def test_enabling_is_refused_for_a_missing_secret_then_allowed_once_it_is_added(
     client, member, team, make_workflow
 ):
