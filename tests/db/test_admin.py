@@ -20,7 +20,6 @@ ONE_TIME_PASSWORD = re.compile(r'data-testid="one-time-password">([^<]+)<')
 HX_CSRF = re.compile(r'"X-CSRFToken": "([^"]+)"')
 
 
-
 @pytest.fixture
 def admin(make_user) -> User:
     """An admin user."""

@@ -91,9 +91,12 @@ NULLABLE = {
     ("workflow_execution", "completed_at"),
     ("workflow_execution", "failed_at"),
     # Added for the engine and the template gallery (not in the seed).
-    ("workflow", "template_key"), ("workflow", "retired_at"),
-    ("workflow_execution", "trigger_key"), ("workflow_execution", "triggered_by_user_id"),
-    ("workflow_execution", "due_at"), ("workflow_execution", "lease_owner"),
+    ("workflow", "template_key"),
+    ("workflow", "retired_at"),
+    ("workflow_execution", "trigger_key"),
+    ("workflow_execution", "triggered_by_user_id"),
+    ("workflow_execution", "due_at"),
+    ("workflow_execution", "lease_owner"),
     ("workflow_execution", "parked_until"),
 }
 

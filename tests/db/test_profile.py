@@ -19,7 +19,6 @@ NEW_TOKEN = re.compile(r'data-testid="new-token"[^>]*>([^<]+)<')
 NEW_PASSWORD = "a brand new passphrase"
 
 
-
 @pytest.fixture
 def alice(make_user, make_team) -> User:
     """A member of Payments."""
