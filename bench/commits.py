@@ -165,6 +165,7 @@ def _unfinished(since: float) -> int:
 def drive_embedded(app: Flask, seed: env.Seed, runs: int) -> Counter[str]:
     import time
 
+    from app.engine.runner import Next
     from app.engine.worker import Worker, WorkerSettings
     from app.extensions import db
 
@@ -179,9 +180,9 @@ def drive_embedded(app: Flask, seed: env.Seed, runs: int) -> Counter[str]:
             with counter.during("claim"):
                 return super().claim(limit)
 
-        def drive(self, execution_id: str) -> None:
+        def drive(self, execution_id: str) -> Next | None:
             with counter.during("step"):
-                super().drive(execution_id)
+                return super().drive(execution_id)
 
     since = time.time()
     time.sleep(0.01)

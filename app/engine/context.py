@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.auth.models import Team, User
+from app.extensions import db
+from app.incidents.enums import IncidentPriority, IncidentStatus
 from app.incidents.models import Incident
 from app.workflows.models import WorkflowExecution
 from app.workflows.schema import (
@@ -17,7 +23,104 @@ from app.workflows.schema import (
 )
 
 
-def field_value(incident: Incident, field: str) -> str | None:
+@dataclass(frozen=True)
+class TeamView:
+    id: str
+    name: str
+    chat_channel: str | None
+
+
+@dataclass(frozen=True)
+class AssigneeView:
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An incident as a step reads it: one row with its team and assignee, not tracked."""
+
+    id: str
+    title: str
+    description: str
+    priority: IncidentPriority
+    status: IncidentStatus
+    service: str | None
+    metadata_: dict[str, Any]
+    team_id: str
+    escalation_level: int
+    created_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    team: TeamView
+    assignee: AssigneeView | None
+
+
+_READ_INCIDENT = (
+    sa.select(
+        Incident.id,
+        Incident.title,
+        Incident.description,
+        Incident.priority,
+        Incident.status,
+        Incident.service,
+        Incident.metadata_.label("metadata"),
+        Incident.team_id,
+        Incident.escalation_level,
+        Incident.created_at,
+        Incident.acknowledged_at,
+        Incident.resolved_at,
+        Team.name.label("team_name"),
+        Team.chat_channel,
+        User.id.label("assignee_id"),
+        User.email,
+        User.first_name,
+        User.last_name,
+        User.phone,
+    )
+    .join(Team, Team.id == Incident.team_id)
+    .outerjoin(User, User.id == Incident.assignee_id)
+    .where(Incident.id == sa.bindparam("incident_id"))
+)
+
+
+def read_incident(incident_id: str) -> IncidentView | None:
+    """The incident as it is now, in one statement (cheaper than loading the ORM object)."""
+    # On the session's connection, past the ORM's statement handling: a plain row.
+    row = (
+        db.session.connection().execute(_READ_INCIDENT, {"incident_id": incident_id}).one_or_none()
+    )
+    if row is None:
+        return None
+    return IncidentView(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        priority=row.priority,
+        status=row.status,
+        service=row.service,
+        metadata_=row.metadata or {},
+        team_id=row.team_id,
+        escalation_level=row.escalation_level,
+        created_at=row.created_at,
+        acknowledged_at=row.acknowledged_at,
+        resolved_at=row.resolved_at,
+        team=TeamView(id=row.team_id, name=row.team_name, chat_channel=row.chat_channel),
+        assignee=(
+            AssigneeView(row.assignee_id, row.email, row.first_name, row.last_name, row.phone)
+            if row.assignee_id is not None
+            else None
+        ),
+    )
+
+
+IncidentLike = Incident | IncidentView
+
+
+def field_value(incident: IncidentLike, field: str) -> str | None:
     """The incident's value for a trigger or condition field, as text to compare.
 
     Fields: ``priority``, ``status``, ``service``, ``team`` (the team's name) and
@@ -41,15 +144,15 @@ def field_value(incident: Incident, field: str) -> str | None:
 
 def template_context(
     execution: WorkflowExecution,
-    incident: Incident,
+    incident: IncidentLike,
     *,
     workflow_name: str,
     steps: dict[str, Any],
     secrets: dict[str, str],
 ) -> dict[str, Any]:
     """The seed's TemplateContext (camelCase, as templates write it) plus steps and secrets."""
-    team: Team = incident.team
-    assignee: User | None = incident.assignee
+    team: Team | TeamView = incident.team
+    assignee: User | AssigneeView | None = incident.assignee
     context = TemplateContext(
         incident=IncidentContext(
             id=incident.id,

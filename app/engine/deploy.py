@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from app.engine.celery_app import broker_url, engine_backend
+from app.engine.celery_app import broker_url
 from app.extensions import db
+from app.ops.settings import engine_backend
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MIN_SECRET_KEY_LENGTH = 32
@@ -232,7 +233,7 @@ def check_secret_keys(app: Flask) -> Iterator[Check]:
         if not key_file.exists():
             return  # nothing encrypted yet; do not create the file from a check
     try:
-        cipher = secret_store._cipher()
+        cipher = secret_store.cipher()
     except secret_store.SecretKeyError as error:
         yield Check("secret keys", FAIL, str(error))
         return

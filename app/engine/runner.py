@@ -1,8 +1,15 @@
-"""Advancing a run, one node per step. The caller commits after each step.
+"""Advancing a run, one node per step. The caller decides when to commit.
 
 The runner does not know which worker drives it (embedded or Celery): it is
 handed an execution it holds the lease of, does one step, and says what the
 worker should do next. Every step's outcome is in the session when it returns.
+
+Steps that touch nothing outside the database (the trigger, a condition, a
+zero-minute delay, a skipped node, the end) may ride in one transaction with
+the steps around them: repeating them after a crash is harmless. What must be
+durable is what a request depends on, so the caller commits before every
+action (``next_action`` says when one comes next) and when the run waits or
+ends.
 """
 
 from __future__ import annotations
@@ -15,17 +22,14 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-import sqlalchemy as sa
-
 from app.engine import templating
 from app.engine.clock import Clock
-from app.engine.context import field_value, template_context
+from app.engine.context import IncidentView, field_value, read_incident, template_context
 from app.engine.scrub import Scrubber
 from app.extensions import db
-from app.incidents.models import Incident
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, NodeStatus
-from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
+from app.workflows.models import ExecutionAttempt, WorkflowExecution
 from app.workflows.schema import (
     ActionNode,
     ConditionNode,
@@ -63,6 +67,8 @@ class Plan:
     incoming: dict[str, list[Any]]
 
 
+_INSERT_ATTEMPT = ExecutionAttempt.__table__.insert()
+
 _PLANS: OrderedDict[tuple[str, int], Plan] = OrderedDict()
 _PLAN_CACHE_SIZE = 1024
 
@@ -97,7 +103,25 @@ class Engine:
     max_request_seconds: float = 30.0
 
 
-def _results(execution: WorkflowExecution) -> dict[str, dict[str, Any]]:
+@dataclass
+class RunMemo:
+    """What the steps of one drive of a run share: read once, not at every action.
+
+    A drive lasts one worker slice (seconds), so a workflow renamed or a secret
+    changed meanwhile is seen from the run's next drive.
+    """
+
+    workflow_name: str | None = None
+    secrets: dict[str, str] | None = None
+
+    def workflow_facts(self, execution: WorkflowExecution) -> tuple[str, dict[str, str]]:
+        if self.workflow_name is None or self.secrets is None:
+            self.workflow_name, self.secrets = secret_store.name_and_secrets(execution.workflow_id)
+        return self.workflow_name, self.secrets
+
+
+def results_of(execution: WorkflowExecution) -> dict[str, dict[str, Any]]:
+    """The settled nodes of a run, by node id."""
     return {result["nodeId"]: result for result in execution.completed_nodes}
 
 
@@ -166,7 +190,7 @@ def _activated(plan: Plan, node_id: str, results: dict[str, dict[str, Any]]) -> 
     return False
 
 
-def _next_node(plan: Plan, results: dict[str, dict[str, Any]]) -> str | None:
+def next_node(plan: Plan, results: dict[str, dict[str, Any]]) -> str | None:
     """The first unsettled node, in topological order, whose predecessors have all settled."""
     for node_id in plan.order:
         if node_id in results:
@@ -176,8 +200,30 @@ def _next_node(plan: Plan, results: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-def advance(execution: WorkflowExecution, engine: Engine) -> Next:
-    """Do one step of a run this worker holds. Flushes nothing; the caller commits."""
+def next_action(execution: WorkflowExecution) -> str | None:
+    """The action node the run's next step will perform, if the next step is one.
+
+    None when the next step touches nothing outside the database (or the run
+    waits, or ends): the caller need not commit before it.
+    """
+    if execution.status in TERMINAL or execution.parked_until is not None:
+        return None
+    plan = plan_for(execution)
+    results = results_of(execution)
+    node_id = next_node(plan, results)
+    if node_id is None or not isinstance(plan.nodes[node_id], ActionNode):
+        return None
+    if plan.incoming[node_id] and not _activated(plan, node_id, results):
+        return None  # it will be skipped
+    return node_id
+
+
+def advance(execution: WorkflowExecution, engine: Engine, memo: RunMemo | None = None) -> Next:
+    """Do one step of a run this worker holds. Commits nothing; the caller does.
+
+    ``memo`` carries what the steps of one drive share (see RunMemo); without
+    one, the step reads everything afresh.
+    """
     now = engine.clock.now()
     if execution.status in TERMINAL:
         return Next.DONE
@@ -213,8 +259,8 @@ def advance(execution: WorkflowExecution, engine: Engine) -> Next:
         execution.parked_until = None
         return Next.CONTINUE
 
-    results = _results(execution)
-    node_id = _next_node(plan, results)
+    results = results_of(execution)
+    node_id = next_node(plan, results)
     if node_id is None:
         return _end(execution, ExecutionStatus.COMPLETED, now)
     if not _activated(plan, node_id, results) and plan.incoming[node_id]:
@@ -243,26 +289,25 @@ def advance(execution: WorkflowExecution, engine: Engine) -> Next:
         if isinstance(node, DelayNode):
             return _delay(execution, node, now)
         assert isinstance(node, ActionNode)
-        return _action(execution, plan, node, engine, now, timeout_ms)
+        return _action(execution, plan, node, engine, now, timeout_ms, memo or RunMemo())
     finally:
         elapsed = engine.clock.monotonic() - started_mono
         execution.working_ms = execution.working_ms + int(elapsed * 1000)
 
 
-def _incident(execution: WorkflowExecution) -> Incident:
-    # With its team in the same query: the template context reads it.
-    incident = db.session.get(
-        Incident,
-        execution.incident_id,
-        populate_existing=True,
-        options=[sa.orm.joinedload(Incident.team)],
-    )
+def _incident(execution: WorkflowExecution) -> IncidentView:
+    """The run's incident as it is now, not as it was when the run started.
+
+    No autoflush: the run's own changes go out once, at the caller's commit.
+    """
+    with db.session.no_autoflush:
+        incident = read_incident(execution.incident_id)
     assert incident is not None  # executions restrict incident deletion
     return incident
 
 
 def _condition(execution: WorkflowExecution, node: ConditionNode, now: datetime) -> Next:
-    incident = _incident(execution)  # as it is now, not as it was when the run started
+    incident = _incident(execution)
     actual = field_value(incident, node.data.field)
     matched = actual == node.data.value
     _settle(
@@ -305,11 +350,6 @@ def steps_for_templates(execution: WorkflowExecution) -> dict[str, Any]:
     }
 
 
-def _workflow_name(execution: WorkflowExecution) -> str:
-    name = db.session.scalar(sa.select(Workflow.name).where(Workflow.id == execution.workflow_id))
-    return name or ""
-
-
 def _action(
     execution: WorkflowExecution,
     plan: Plan,
@@ -317,16 +357,17 @@ def _action(
     engine: Engine,
     now: datetime,
     timeout_ms: int,
+    memo: RunMemo,
 ) -> Next:
     from app.engine import actions
 
     incident = _incident(execution)
-    secrets = secret_store.decrypt_for_request(execution.workflow_id)
+    workflow_name, secrets = memo.workflow_facts(execution)
     scrub = Scrubber(value for name, value in secrets.items() if name not in NOT_CREDENTIALS)
     context = template_context(
         execution,
         incident,
-        workflow_name=_workflow_name(execution),
+        workflow_name=workflow_name,
         steps=steps_for_templates(execution),
         secrets=secrets,
     )
@@ -361,20 +402,22 @@ def _action(
             cap_seconds=300.0,
         )
         retry_at = now + timedelta(seconds=delay)
-    db.session.add(
-        ExecutionAttempt(
-            execution_id=execution.id,
-            node_id=node.id,
-            number=number,
-            ok=outcome.ok,
-            retry_at=retry_at,
-            status_code=outcome.status_code,
-            request=scrub(outcome.request),
-            response=scrub(outcome.response),
-            error=scrub(outcome.error) if outcome.error else None,
-            started_at=now,
-            duration_ms=outcome.duration_ms,
-        )
+    # A Core INSERT in the step's transaction: the ORM's unit of work costs twice as much.
+    db.session.connection().execute(
+        _INSERT_ATTEMPT,
+        {
+            "execution_id": execution.id,
+            "node_id": node.id,
+            "number": number,
+            "ok": outcome.ok,
+            "retry_at": retry_at,
+            "status_code": outcome.status_code,
+            "request": scrub(outcome.request),
+            "response": scrub(outcome.response),
+            "error": scrub(outcome.error) if outcome.error else None,
+            "started_at": now,
+            "duration_ms": outcome.duration_ms,
+        },
     )
     finished = engine.clock.now()
     if outcome.ok:

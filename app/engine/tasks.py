@@ -42,7 +42,7 @@ from app.engine.celery_app import (
     celery_for,
 )
 from app.engine.clock import Clock, SystemClock
-from app.engine.runner import _next_node, _results, fail, plan_for
+from app.engine.runner import fail, next_node, plan_for, results_of
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
@@ -155,7 +155,7 @@ def _step_node(execution: WorkflowExecution) -> str:
         return execution.current_node_id
     try:
         plan = plan_for(execution)
-        return _next_node(plan, _results(execution)) or execution.current_node_id or "?"
+        return next_node(plan, results_of(execution)) or execution.current_node_id or "?"
     except Exception:  # a snapshot that does not parse: say what we know
         return execution.current_node_id or "?"
 

@@ -42,18 +42,20 @@ class Candidate:
 
     @classmethod
     def of(cls, workflow: Workflow) -> Candidate:
+        # A copy: the loaded workflow's definition may still be edited in this session.
         return cls(
             workflow.id,
             workflow.version,
             workflow.scope_type,
             workflow.team_id,
-            workflow.definition,
+            copy.deepcopy(workflow.definition),
         )
 
     id: str
     version: int
     scope: ScopeType
     team_id: str | None
+    #: Read for this batch only and never changed: runs share it as their snapshot.
     definition: dict[str, Any]
 
     @property
@@ -117,7 +119,7 @@ def new_run(
     execution = WorkflowExecution(
         workflow_id=candidate.id,
         workflow_version=candidate.version,
-        definition_snapshot=copy.deepcopy(candidate.definition),
+        definition_snapshot=candidate.definition,
         incident_id=incident.id,
         triggered_by=triggered_by,
         trigger_event=trigger_event,

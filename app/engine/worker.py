@@ -3,7 +3,8 @@
 One loop does everything the engine needs on one machine: consume incident
 events, scan for ``age`` triggers, claim runs whose ``due_at`` has come (new,
 woken from a delay or a backoff, or abandoned by a worker whose lease expired)
-and advance each one step at a time, committing after every step.
+and advance each one step at a time, committing before every action and
+whenever a run waits or ends.
 
 Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never
 take the same run; SQLite serialises writers, so one worker at a time there.
@@ -25,15 +26,65 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.orm.exc import StaleDataError
 
 from app.engine import triggers
 from app.engine.clock import Clock, SystemClock
-from app.engine.runner import Engine, Next, advance, fail
+from app.engine.runner import Engine, Next, RunMemo, advance, fail, next_action
 from app.extensions import db
 from app.workflows.models import WorkerHeartbeat, WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.worker")
+
+
+# What a step may change on a run; save_progress writes these back.
+_STEP_COLUMNS = (
+    "status",
+    "current_node_id",
+    "completed_nodes",
+    "error",
+    "started_at",
+    "completed_at",
+    "failed_at",
+    "due_at",
+    "lease_owner",
+    "parked_until",
+    "attempt",
+    "working_ms",
+    "step_deliveries",
+)
+_RUNS = WorkflowExecution.__table__
+# Built once: constructing the statement per step costs more than running it.
+_SAVE_PROGRESS = (
+    _RUNS.update()
+    .where(
+        _RUNS.c.id == sa.bindparam("run_id"),
+        _RUNS.c.row_version == sa.bindparam("read_version"),
+    )
+    .values(
+        {name: sa.bindparam(name) for name in _STEP_COLUMNS}
+        | {"row_version": sa.bindparam("read_version") + 1}
+    )
+)
+
+
+def save_progress(execution: WorkflowExecution) -> bool:
+    """Write a run driven outside the session back, if nobody changed it since it was read.
+
+    One UPDATE guarded by ``row_version`` (what the ORM's version check does,
+    without its unit of work): False when a cancel or another worker changed
+    the run meanwhile, and then nothing is written.
+    """
+    version = execution.row_version
+    values = {name: getattr(execution, name) for name in _STEP_COLUMNS}
+    written = (
+        db.session.connection()
+        .execute(_SAVE_PROGRESS, values | {"run_id": execution.id, "read_version": version})
+        .rowcount
+    )
+    if written != 1:
+        return False
+    execution.row_version = version + 1
+    return True
 
 
 @dataclass
@@ -132,52 +183,68 @@ class Worker:
         db.session.commit()
         return ids
 
-    def drive(self, execution_id: str) -> None:
-        """Advance one claimed run step by step until it waits, ends, or its slice is used."""
+    def drive(self, execution_id: str) -> Next | None:
+        """Advance one claimed run until it waits, ends, or its slice is used.
+
+        Returns the last step's outcome (CONTINUE: handed back when the slice
+        ended), or None when the run was not driven to a commit (cancelled,
+        taken over, or a step failed).
+
+        The run is read once; steps without outside effects share the commit of
+        the steps around them, and a commit comes before every action (so the
+        run says where it is, and all it did before, before a request goes out)
+        and when the run stops.
+        """
         with self._lock:
             self._in_progress.add(execution_id)
         slice_end = self.clock.monotonic() + self.settings.slice_seconds
+        memo = RunMemo()
         try:
+            execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+            if execution is None or execution.lease_owner != self.worker_id:
+                db.session.rollback()
+                return None  # cancelled, or taken over after our lease ran out
+            # Written back by save_progress, one UPDATE per commit, not by the session.
+            db.session.expunge(execution)
             while True:
-                execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
-                if execution is None or execution.lease_owner != self.worker_id:
-                    db.session.rollback()
-                    return  # cancelled, or taken over after our lease ran out
-                outcome = advance(execution, self.engine)
-                if outcome == Next.CONTINUE:
-                    if self.clock.monotonic() < slice_end:
-                        execution.due_at = self.clock.now() + timedelta(
-                            seconds=self.settings.lease_seconds
-                        )
-                    else:
-                        execution.due_at = self.clock.now()
-                        execution.lease_owner = None
+                outcome = advance(execution, self.engine, memo)
+                go_on = outcome == Next.CONTINUE and self.clock.monotonic() < slice_end
+                upcoming = next_action(execution) if go_on else None
+                if go_on and upcoming is None:
+                    continue  # nothing has left this process yet: no commit needed
+                if go_on:
+                    execution.current_node_id = upcoming
+                    execution.due_at = self.clock.now() + timedelta(
+                        seconds=self.settings.lease_seconds
+                    )
+                elif outcome == Next.CONTINUE:
+                    execution.due_at = self.clock.now()  # slice used: back in line
+                    execution.lease_owner = None
                 else:
                     execution.lease_owner = None
                 # The step is done: only a delivery that begins the next one counts for it.
-                execution.step_deliveries = 0 if execution.lease_owner is None else 1
-                # Read before the commit expires it: reading after would cost a SELECT.
-                keep = outcome == Next.CONTINUE and execution.lease_owner is not None
-                try:
-                    db.session.commit()
-                except StaleDataError:
+                execution.step_deliveries = 1 if go_on else 0
+                if not save_progress(execution):
                     # Someone else changed the run meanwhile (a cancel): theirs stands.
                     db.session.rollback()
                     log.info(
                         "step discarded: run changed meanwhile",
                         extra={"execution_id": execution_id},
                     )
-                    return
-                if not keep:
-                    return
+                    return None
+                db.session.commit()
+                if not go_on:
+                    return outcome
         except sa.exc.DBAPIError:
             db.session.rollback()
             log.exception("database error during a step", extra={"execution_id": execution_id})
             # Leave the lease to expire: the step is retried after it, by any worker.
+            return None
         except Exception as error:
             db.session.rollback()
             log.exception("step crashed", extra={"execution_id": execution_id})
             self._fail_after_crash(execution_id, error)
+            return None
         finally:
             with self._lock:
                 self._in_progress.discard(execution_id)

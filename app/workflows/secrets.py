@@ -5,8 +5,9 @@ Keys are Fernet keys, newest first, from ``INCIDENTFLOW_SECRET_KEYS``
 instance folder (generated on first use). Encryption always uses the newest key;
 decryption tries each, so rotation is: add a key in front, then re-encrypt.
 
-Values are decrypted in exactly one place, :func:`decrypt_for_request`, which
-the engine calls just before it builds a request.
+Values are decrypted in exactly one place, :func:`name_and_secrets` (and
+:func:`decrypt_for_request`, its secrets), which the engine calls just before it
+builds a run's requests.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def configured_keys() -> list[bytes]:
     return [line.strip().encode() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _cipher() -> MultiFernet:
+def cipher() -> MultiFernet:
     try:
         return MultiFernet([Fernet(key) for key in configured_keys()])
     except ValueError as error:
@@ -71,12 +72,12 @@ def _cipher() -> MultiFernet:
 
 
 def encrypt(value: str) -> str:
-    return _cipher().encrypt(value.encode("utf-8")).decode("ascii")
+    return cipher().encrypt(value.encode("utf-8")).decode("ascii")
 
 
 def _decrypt(token: str) -> str:
     try:
-        return _cipher().decrypt(token.encode("ascii")).decode("utf-8")
+        return cipher().decrypt(token.encode("ascii")).decode("utf-8")
     except InvalidToken as error:
         raise SecretKeyError(
             "A stored secret cannot be decrypted with the configured keys."
@@ -146,21 +147,31 @@ def delete_secret(workflow: Workflow, name: str, *, actor: User | None = None) -
 
 def decrypt_for_request(workflow_id: str) -> dict[str, str]:
     """Every secret of a workflow in plain text: for building a request, nothing else."""
-    rows = db.session.execute(
-        sa.select(WorkflowActionSecret.name, WorkflowActionSecret.value_hash).where(
-            WorkflowActionSecret.workflow_id == workflow_id
-        )
-    ).all()
-    return {name: _decrypt(token) for name, token in rows}
+    return name_and_secrets(workflow_id)[1]
+
+
+_NAME_AND_SECRETS = (
+    sa.select(Workflow.name, WorkflowActionSecret.name, WorkflowActionSecret.value_hash)
+    .outerjoin(WorkflowActionSecret, WorkflowActionSecret.workflow_id == Workflow.id)
+    .where(Workflow.id == sa.bindparam("workflow_id"))
+)
+
+
+def name_and_secrets(workflow_id: str) -> tuple[str, dict[str, str]]:
+    """A workflow's name and its secrets in plain text, in one query (what a run's
+    requests need; decrypted for building them, nothing else)."""
+    rows = db.session.execute(_NAME_AND_SECRETS, {"workflow_id": workflow_id}).all()
+    name = rows[0][0] if rows else ""
+    return name, {secret: _decrypt(token) for _, secret, token in rows if secret is not None}
 
 
 def reencrypt_all() -> int:
     """Re-encrypt every secret with the newest key (after adding one). Returns the count."""
-    cipher = _cipher()
+    keys = cipher()
     count = 0
     for secret in db.session.scalars(sa.select(WorkflowActionSecret)):
         try:
-            secret.value_hash = cipher.rotate(secret.value_hash.encode("ascii")).decode("ascii")
+            secret.value_hash = keys.rotate(secret.value_hash.encode("ascii")).decode("ascii")
         except InvalidToken as error:
             raise SecretKeyError(
                 f"Secret {secret.name!r} of workflow {secret.workflow_id} cannot be decrypted "
