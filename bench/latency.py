@@ -26,7 +26,7 @@ returned); both clocks are the same host clock. p50 and p99 are taken over the
 incidents of one repetition; the figure is the median over repetitions. The
 latency includes the worker's idle poll (`idle_poll_seconds`, 20 ms for the
 embedded worker; Celery's beat sends `consume_events` every
-`dispatch_interval_seconds`, 1 s by default).
+`dispatch_interval_seconds`, 0.25 s by default).
 
 **Engine overhead per step** comes from the same runs, with a receiver that
 answers instantly. Every node a run settles stores when its step started

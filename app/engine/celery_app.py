@@ -19,7 +19,6 @@ from ``create_app()``, so importing this module from the web app costs nothing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,8 +28,8 @@ from celery import Celery, Task, signals
 from flask import Flask
 
 from app.extensions import db
+from app.ops.settings import config_setting
 
-BACKENDS = ("embedded", "celery")
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 RUNS_QUEUE = "incidentflow.runs"
 PERIODIC_QUEUE = "incidentflow.periodic"
@@ -41,25 +40,9 @@ CONSUME_EVENTS = "incidentflow.engine.consume_events"
 SCAN_AGE = "incidentflow.engine.scan_age"
 
 
-def _setting(config: Mapping[str, Any], key: str) -> Any:
-    """A config key, else ``INCIDENTFLOW_<KEY>`` from the environment, else None."""
-    value = config.get(key)
-    if value is None or value == "":
-        value = os.environ.get(f"INCIDENTFLOW_{key}")
-    return None if value == "" else value
-
-
-def engine_backend(config: Mapping[str, Any]) -> str:
-    """``embedded`` (the default: ``flask worker run``) or ``celery``."""
-    backend = str(_setting(config, "ENGINE_BACKEND") or "embedded").strip().lower()
-    if backend not in BACKENDS:
-        raise RuntimeError(f"ENGINE_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}.")
-    return backend
-
-
 def broker_url(config: Mapping[str, Any]) -> str:
     """``CELERY_BROKER_URL`` (env ``INCIDENTFLOW_CELERY_BROKER_URL``), local Redis by default."""
-    return str(_setting(config, "CELERY_BROKER_URL") or DEFAULT_BROKER_URL)
+    return str(config_setting(config, "CELERY_BROKER_URL") or DEFAULT_BROKER_URL)
 
 
 @dataclass(frozen=True)
@@ -67,11 +50,13 @@ class CelerySettings:
     """How the periodic tasks pace the engine; ``ENGINE_*`` keys, like WorkerSettings."""
 
     # How often beat sends ``dispatch_due`` and ``consume_events``.
-    dispatch_interval_seconds: float = 1.0
+    dispatch_interval_seconds: float = 0.25
     # A run handed to the broker is not sent again for this long; if its message is
     # lost, it becomes due again afterwards and is sent again.
     dispatch_window_seconds: float = 60.0
     dispatch_batch: int = 500
+    # A backlog goes to the workers in messages of up to this many runs.
+    runs_per_message: int = 20
     event_batch: int = 200
     age_scan_seconds: float = 30.0
     # Deliveries that may begin one step; the next one ends the run FAILED.
@@ -84,11 +69,12 @@ class CelerySettings:
             ("dispatch_interval_seconds", float),
             ("dispatch_window_seconds", float),
             ("dispatch_batch", int),
+            ("runs_per_message", int),
             ("event_batch", int),
             ("age_scan_seconds", float),
             ("max_deliveries", int),
         ):
-            raw = _setting(config, f"ENGINE_{name.upper()}")
+            raw = config_setting(config, f"ENGINE_{name.upper()}")
             if raw is not None:
                 values[name] = kind(raw)
         return cls(**values)

@@ -9,8 +9,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.engine.celery_app import engine_backend
 from app.engine.worker import Worker, WorkerSettings
+from app.ops.settings import engine_backend
 
 worker_cli = AppGroup("worker", help="The workflow engine's worker.")
 

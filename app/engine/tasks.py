@@ -5,12 +5,12 @@
   its slice is used up hands it back to the broker. A message for a run that has
   ended, waits, or is leased by another worker does nothing, so duplicates are
   harmless.
-- ``dispatch_due`` (beat, every second) sends ``advance_run`` for every run whose
+- ``dispatch_due`` (beat, every 0.25 s) sends ``advance_run`` for every run whose
   ``due_at`` has come: new runs, runs woken from a delay or a retry backoff, runs
   whose worker's lease expired, and runs whose message was lost. It marks them
   handed to the broker (``lease_owner = "queue"``, ``due_at`` = now + the dispatch
   window), so they are sent once, and again only if nobody took them in time.
-- ``consume_events`` (beat, every second) starts runs for incident events and
+- ``consume_events`` (beat, every 0.25 s) starts runs for incident events and
   dispatches them at once; ``scan_age`` (beat, every 30 s) starts ``age`` runs.
 
 A step that kills its worker cannot loop: each claim counts a delivery of the
@@ -42,7 +42,7 @@ from app.engine.celery_app import (
     celery_for,
 )
 from app.engine.clock import Clock, SystemClock
-from app.engine.runner import fail, next_node, plan_for, results_of
+from app.engine.runner import Next, fail, next_node, plan_for, results_of
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
@@ -55,6 +55,8 @@ _PROCESS_WORKER = "incidentflow.celery_process_worker"
 # consume_events works through a backlog for at most this long per task.
 _CONSUME_BUDGET_SECONDS = 5.0
 _DISPATCH_MAX_BATCHES = 10
+# A dispatch of up to this many runs goes one run per message.
+_SPREAD = 8
 
 Send = Callable[[list[str]], None]
 
@@ -192,11 +194,30 @@ def advance(execution_id: str, worker: Worker, send: Send, settings: CelerySetti
     if deliveries > settings.max_deliveries:
         stop_crashing_run(execution_id, worker, deliveries - 1)
         return "stopped"
-    worker.drive(execution_id)
-    if hand_back(execution_id, worker.clock, settings):
+    # Only a run whose slice ended can go on now; one that waits or ended needs no message.
+    if worker.drive(execution_id) == Next.CONTINUE and hand_back(
+        execution_id, worker.clock, settings
+    ):
         send([execution_id])
         return "handed back"
     return "driven"
+
+
+def advance_each(
+    execution_ids: list[str], worker: Worker, send: Send, settings: CelerySettings
+) -> list[str]:
+    """One ``advance_run`` message: each run it names, in turn. Returns what happened to each."""
+    outcomes = []
+    for execution_id in execution_ids:
+        try:
+            outcomes.append(advance(execution_id, worker, send, settings))
+        except Exception:
+            # One run's trouble (its database claim failed) must not hold up the others:
+            # it stays handed to the broker and is sent again after the dispatch window.
+            db.session.rollback()
+            log.exception("advance_run failed", extra={"execution_id": execution_id})
+            outcomes.append("failed")
+    return outcomes
 
 
 def consume_events(clock: Clock, settings: CelerySettings) -> int:
@@ -268,16 +289,29 @@ def stop_process_worker(app: Flask) -> None:
         log.exception("could not remove the worker's heartbeat")
 
 
-def publish(celery: Celery, ids: Iterable[str]) -> None:
-    """Send ``advance_run`` for each run, over one connection."""
+def messages_for(ids: list[str], settings: CelerySettings) -> list[list[str]]:
+    """Split runs over ``advance_run`` messages.
+
+    A few runs go one per message, so idle worker processes take them in
+    parallel; a backlog goes up to ``runs_per_message`` per message, so the
+    broker passes (and workers decode and acknowledge) fewer messages.
+    """
+    size = max(1, min(settings.runs_per_message, -(-len(ids) // _SPREAD)))
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def publish(celery: Celery, ids: Iterable[str], settings: CelerySettings | None = None) -> None:
+    """Send ``advance_run`` for the runs, over one connection."""
+    settings = settings or CelerySettings()
     with celery.producer_or_acquire() as producer:
-        for execution_id in ids:
-            celery.send_task(ADVANCE_RUN, args=[execution_id], producer=producer)
+        for batch in messages_for(list(ids), settings):
+            celery.send_task(ADVANCE_RUN, args=[batch], producer=producer)
 
 
 def _sender() -> Send:
     celery = celery_for(current_app._get_current_object())  # type: ignore[attr-defined]
-    return lambda ids: publish(celery, ids)
+    settings = _settings()
+    return lambda ids: publish(celery, ids, settings)
 
 
 def _clock() -> Clock:
@@ -289,10 +323,11 @@ def _settings() -> CelerySettings:
     return CelerySettings.from_config(current_app.config)
 
 
-def advance_run_task(execution_id: str) -> str:
-    """Advance one run, if the database says it is due (``advance_run``)."""
+def advance_run_task(execution_ids: str | list[str]) -> list[str]:
+    """Advance each run the database says is due (``advance_run``; one id or a list)."""
     worker = process_worker(current_app._get_current_object())  # type: ignore[attr-defined]
-    return advance(execution_id, worker, _sender(), _settings())
+    ids = [execution_ids] if isinstance(execution_ids, str) else execution_ids
+    return advance_each(ids, worker, _sender(), _settings())
 
 
 def dispatch_due_task() -> int:

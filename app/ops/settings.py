@@ -7,24 +7,41 @@ the key (tests set config; deployments usually set the environment).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from flask import current_app
 
 DEFAULT_WORKER_STALE_SECONDS = 60.0
+ENGINE_BACKENDS = ("embedded", "celery")
+
+
+def config_setting(config: Mapping[str, Any], name: str) -> Any:
+    """``config[name]``, else ``INCIDENTFLOW_<NAME>`` from the environment, else None."""
+    value = config.get(name)
+    if value is None or value == "":
+        value = os.environ.get(f"INCIDENTFLOW_{name}")
+    return None if value == "" else value
 
 
 def setting(name: str, default: str | None = None) -> str | None:
-    value = current_app.config.get(name)
-    if value is None or value == "":
-        value = os.environ.get(f"INCIDENTFLOW_{name}")
-    if value is None or value == "":
-        return default
-    return str(value)
+    """A setting of the app in context, as text."""
+    value = config_setting(current_app.config, name)
+    return default if value is None else str(value)
 
 
-def engine_backend() -> str:
-    """``embedded`` (the default) or ``celery``."""
-    return (setting("ENGINE_BACKEND", "embedded") or "embedded").strip().lower()
+def engine_backend(config: Mapping[str, Any] | None = None) -> str:
+    """``embedded`` (the default: ``flask worker run``) or ``celery``.
+
+    Raises RuntimeError for any other value, naming the setting.
+    """
+    raw = config_setting(current_app.config if config is None else config, "ENGINE_BACKEND")
+    backend = str(raw or "embedded").strip().lower()
+    if backend not in ENGINE_BACKENDS:
+        raise RuntimeError(
+            f"ENGINE_BACKEND must be one of {', '.join(ENGINE_BACKENDS)}, not {backend!r}."
+        )
+    return backend
 
 
 def worker_stale_seconds() -> float:

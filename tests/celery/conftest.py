@@ -151,9 +151,10 @@ class CeleryDriver:
                 if message is None:
                     return advanced
                 assert message.headers["task"] == ADVANCE_RUN
-                (execution_id,), _kwargs, _embed = message.decode()
-                outcome = tasks.advance(execution_id, self.worker, self.send, self.settings)
-                advanced += outcome != "not due"
+                (execution_ids,), _kwargs, _embed = message.decode()
+                for execution_id in execution_ids:
+                    outcome = tasks.advance(execution_id, self.worker, self.send, self.settings)
+                    advanced += outcome != "not due"
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from app.engine import tasks
-from app.engine.celery_app import CelerySettings, engine_backend
+from app.engine.celery_app import CelerySettings
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
+from app.ops.settings import engine_backend
 from app.workflows.models import WorkflowExecution
 from tests.celery.test_celery_e2e import one_webhook
 from tests.engine.conftest import runs_of
@@ -191,3 +192,38 @@ def test_the_embedded_worker_refuses_to_start_with_the_celery_backend(app, runne
     assert result.exit_code != 0
     assert "celery -A app.engine.celery_app:celery worker" in result.output
     assert "celery -A app.engine.celery_app:celery beat" in result.output
+
+
+def test_a_few_runs_go_one_per_message_and_a_backlog_in_batches() -> None:
+    # Not the app's database: how the dispatcher splits what it sends.
+    settings = CelerySettings(runs_per_message=20)
+    few = [f"run-{n}" for n in range(5)]
+    assert tasks.messages_for(few, settings) == [[run] for run in few]
+    backlog = [f"run-{n}" for n in range(500)]
+    batches = tasks.messages_for(backlog, settings)
+    assert [len(batch) for batch in batches] == [20] * 25
+    assert [run for batch in batches for run in batch] == backlog  # each once, in order
+    middling = [f"run-{n}" for n in range(20)]
+    assert [len(b) for b in tasks.messages_for(middling, settings)] == [3] * 6 + [2]
+    assert tasks.messages_for([], settings) == []
+
+
+def test_one_message_advances_each_run_it_names(
+    app, clock, webhook_receiver, make_enabled_workflow, open_incident, celery_worker
+) -> None:
+    workflow = make_enabled_workflow(one_webhook(webhook_receiver.url + "/hook"))
+    for _ in range(3):
+        open_incident()
+    tasks.consume_events(clock, SETTINGS)
+    sent: list[list[str]] = []
+    tasks.dispatch_due(sent.append, clock, SETTINGS)
+    (ids,) = sent
+    assert len(ids) == 3
+    outcomes = tasks.advance_each(ids, celery_worker, sent.append, SETTINGS)
+    assert outcomes == ["driven"] * 3
+    assert [run.status for run in runs_of(workflow)] == ["COMPLETED"] * 3
+    assert len(webhook_receiver.requests) == 3
+    # The same message delivered again (a redelivery) changes nothing.
+    assert tasks.advance_each(ids, celery_worker, sent.append, SETTINGS) == ["not due"] * 3
+    assert len(webhook_receiver.requests) == 3
+    assert len(sent) == 1  # nothing was handed back
