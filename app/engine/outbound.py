@@ -8,6 +8,13 @@ that checked address. The request keeps the host name for the ``Host``
 header, TLS SNI and certificate verification, so a DNS answer that changes
 between the check and the connection (rebinding) cannot slip through.
 
+Connections are kept alive and reused: each thread keeps one pooled client
+per guard (allowlist, resolver, TLS trust), so a new allowlist gets a new
+pool and a kept-alive connection is only ever one this guard checked when it
+was opened. ``with guard.client(...) as client`` lends that client for one
+attempt, whose total timeout bounds every socket operation of the attempt,
+on new and reused connections alike. A forked child starts with no pool.
+
 Loopback, private, link-local, carrier-grade NAT, unique-local IPv6,
 IPv4-mapped IPv6, unspecified, multicast, reserved and cloud-metadata
 addresses are refused with a message naming the reason, unless an
@@ -18,14 +25,17 @@ Redirects are never followed.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -185,10 +195,14 @@ def _literal_address(host: str) -> IPAddress | None:
         return None
 
 
+# Whitespace (``\s`` is what str.isspace() accepts) and control characters.
+_UNSENDABLE_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def target_url(url: str) -> httpx.URL:
     """Parse ``url`` for sending: http(s) only, a host, no user name or
     password; numeric IPv4 hosts canonical. Raises InvalidDestination."""
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if _UNSENDABLE_URL_CHARS.search(url):
         raise InvalidDestination(
             "The URL contains spaces, line breaks or control characters; "
             "encode them (for example with the urlencode filter)."
@@ -304,9 +318,13 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def _new_resolver_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="outbound-dns")
+
+
 # getaddrinfo has no timeout of its own; it runs here so a request's
 # connect timeout also bounds name resolution.
-_resolver_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="outbound-dns")
+_resolver_pool = _new_resolver_pool()
 
 
 class _Deadline:
@@ -371,25 +389,21 @@ class OutboundGuard:
         connect_timeout: float,
         total_timeout: float,
         monotonic: Callable[[], float] = time.monotonic,
-    ) -> httpx.Client:
-        """A new client whose every connection goes through this guard.
+    ) -> AbstractContextManager[httpx.Client]:
+        """This thread's pooled client for this guard, lent for one attempt:
+        ``with guard.client(...) as client: ...``.
 
-        ``connect_timeout`` bounds resolving and connecting, ``total_timeout``
-        the whole exchange (all requests made with the client, including
-        reading the response). Redirects are not followed and proxy settings
-        from the environment are ignored, so the guard sees the real target.
+        Every new connection goes through this guard; kept-alive ones were
+        checked when they were opened. ``connect_timeout`` bounds resolving
+        and connecting, ``total_timeout`` the whole attempt (every request
+        made inside the ``with`` block, including reading the responses).
+        Redirects are not followed, proxy settings from the environment are
+        ignored (the guard sees the real target) and cookies last one attempt.
+        Use the client only inside the block: outside it a connection refuses
+        to read or write.
         """
-        deadline = _Deadline(total_timeout, monotonic)
-        transport = _GuardedTransport(
-            GuardedBackend(self, deadline), self.ssl_context or _default_ssl_context()
-        )
-        return httpx.Client(
-            transport=transport,
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(total_timeout, connect=min(connect_timeout, total_timeout)),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        )
+        timeout = httpx.Timeout(total_timeout, connect=min(connect_timeout, total_timeout))
+        return _AttemptScope(self, timeout, _Deadline(total_timeout, monotonic))
 
     def _lookup(self, name: str, port: int, timeout: float | None) -> list[IPAddress]:
         resolver = self.resolver or system_resolver
@@ -433,17 +447,53 @@ def _default_ssl_context() -> ssl.SSLContext:
 
 # --- httpcore plumbing -------------------------------------------------------
 
+#: Per pooled client: at most this many connections, this many of them kept
+#: open while idle, each reused for at most this long after its last answer.
+_MAX_CONNECTIONS = 10
+_MAX_KEEPALIVE_CONNECTIONS = 5
+_KEEPALIVE_EXPIRY_SECONDS = 5.0
+#: Pooled clients kept per thread (one per guard); the least recently used goes.
+_CLIENTS_PER_THREAD = 8
+
+
+class _AttemptState:
+    """What the connections of one pooled client know of the attempt using it.
+
+    ``opened_connection`` and ``received`` describe the request in flight,
+    for resending a request that a stale kept-alive connection lost.
+    """
+
+    __slots__ = ("deadline", "opened_connection", "received")
+
+    def __init__(self) -> None:
+        self.deadline: _Deadline | None = None
+        self.opened_connection = False
+        self.received = False
+
+    def budget(self, timeout: float | None, timeout_error: type[Exception]) -> float:
+        if self.deadline is None:
+            raise RuntimeError(
+                "An outbound connection was used outside an attempt; "
+                "use the client only inside `with guard.client(...)`."
+            )
+        return self.deadline.budget(timeout, timeout_error)
+
 
 class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+    """A connection whose every operation is bounded by the current attempt's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, state: _AttemptState) -> None:
         self._inner = inner
-        self._deadline = deadline
+        self._state = state
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._deadline.budget(timeout, httpcore.ReadTimeout))
+        data = self._inner.read(max_bytes, self._state.budget(timeout, httpcore.ReadTimeout))
+        if data:
+            self._state.received = True
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._deadline.budget(timeout, httpcore.WriteTimeout))
+        self._inner.write(buffer, self._state.budget(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -459,9 +509,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         stream = self._inner.start_tls(
             ssl_context,
             server_hostname=server_hostname,
-            timeout=self._deadline.budget(timeout, httpcore.ConnectTimeout),
+            timeout=self._state.budget(timeout, httpcore.ConnectTimeout),
         )
-        return _DeadlineStream(stream, self._deadline)
+        return _DeadlineStream(stream, self._state)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -470,9 +520,9 @@ class _DeadlineStream(httpcore.NetworkStream):
 class GuardedBackend(httpcore.NetworkBackend):
     """Opens TCP connections only to addresses the guard checked."""
 
-    def __init__(self, guard: OutboundGuard, deadline: _Deadline) -> None:
+    def __init__(self, guard: OutboundGuard, state: _AttemptState) -> None:
         self._guard = guard
-        self._deadline = deadline
+        self._state = state
         self._inner = httpcore.SyncBackend()
 
     def connect_tcp(
@@ -483,16 +533,17 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        budget = self._deadline.budget(timeout, httpcore.ConnectTimeout)
+        budget = self._state.budget(timeout, httpcore.ConnectTimeout)
         addresses = self._guard.resolve(host, port, timeout=budget)
+        self._state.opened_connection = True
         stream = self._inner.connect_tcp(
             str(addresses[0]),
             port,
-            timeout=self._deadline.budget(timeout, httpcore.ConnectTimeout),
+            timeout=self._state.budget(timeout, httpcore.ConnectTimeout),
             local_address=local_address,
             socket_options=socket_options,
         )
-        return _DeadlineStream(stream, self._deadline)
+        return _DeadlineStream(stream, self._state)
 
     def connect_unix_socket(
         self,
@@ -507,19 +558,165 @@ class GuardedBackend(httpcore.NetworkBackend):
 
 
 class _GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport (request mapping, errors, streaming) over GuardedBackend."""
+    """httpx's transport (request mapping, errors, streaming) over a keep-alive
+    pool of GuardedBackend connections."""
 
-    def __init__(self, backend: GuardedBackend, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, guard: OutboundGuard, ssl_context: ssl.SSLContext) -> None:
         super().__init__(verify=ssl_context, trust_env=False, retries=0)
+        self.state = _AttemptState()
         # httpx.HTTPTransport takes no network backend, so its pool is
         # replaced by the same pool built over the guarded one.
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context,
-            max_connections=10,
-            max_keepalive_connections=5,
-            keepalive_expiry=5.0,
+            max_connections=_MAX_CONNECTIONS,
+            max_keepalive_connections=_MAX_KEEPALIVE_CONNECTIONS,
+            keepalive_expiry=_KEEPALIVE_EXPIRY_SECONDS,
             http1=True,
             http2=False,
             retries=0,
-            network_backend=backend,
+            network_backend=GuardedBackend(guard, self.state),
         )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        # A server may close a kept-alive connection just as a request goes
+        # out on it; the request then fails before any answer. As browsers
+        # do, it is sent again, and that only when the connection was a
+        # reused one, nothing of an answer arrived and the body can be sent
+        # again. The pool drops each broken connection, so this ends on a new
+        # connection, whose failure is the caller's.
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        for _ in range(_MAX_KEEPALIVE_CONNECTIONS):
+            self.state.opened_connection = self.state.received = False
+            try:
+                return super().handle_request(request)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if not replayable or self.state.opened_connection or self.state.received:
+                    raise
+        return super().handle_request(request)
+
+    def all_idle(self) -> bool:
+        """No connection is in the middle of an exchange (every answer was closed)."""
+        return all(
+            connection.is_idle() or connection.is_closed() for connection in self._pool.connections
+        )
+
+
+class _AttemptCookies(httpx.Cookies):
+    """Cookies for one attempt; a response without Set-Cookie costs nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _PooledClient(httpx.Client):
+    """A thread's long-lived client for one guard; lent to one attempt at a time."""
+
+    def __init__(self, guard: OutboundGuard) -> None:
+        self._guarded = _GuardedTransport(guard, guard.ssl_context or _default_ssl_context())
+        self._attempt_cookies = _AttemptCookies()
+        self._depth = 0
+        super().__init__(
+            transport=self._guarded,
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        )
+
+    # Cookies belong to the attempt, as they did when each attempt had its own
+    # client: nothing one workflow's request receives reaches another's.
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._attempt_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._attempt_cookies = _AttemptCookies(cookies)
+
+    @property
+    def in_use(self) -> bool:
+        return self._depth > 0
+
+    def begin(self, deadline: _Deadline, timeout: httpx.Timeout) -> tuple[Any, ...]:
+        """Serve one attempt; returns what ``end`` restores."""
+        saved = (self._guarded.state.deadline, self.timeout, self._attempt_cookies)
+        self._guarded.state.deadline = deadline
+        self.timeout = timeout
+        self._attempt_cookies = _AttemptCookies()
+        self._depth += 1
+        return saved
+
+    def end(self, saved: tuple[Any, ...]) -> bool:
+        """The attempt is over; True when the pool must not serve another one
+        (a response was left open, so its connection is still busy)."""
+        self._guarded.state.deadline, self.timeout, self._attempt_cookies = saved
+        self._depth -= 1
+        return self._depth == 0 and not self._guarded.all_idle()
+
+
+class _AttemptScope:
+    """``with guard.client(...)``: this thread's pooled client, for one attempt."""
+
+    def __init__(self, guard: OutboundGuard, timeout: httpx.Timeout, deadline: _Deadline) -> None:
+        self._guard = guard
+        self._timeout = timeout
+        self._deadline = deadline
+
+    def __enter__(self) -> httpx.Client:
+        self._client = _thread_client(self._guard)
+        self._saved = self._client.begin(self._deadline, self._timeout)
+        return self._client
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._client.end(self._saved):
+            _drop_thread_client(self._guard, self._client)
+
+
+class _ThreadClients(threading.local):
+    def __init__(self) -> None:
+        self.clients: OrderedDict[OutboundGuard, _PooledClient] = OrderedDict()
+
+
+_thread_clients = _ThreadClients()
+
+
+def _thread_client(guard: OutboundGuard) -> _PooledClient:
+    """This thread's pooled client for ``guard`` (equal guards share one)."""
+    clients = _thread_clients.clients
+    client = clients.get(guard)
+    if client is not None and not client.is_closed:
+        clients.move_to_end(guard)
+        return client
+    clients.pop(guard, None)  # a closed one: the new client is the most recently used
+    client = clients[guard] = _PooledClient(guard)
+    for key, old in list(clients.items())[:-1]:
+        if len(clients) <= _CLIENTS_PER_THREAD:
+            break
+        if not old.in_use:  # an attempt still open keeps its client
+            del clients[key]
+            old.close()
+    return client
+
+
+def _drop_thread_client(guard: OutboundGuard, client: _PooledClient) -> None:
+    clients = _thread_clients.clients
+    if clients.get(guard) is client:
+        del clients[guard]
+    client.close()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (Celery prefork, gunicorn) shares no connection or thread
+    with its parent: it starts with no pooled client and a new resolver pool,
+    whose parent's threads do not exist in the child."""
+    global _resolver_pool, _thread_clients
+    inherited = _thread_clients.clients
+    _thread_clients = _ThreadClients()
+    _resolver_pool = _new_resolver_pool()
+    for client in inherited.values():
+        # Closes the child's copies of the sockets; the parent's stay open.
+        client.close()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere nothing forks
+    os.register_at_fork(after_in_child=_after_fork_in_child)

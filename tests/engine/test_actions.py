@@ -12,6 +12,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -31,7 +32,15 @@ from app.engine.actions import (
 )
 from app.engine.actions.jira import adf_document
 from app.engine.actions.oauth import TokenCache
+from app.engine.outbound import AllowList
 from app.workflows.schema import JiraAction, LinearAction, WebhookAction
+from tests.fakes.connections import (
+    CONNECTION_CLOSE,
+    HANG_UP,
+    OK,
+    OK_THEN_CLOSE,
+    KeepAliveServer,
+)
 from tests.fakes.servers import (
     LINEAR_LABEL_ID,
     LINEAR_TEAM_ID,
@@ -701,6 +710,61 @@ def test_perform_can_resend_a_prepared_request(fake_linear: FakeLinear) -> None:
     assert second.ok and second.result is not None and second.result["identifier"] == "ENG-1"
 
 
+# --- Keep-alive ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def keepalive_server() -> Iterator[KeepAliveServer]:
+    """A raw HTTP server on 127.0.0.1 that counts connections and answers as scripted."""
+    server = KeepAliveServer().start()
+    yield server
+    server.stop()
+
+
+def test_consecutive_attempts_share_one_connection(keepalive_server: KeepAliveServer) -> None:
+    action = webhook(f"{keepalive_server.url}/in")
+    first, second = run(action), run(action)
+    assert first.ok and second.ok, (first.error, second.error)
+    assert len(keepalive_server.connections) == 1
+    assert len(keepalive_server.connections[0].requests) == 2
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        pytest.param((OK_THEN_CLOSE,), id="closed-while-idle"),
+        pytest.param((CONNECTION_CLOSE,), id="connection-close"),
+        pytest.param((OK, HANG_UP), id="closed-as-the-request-went-out"),
+    ],
+)
+def test_a_connection_the_receiver_closed_does_not_fail_the_next_attempt(
+    keepalive_server: KeepAliveServer, answers: tuple[str, ...]
+) -> None:
+    keepalive_server.answer(*answers)
+    action = webhook(f"{keepalive_server.url}/in")
+    assert run(action).ok
+    if answers == (OK_THEN_CLOSE,):
+        assert keepalive_server.idle_closed.wait(2)
+    outcome = run(action)
+    assert outcome.ok, outcome.error
+    assert len(keepalive_server.connections) == 2
+    assert keepalive_server.connections[1].requests == [
+        b"POST /in HTTP/1.1\r\n" + b'{"incident": "inc-42", "title": "Checkout \\"down\\" again"}'
+    ]
+
+
+def test_cookies_do_not_outlive_an_attempt(
+    webhook_receiver: WebhookReceiver, fake_oauth: FakeOAuth
+) -> None:
+    """A cookie set in an attempt goes with its resent request, not with the next attempt."""
+    webhook_receiver.reply(Reply(status=401, headers={"Set-Cookie": "lb=node-2; Path=/"}))
+    action, config = oauth_webhook(webhook_receiver, fake_oauth), settings()
+    assert run(action, secrets=OAUTH_SECRETS, config=config).ok
+    assert run(action, secrets=OAUTH_SECRETS, config=config).ok
+    cookies = [request.header("Cookie") for request in webhook_receiver.requests]
+    assert cookies == [None, "lb=node-2", None]
+
+
 # --- Wiring ------------------------------------------------------------------------------
 
 
@@ -734,3 +798,62 @@ def test_without_explicit_settings_the_app_config_is_used(
     )
     assert not refused.ok and "loopback" in (refused.error or "")  # no app: defaults
     assert len(webhook_receiver.requests) == 1
+
+
+def test_settings_from_the_app_config_are_built_once_per_set_of_values() -> None:
+    flask_app = Flask(__name__)
+    flask_app.config.update(OUTBOUND_ALLOW="127.0.0.1")
+    with flask_app.app_context():
+        first = ActionSettings.from_current_app()
+        assert first.allow == AllowList.parse("127.0.0.1")
+        assert ActionSettings.from_current_app() is first
+
+        flask_app.config["OUTBOUND_ALLOW"] = ["10.0.0.0/8"]
+        assert ActionSettings.from_current_app().allow == AllowList.parse("10.0.0.0/8")
+        flask_app.config["OUTBOUND_ALLOW"].append("hooks.internal")  # changed in place
+        assert ActionSettings.from_current_app().allow == AllowList.parse(
+            "10.0.0.0/8, hooks.internal"
+        )
+        flask_app.config.update(
+            OUTBOUND_ALLOW="127.0.0.1",
+            LINEAR_API_URL="https://linear.internal/graphql",
+            OUTBOUND_CONNECT_TIMEOUT=2,
+            OUTBOUND_REQUEST_TIMEOUT="7.5",
+        )
+        changed = ActionSettings.from_current_app()
+        assert (changed.linear_api_url, changed.connect_timeout, changed.request_timeout) == (
+            "https://linear.internal/graphql",
+            2.0,
+            7.5,
+        )
+        for name in ("LINEAR_API_URL", "OUTBOUND_CONNECT_TIMEOUT", "OUTBOUND_REQUEST_TIMEOUT"):
+            del flask_app.config[name]
+        assert ActionSettings.from_current_app() is first  # the same values again
+
+        injected = ActionSettings(linear_api_url="https://injected.example/graphql")
+        flask_app.config["ENGINE_ACTION_SETTINGS"] = injected
+        assert ActionSettings.from_current_app() is injected
+
+
+def test_a_changed_outbound_allow_is_enforced_at_the_next_attempt(
+    keepalive_server: KeepAliveServer,
+) -> None:
+    """The connection the old allowlist let through is alive, and is not used."""
+    flask_app = Flask(__name__)
+    flask_app.config.update(OUTBOUND_ALLOW="127.0.0.1")
+    action = webhook(f"{keepalive_server.url}/in")
+
+    def attempt_now() -> AttemptOutcome:
+        return attempt(
+            action, render=render, secrets={}, idempotency_key="k", clock=ManualClock(), timeout=2
+        )
+
+    with flask_app.app_context():
+        allowed = attempt_now()
+        flask_app.config["OUTBOUND_ALLOW"] = "hooks.internal"
+        refused = attempt_now()
+    assert allowed.ok
+    assert not refused.ok and not refused.retryable
+    assert "loopback address" in (refused.error or "")
+    assert len(keepalive_server.requests) == 1
+    assert not keepalive_server.connections[0].closed_by_client.is_set()

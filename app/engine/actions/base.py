@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 import httpx
@@ -120,16 +121,49 @@ class ActionSettings:
 
         ``app.config["ENGINE_ACTION_SETTINGS"]``, when it holds an
         ActionSettings, is used as it is (tests inject resolvers or TLS trust).
+        Otherwise settings are built once per set of config values and reused
+        (an attempt asks for them every time), so a changed config is seen at
+        the next call.
         """
         from flask import current_app, has_app_context
 
         if not has_app_context():
-            return cls()
-        given = current_app.config.get("ENGINE_ACTION_SETTINGS")
-        return given if isinstance(given, ActionSettings) else cls.from_config(current_app.config)
+            return _DEFAULT_SETTINGS
+        config = current_app.config
+        given = config.get("ENGINE_ACTION_SETTINGS")
+        if isinstance(given, ActionSettings):
+            return given
+        key = _config_key(config)
+        return cls.from_config(config) if key is None else _settings_for(key)
 
     def guard(self) -> OutboundGuard:
         return OutboundGuard(allow=self.allow, resolver=self.resolver, ssl_context=self.ssl_context)
+
+
+_DEFAULT_SETTINGS = ActionSettings()
+#: The config values ``ActionSettings.from_config`` reads.
+_CONFIG_NAMES = (
+    "OUTBOUND_ALLOW",
+    "LINEAR_API_URL",
+    "OUTBOUND_CONNECT_TIMEOUT",
+    "OUTBOUND_REQUEST_TIMEOUT",
+)
+
+
+def _config_key(config: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The config values settings are built from, as a cache key; None if unhashable."""
+    allow, *rest = (config.get(name) for name in _CONFIG_NAMES)
+    key = (tuple(allow) if isinstance(allow, list) else allow, *rest)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+@lru_cache(maxsize=16)
+def _settings_for(key: tuple[Any, ...]) -> ActionSettings:
+    return ActionSettings.from_config(dict(zip(_CONFIG_NAMES, key, strict=True)))
 
 
 def idempotency_key(execution_id: object, node_id: str) -> str:
