@@ -199,9 +199,13 @@ def _literal_address(host: str) -> IPAddress | None:
 _UNSENDABLE_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
+@lru_cache(maxsize=256)
 def target_url(url: str) -> httpx.URL:
     """Parse ``url`` for sending: http(s) only, a host, no user name or
-    password; numeric IPv4 hosts canonical. Raises InvalidDestination."""
+    password; numeric IPv4 hosts canonical. Raises InvalidDestination.
+
+    Cached: preparing a request and sending it parse the same URL (an error is
+    raised again each time; only results are kept, and httpx.URL is immutable)."""
     if _UNSENDABLE_URL_CHARS.search(url):
         raise InvalidDestination(
             "The URL contains spaces, line breaks or control characters; "

@@ -113,6 +113,21 @@ class RunMemo:
 
     workflow_name: str | None = None
     secrets: dict[str, str] | None = None
+    #: The incident as a step read it; dropped after every request, which takes time.
+    incident: IncidentView | None = None
+
+    def current_incident(self, execution: WorkflowExecution) -> IncidentView:
+        """The run's incident as it is now: read afresh unless nothing that takes time
+        (a request) happened since the last read in this drive.
+
+        No autoflush: the run's own changes go out once, at the caller's commit.
+        """
+        if self.incident is None:
+            with db.session.no_autoflush:
+                incident = read_incident(execution.incident_id)
+            assert incident is not None  # executions restrict incident deletion
+            self.incident = incident
+        return self.incident
 
     def workflow_facts(self, execution: WorkflowExecution) -> tuple[str, dict[str, str]]:
         if self.workflow_name is None or self.secrets is None:
@@ -224,6 +239,7 @@ def advance(execution: WorkflowExecution, engine: Engine, memo: RunMemo | None =
     ``memo`` carries what the steps of one drive share (see RunMemo); without
     one, the step reads everything afresh.
     """
+    memo = memo or RunMemo()
     now = engine.clock.now()
     if execution.status in TERMINAL:
         return Next.DONE
@@ -285,29 +301,20 @@ def advance(execution: WorkflowExecution, engine: Engine, memo: RunMemo | None =
             )
             return Next.CONTINUE
         if isinstance(node, ConditionNode):
-            return _condition(execution, node, now)
+            return _condition(execution, node, now, memo)
         if isinstance(node, DelayNode):
             return _delay(execution, node, now)
         assert isinstance(node, ActionNode)
-        return _action(execution, plan, node, engine, now, timeout_ms, memo or RunMemo())
+        return _action(execution, plan, node, engine, now, timeout_ms, memo)
     finally:
         elapsed = engine.clock.monotonic() - started_mono
         execution.working_ms = execution.working_ms + int(elapsed * 1000)
 
 
-def _incident(execution: WorkflowExecution) -> IncidentView:
-    """The run's incident as it is now, not as it was when the run started.
-
-    No autoflush: the run's own changes go out once, at the caller's commit.
-    """
-    with db.session.no_autoflush:
-        incident = read_incident(execution.incident_id)
-    assert incident is not None  # executions restrict incident deletion
-    return incident
-
-
-def _condition(execution: WorkflowExecution, node: ConditionNode, now: datetime) -> Next:
-    incident = _incident(execution)
+def _condition(
+    execution: WorkflowExecution, node: ConditionNode, now: datetime, memo: RunMemo
+) -> Next:
+    incident = memo.current_incident(execution)
     actual = field_value(incident, node.data.field)
     matched = actual == node.data.value
     _settle(
@@ -361,7 +368,7 @@ def _action(
 ) -> Next:
     from app.engine import actions
 
-    incident = _incident(execution)
+    incident = memo.current_incident(execution)
     workflow_name, secrets = memo.workflow_facts(execution)
     scrub = Scrubber(value for name, value in secrets.items() if name not in NOT_CREDENTIALS)
     context = template_context(
@@ -382,6 +389,7 @@ def _action(
         timeout=timeout,
         clock=engine.clock,
     )
+    memo.incident = None  # the request took time: the next step reads the incident again
     # The request was cut off by the run's own timeout: the run is out of time.
     run_timed_out = outcome.timed_out and timeout >= remaining
     if run_timed_out:
