@@ -16,9 +16,11 @@ class Backend:
     engine: str  # "embedded" or "celery"
     label: str
     worker_counts: tuple[int, ...]
-    # A proposed configuration, measured for comparison; not what ships.
+    # A configuration measured for comparison (proposed, or opt-in): no target applies.
     proposed: bool = False
     command: tuple[str, ...] = env.FLASK_WORKER
+    # Extra environment for the worker processes.
+    worker_env: tuple[tuple[str, str], ...] = ()
 
     def setup(self, workers: int) -> str:
         if self.engine == "celery":
@@ -40,14 +42,14 @@ class Backend:
     @contextlib.contextmanager
     def workers(self, database: env.Database, count: int) -> Iterator[env.Workers]:
         if self.engine == "celery":
-            started = env.celery_workers(database, count)
+            started = env.celery_workers(database, count, **dict(self.worker_env))
             try:
                 env.wait_for_heartbeats(database, count, started, timeout=90)
             except BaseException:
                 started.stop()
                 raise
         else:
-            started = env.embedded_workers(database, count, self.command)
+            started = env.embedded_workers(database, count, self.command, **dict(self.worker_env))
         try:
             yield started
         finally:
@@ -84,6 +86,15 @@ SQLITE_NORMAL = Backend(
     (1,),
     proposed=True,
     command=("bench.variant_worker",),
+)
+CELERY_ASYNC = Backend(
+    "postgresql-celery-async",
+    "postgresql",
+    "celery",
+    "Celery + Redis, PostgreSQL, INCIDENTFLOW_ENGINE_ASYNC_COMMIT=1 (opt-in)",
+    (4,),
+    proposed=True,
+    worker_env=(("INCIDENTFLOW_ENGINE_ASYNC_COMMIT", "1"),),
 )
 ALL = (SQLITE, POSTGRES, CELERY)
 SQLITE_NOTE = "1 worker; SQLite serialises writers"

@@ -477,7 +477,9 @@ def celery_available() -> str | None:
     return redis_available()
 
 
-def celery_workers(database: Database, count: int, *, beat: bool = True) -> Workers:
+def celery_workers(
+    database: Database, count: int, *, beat: bool = True, **env_extra: str
+) -> Workers:
     """``celery worker --concurrency count`` (prefork) plus ``celery beat``, on Redis DB 13."""
     reason = celery_available()
     if reason:
@@ -488,6 +490,7 @@ def celery_workers(database: Database, count: int, *, beat: bool = True) -> Work
         INCIDENTFLOW_ENGINE_BACKEND="celery",
         ENGINE_BACKEND="celery",
         INCIDENTFLOW_CELERY_BROKER_URL=REDIS_URL,
+        **env_extra,
     )
     workers = Workers()
     commands = [

@@ -7,7 +7,7 @@ import time
 from flask import Flask
 
 from bench import env
-from bench.backends import ALL, SQLITE_NORMAL, SQLITE_NOTE, Backend
+from bench.backends import ALL, CELERY_ASYNC, SQLITE_NORMAL, SQLITE_NOTE, Backend
 from bench.options import Options
 from bench.results import Figure, Target, figure, not_measured
 
@@ -29,7 +29,10 @@ the repetitions; every run must end COMPLETED and the receiver must have seen
 that is the supported embedded set-up. One extra line runs the embedded worker on
 SQLite with `PRAGMA synchronous=NORMAL` (`bench/variant_worker.py`): a proposed
 setting, measured to show what the fsync at every commit costs; it is not what
-ships and has no target."""
+ships and has no target. The last line runs Celery's 4 worker processes with
+`INCIDENTFLOW_ENGINE_ASYNC_COMMIT=1` (PostgreSQL's `synchronous_commit = off` for
+the workers' commits), an opt-in setting with a durability trade-off described in
+the README; it has no target either."""
 
 EMBEDDED_TARGET = Target(">=", 100, "≥ 100 runs/s (embedded default)")
 CELERY_TARGET = Target(">=", 250, "≥ 250 runs/s (PostgreSQL + Celery)")
@@ -47,7 +50,7 @@ def target_for(backend: Backend, workers: int) -> Target | None:
 
 def run(options: Options) -> list[Figure]:
     figures: list[Figure] = []
-    backends = (ALL[0], SQLITE_NORMAL, *ALL[1:]) if options.all_worker_counts else ALL
+    backends = (ALL[0], SQLITE_NORMAL, *ALL[1:], CELERY_ASYNC) if options.all_worker_counts else ALL
     for backend in backends:
         figures.extend(measure_backend(options, backend))
     return figures

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.engine.worker import Worker, WorkerSettings
+from app.engine.worker import Worker, WorkerSettings, commit_without_waiting
 from app.ops.settings import engine_backend
 
 worker_cli = AppGroup("worker", help="The workflow engine's worker.")
@@ -28,6 +28,7 @@ def run_worker(once: bool) -> None:
             "  celery -A app.engine.celery_app:celery beat\n"
             "(or unset INCIDENTFLOW_ENGINE_BACKEND to use the embedded worker)."
         )
+    commit_without_waiting(app)
     worker = Worker(app, settings=WorkerSettings.from_config(app.config))
     if once:
         worker.run_once()

@@ -43,7 +43,7 @@ from app.engine.celery_app import (
 )
 from app.engine.clock import Clock, SystemClock
 from app.engine.runner import Next, fail, next_node, plan_for, results_of
-from app.engine.worker import Worker, WorkerSettings
+from app.engine.worker import Worker, WorkerSettings, commit_without_waiting
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
 
@@ -259,6 +259,7 @@ def _worker_id() -> str:
 def start_process_worker(app: Flask) -> Worker:
     """This process's worker identity: its leases, and a heartbeat that keeps them alive."""
     clock: Clock = app.config.get("ENGINE_CLOCK") or SystemClock()
+    commit_without_waiting(app)
     worker = Worker(
         app,
         clock=clock,

@@ -87,6 +87,51 @@ def save_progress(execution: WorkflowExecution) -> bool:
     return True
 
 
+_ASYNC_COMMIT = "incidentflow.async_commit"
+
+
+def commit_without_waiting(app: Flask) -> bool:
+    """With ``ENGINE_ASYNC_COMMIT`` on (env ``INCIDENTFLOW_ENGINE_ASYNC_COMMIT=1``), this
+    process's database connections commit without waiting for the disk. Returns
+    whether it is on.
+
+    For worker processes only (``flask worker run``, Celery workers): their commits
+    are the engine's bookkeeping. PostgreSQL gets ``synchronous_commit = off``,
+    SQLite ``synchronous = NORMAL`` (WAL). A crash of the worker loses nothing; a
+    crash of the database server or the machine can lose the last fraction of a
+    second of step commits, which are then done again (a request again, with its
+    Idempotency-Key). Incident changes are committed by the web processes, which
+    keep waiting for the disk, and a later durable commit makes earlier ones
+    durable too, so no run is lost. Off by default.
+    """
+    from app.ops.settings import config_setting
+
+    raw = str(config_setting(app.config, "ENGINE_ASYNC_COMMIT") or "").strip().lower()
+    if raw not in ("1", "true", "yes", "on"):
+        return False
+    if app.extensions.get(_ASYNC_COMMIT):
+        return True
+    app.extensions[_ASYNC_COMMIT] = True
+    with app.app_context():
+        engine = db.engine
+        statement = (
+            "PRAGMA synchronous=NORMAL"
+            if engine.dialect.name == "sqlite"
+            else "SET synchronous_commit TO off"
+        )
+
+        def relax(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(statement)
+            cursor.close()
+            if engine.dialect.name != "sqlite":
+                dbapi_connection.commit()  # a session setting, kept after the transaction
+
+        sa.event.listen(engine, "connect", relax)
+        engine.dispose(close=False)  # connections opened before get it when replaced
+    return True
+
+
 @dataclass
 class WorkerSettings:
     lease_seconds: float = 60.0
