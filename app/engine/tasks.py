@@ -102,14 +102,18 @@ def dispatch_due(send: Send, clock: Clock, settings: CelerySettings) -> int:
     return sent
 
 
-def claim(execution_id: str, owner: str, clock: Clock, lease_seconds: float) -> int | None:
+def take(
+    execution_id: str, owner: str, clock: Clock, lease_seconds: float
+) -> WorkflowExecution | None:
     """Take one run if it is due or waiting for a worker in the broker.
 
-    Returns the deliveries of its current step counting this one, or None when
-    the run is not ours to take (ended, waiting, or leased by another worker).
+    Returns the run as the claim left it (detached from the session, ready for
+    ``Worker.drive``: no second read), its ``step_deliveries`` counting this
+    delivery; None when the run is not ours to take (ended, waiting, or leased by
+    another worker).
     """
     now = clock.now()
-    claimed = db.session.execute(
+    taken = db.session.execute(
         sa.update(WorkflowExecution)
         .where(
             WorkflowExecution.id == execution_id,
@@ -122,11 +126,20 @@ def claim(execution_id: str, owner: str, clock: Clock, lease_seconds: float) -> 
             row_version=WorkflowExecution.row_version + 1,
             step_deliveries=WorkflowExecution.step_deliveries + 1,
         )
-        .returning(WorkflowExecution.step_deliveries)
-        .execution_options(synchronize_session=False)
+        .returning(WorkflowExecution)
+        .execution_options(synchronize_session=False, populate_existing=True)
     ).scalar_one_or_none()
+    if taken is not None:
+        db.session.expunge(taken)  # as committed: the commit must not expire it
     db.session.commit()
-    return claimed
+    return taken
+
+
+def claim(execution_id: str, owner: str, clock: Clock, lease_seconds: float) -> int | None:
+    """Take one run (see ``take``); returns the deliveries of its current step counting
+    this one, or None when the run is not ours to take."""
+    taken = take(execution_id, owner, clock, lease_seconds)
+    return None if taken is None else taken.step_deliveries
 
 
 def hand_back(execution_id: str, clock: Clock, settings: CelerySettings) -> bool:
@@ -188,14 +201,14 @@ def stop_crashing_run(execution_id: str, worker: Worker, crashes: int) -> None:
 
 def advance(execution_id: str, worker: Worker, send: Send, settings: CelerySettings) -> str:
     """One delivery of ``advance_run``: claim, drive, hand back. Returns what happened."""
-    deliveries = claim(execution_id, worker.worker_id, worker.clock, worker.settings.lease_seconds)
-    if deliveries is None:
+    taken = take(execution_id, worker.worker_id, worker.clock, worker.settings.lease_seconds)
+    if taken is None:
         return "not due"  # ended, waiting, or someone else's: a duplicate or late message
-    if deliveries > settings.max_deliveries:
-        stop_crashing_run(execution_id, worker, deliveries - 1)
+    if taken.step_deliveries > settings.max_deliveries:
+        stop_crashing_run(execution_id, worker, taken.step_deliveries - 1)
         return "stopped"
     # Only a run whose slice ended can go on now; one that waits or ended needs no message.
-    if worker.drive(execution_id) == Next.CONTINUE and hand_back(
+    if worker.drive(execution_id, taken) == Next.CONTINUE and hand_back(
         execution_id, worker.clock, settings
     ):
         send([execution_id])

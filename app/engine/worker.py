@@ -228,7 +228,7 @@ class Worker:
         db.session.commit()
         return ids
 
-    def drive(self, execution_id: str) -> Next | None:
+    def drive(self, execution_id: str, taken: WorkflowExecution | None = None) -> Next | None:
         """Advance one claimed run until it waits, ends, or its slice is used.
 
         Returns the last step's outcome (CONTINUE: handed back when the slice
@@ -238,19 +238,23 @@ class Worker:
         The run is read once; steps without outside effects share the commit of
         the steps around them, and a commit comes before every action (so the
         run says where it is, and all it did before, before a request goes out)
-        and when the run stops.
+        and when the run stops. ``taken``: the run as this worker's claim returned it,
+        detached from the session (it is not read again).
         """
         with self._lock:
             self._in_progress.add(execution_id)
         slice_end = self.clock.monotonic() + self.settings.slice_seconds
         memo = RunMemo()
         try:
-            execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+            execution = taken or db.session.get(
+                WorkflowExecution, execution_id, populate_existing=True
+            )
             if execution is None or execution.lease_owner != self.worker_id:
                 db.session.rollback()
                 return None  # cancelled, or taken over after our lease ran out
-            # Written back by save_progress, one UPDATE per commit, not by the session.
-            db.session.expunge(execution)
+            if taken is None:
+                # Written back by save_progress, one UPDATE per commit, not by the session.
+                db.session.expunge(execution)
             while True:
                 outcome = advance(execution, self.engine, memo)
                 go_on = outcome == Next.CONTINUE and self.clock.monotonic() < slice_end
