@@ -120,6 +120,8 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "workflow_execution"
     __table_args__ = (
         sa.Index(None, "workflow_id", "status"),
+        # The list's latest run of a workflow: one probe, newest first.
+        sa.Index(None, "workflow_id", "created_at"),
         sa.Index(None, "incident_id"),
         sa.Index(None, "status", "created_at"),
         sa.Index(None, "due_at"),

@@ -48,6 +48,7 @@ from app.workflows.templates_builtin import unfilled_placeholders
 __all__ = ["bp"]
 
 PER_PAGE = 25
+LIST_ORDER = (Workflow.name, Workflow.id)
 Page = str | Response | tuple[str, int]
 
 CATEGORY_CHOICES = [SelectChoice(c.value, c.value) for c in TemplateCategory]
@@ -143,11 +144,18 @@ class SaveAsTemplateForm(FlaskForm):  # type: ignore[misc]
 
 
 class RowPagination(SelectPagination):
-    """``db.paginate`` returns the first column only; the list needs whole rows."""
+    """The list's pages. ``select`` is the filtered workflows, unordered: a page takes its
+    workflows by name first, then looks up the latest run of those alone; the total counts
+    the workflows without any run lookup."""
 
     def _query_items(self) -> list[Any]:
-        select = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
-        return list(self._query_args["session"].execute(select).all())
+        workflows = self._query_args["select"].order_by(*LIST_ORDER)
+        on_page = workflows.limit(self.per_page).offset(self._query_offset)
+        rows = service.with_last_run(on_page).order_by(*LIST_ORDER)
+        return list(self._query_args["session"].execute(rows).all())
+
+    def _query_count(self) -> int:
+        return service.count_workflows(self._query_args["select"])
 
 
 @dataclass(frozen=True)
@@ -266,12 +274,13 @@ def _json_text(value: Any) -> str:
 # --- list and toggle ----------------------------------------------------------
 
 
-def _search(form: WorkflowFilterForm) -> sa.Select[Any]:
+def _search(form: WorkflowFilterForm) -> sa.Select[Workflow]:
+    """The workflows the filters select, unordered (``RowPagination`` orders and pages)."""
     scope = form.scope.data if form.scope.data in {s.value for s in ScopeType} else None
     category = (
         form.category.data if form.category.data in {c.value for c in TemplateCategory} else None
     )
-    workflows = service.search_workflows(
+    return service.search_workflows(
         current_user,
         scope=ScopeType(scope) if scope else None,
         team_id=form.team.data or None,
@@ -279,7 +288,6 @@ def _search(form: WorkflowFilterForm) -> sa.Select[Any]:
         category=TemplateCategory(category) if category else None,
         q=form.q.data,
     )
-    return service.with_last_run(workflows).order_by(Workflow.name, Workflow.id)
 
 
 def _rows(items: Iterable[Any]) -> list[Row]:

@@ -571,11 +571,23 @@ def search_workflows(
     return query
 
 
+def count_workflows(workflows: sa.Select[Workflow]) -> int:
+    """How many workflows a search selects, counted on the workflow table alone (no
+    latest-run lookup: the total needs none)."""
+    counted = workflows.with_only_columns(sa.func.count(), maintain_column_froms=True)
+    return db.session.scalar(counted.order_by(None)) or 0
+
+
 def with_last_run(
     workflows: sa.Select[Workflow],
-) -> sa.Select[tuple[Workflow, ExecutionStatus | None, datetime | None]]:
-    """Each workflow with the status and creation time of its latest run (and its team),
-    in one query: no query per row."""
+) -> sa.Select[Workflow, ExecutionStatus | None, datetime | None]:
+    """Each workflow ``workflows`` selects, with its team and the status and creation time
+    of its latest run, in one query: no query per row.
+
+    Order and page ``workflows`` before passing it: the latest run is looked up for the
+    workflows it selects alone, each by one probe of the ``(workflow_id, created_at)``
+    index. The rows come unordered; order them again."""
+    chosen = workflows.with_only_columns(Workflow.id).subquery("chosen")
     last_run = sa.orm.aliased(WorkflowExecution)
     latest_id = (
         sa.select(WorkflowExecution.id)
@@ -586,7 +598,8 @@ def with_last_run(
         .scalar_subquery()
     )
     return (
-        workflows.add_columns(last_run.status, last_run.created_at)
+        sa.select(Workflow, last_run.status, last_run.created_at)
+        .join(chosen, chosen.c.id == Workflow.id)
         .outerjoin(last_run, last_run.id == latest_id)
         .options(sa.orm.joinedload(Workflow.team))
     )

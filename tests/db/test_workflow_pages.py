@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -127,6 +127,97 @@ def test_list_is_paginated(client, member, team, make_workflow, make_user):
     assert "Page 1 of 2" in first and "Workflow 00" in first and "Workflow 29" not in first
     second = client.get("/workflows?page=2").text
     assert "Workflow 29" in second and "Workflow 00" not in second
+
+
+def listed_rows(html: str) -> list[tuple[str, str | None, datetime | None]]:
+    """Each row of a list page, in order: workflow id, last-run status and time as shown."""
+    rows = []
+    for workflow_id, cells in re.findall(r'<tr id="wf-([^"]+)">(.*?)</tr>', html, re.S):
+        status = re.search(r'class="badge wf-run-[a-z]+">([^<]+)</span>', cells)
+        at = re.search(r'<time datetime="([^"]+)"', cells)
+        assert (status is None) == (at is None) == ("Never run" in cells), cells
+        rows.append(
+            (
+                workflow_id,
+                status.group(1) if status else None,
+                datetime.fromisoformat(at.group(1)) if at else None,
+            )
+        )
+    return rows
+
+
+def test_list_pages_show_each_workflows_latest_run_by_creation_time_in_name_order(
+    client, member, team, make_team, make_workflow, make_incident, make_execution, make_user
+):
+    author = make_user(admin=True)
+    names = [f"Workflow {n:02d}" for n in range(30)]
+    names[25] = "Workflow 24"  # a tie on the name across pages 1 and 2: the id decides
+    # Made in reverse, so neither creation nor id order is the list's order.
+    workflows = {
+        n: make_workflow(team=None if n == 10 else team, created_by=author, name=names[n])
+        for n in reversed(range(30))
+    }
+    hidden = make_workflow(team=make_team("Other"), created_by=author, name="Workflow 00")
+    incident = make_incident(team=team)
+    base = utcnow().replace(microsecond=0) - timedelta(days=1)
+    # Each workflow's runs in the order they are made, as (status, minutes after base):
+    # the latest by creation time is never the one made last (ids grow with time).
+    S = ExecutionStatus
+    histories = {
+        hidden: [(S.RUNNING, 500)],
+        workflows[0]: [(S.FAILED, 50), (S.COMPLETED, 10), (S.RUNNING, 30)],
+        workflows[3]: [(S.COMPLETED, 40), (S.CANCELLED, 5)],
+        workflows[10]: [(S.CANCELLED, 45), (S.COMPLETED, 44)],
+        workflows[24]: [(S.RUNNING, 70), (S.FAILED, 60), (S.COMPLETED, 65)],
+        workflows[27]: [(S.CANCELLED, 20), (S.COMPLETED, 20), (S.FAILED, 19)],  # tie: id
+        workflows[29]: [(S.PENDING, 90), (S.FAILED, 80), (S.COMPLETED, 85)],
+    }
+    latest = {}
+    for workflow, runs in histories.items():
+        made = []
+        for status, minutes in runs:
+            execution = make_execution(workflow, incident, status=status)
+            execution.created_at = base + timedelta(minutes=minutes)
+            made.append((execution.created_at, execution.id, status))
+        latest[workflow.id] = max(made)
+    db.session.commit()
+
+    ordered = sorted(workflows.values(), key=lambda w: (w.name, w.id))
+    expected = [
+        (w.id, latest[w.id][2].value.title(), latest[w.id][0])
+        if w.id in latest
+        else (w.id, None, None)
+        for w in ordered
+    ]
+    first, second = client.get("/workflows").text, client.get("/workflows?page=2").text
+    assert listed_rows(first) == expected[:25]
+    assert listed_rows(second) == expected[25:]
+    assert "Page 1 of 2 (30 workflows)" in first and "Page 2 of 2 (30 workflows)" in second
+    past_the_end = client.get("/workflows?page=3")
+    assert past_the_end.status_code == 200 and listed_rows(past_the_end.text) == []
+    assert "(30 workflows)" in past_the_end.text
+
+
+def test_list_total_counts_the_visible_workflows_the_filters_match(
+    client, member, team, make_team, make_workflow, make_incident, make_execution, make_user
+):
+    author = make_user(admin=True)
+    incident = make_incident(team=team)
+    other = make_team("Other")
+    for n in range(27):
+        workflow = make_workflow(team=team, created_by=author, name=f"Disk {n:02d}")
+        for _ in range(n % 3):  # several runs each must not multiply the count
+            make_execution(workflow, incident)
+    make_workflow(created_by=author, name="Disk global")
+    for n in range(5):
+        make_workflow(team=other, created_by=author, name=f"Disk other {n}")
+    for n in range(3):
+        make_workflow(team=team, created_by=author, name=f"Cpu {n}")
+
+    assert "Page 1 of 2 (31 workflows)" in client.get("/workflows").text
+    assert "Page 1 of 2 (28 workflows)" in client.get("/workflows?q=disk").text
+    assert "Page 1 of 2 (27 workflows)" in client.get("/workflows?q=disk&scope=team").text
+    assert "Page 1 of 2 (30 workflows)" in client.get(f"/workflows?team={team.id}").text
 
 
 def test_list_query_count_does_not_grow_with_rows(
