@@ -36,19 +36,20 @@ of CPU on SQLite and 21–25 ms on PostgreSQL, over half of it in SQLAlchemy:
 
 _CPU_PER_RUN = (
     """\
-**Cause: CPU per run.** A run of the benchmark workflow now costs one worker
-process 8–10 ms of CPU on SQLite (`time.process_time()` of an in-process worker
-over 300 runs, receiver answering at once; 21 ms before the fixes below), and the
-worker is CPU-bound: its wall time per run is within 1–2 ms of its CPU time, and
-the `synchronous=NORMAL` line shows that the disk flush no longer matters. 100
-runs/s from one process means 10 ms per run for everything, so the figure sits at
-the target and moves around it with the machine's load (the receiver and the
-harness share the two cores). cProfile of what is left: about a third
-SQLAlchemy (reading the run and the incident, writing progress, the three
-commits, consuming the events), a fifth the two HTTP exchanges (httpx, h11,
-httpcore, the guard), a tenth SQLite's own commit, the rest templating, pydantic
-(node results, the template context) and JSON. Going further means leaving the
-ORM for the event consumer too, or a lighter HTTP client under the guard.
+**Cause: CPU per run, and the disk.** A run of the benchmark workflow now costs one
+worker process 8–10 ms of CPU on SQLite (`time.process_time()` of an in-process
+worker over 300 runs, receiver answering at once; 21 ms before the fixes below).
+100 runs/s from one process means 10 ms per run for everything, so the figure
+sits at the target and moves with how much CPU the shared machine leaves the
+worker, and with the disk: on this machine an fsync took 0.08 ms at p50 in one
+session and 0.3 ms in another, and the line with every worker commit waiting for
+it (`INCIDENTFLOW_ENGINE_ASYNC_COMMIT=0`) shows what three of them per run cost.
+cProfile of what is left: about a third SQLAlchemy (reading the run and the
+incident, writing progress, the three commits, consuming the events), a fifth the
+two HTTP exchanges (httpx, h11, httpcore, the guard), a tenth SQLite's own commit,
+the rest templating, pydantic (node results, the template context) and JSON.
+Going further means leaving the ORM for the event consumer too, or a lighter HTTP
+client under the guard.
 
 """
     + _FIXED
@@ -103,13 +104,13 @@ FINDINGS: list[tuple[str, str, str]] = [
         """\
 One embedded worker on SQLite is CPU-bound at 8–10 ms of CPU per run (profiled
 in-process, 300 runs), so its figure is about 100 runs/s and moves with how much
-CPU the shared machine leaves it. The published figure comes from a throughput
-run with five repetitions (`python -m bench --only throughput --repeats 5`,
-101–122 runs/s); a full-suite run of the same commit twenty minutes earlier, while
-the machine was slower (its untouched figures, such as loading 1,000 workflows,
-took twice as long as in the previous published run), measured 53, 68 and 87
-runs/s. Before this round of fixes the same figure was 54 runs/s on a quiet
-machine.
+CPU and disk the shared machine leaves it: earlier runs of the previous commit
+(the worker's commits then waited for the disk) measured 102 runs/s (five
+repetitions, 97–122) and, twenty minutes later on a slower moment, 68 and 82 (53–94).
+Since then the worker's own commits do not wait for the disk by default on SQLite
+(`INCIDENTFLOW_ENGINE_ASYNC_COMMIT`; the web's commits always do), which the
+comparison line measures. Before this round of fixes the figure was 54 runs/s on a
+quiet machine.
 
 """
         + _FIXED,

@@ -78,14 +78,15 @@ POSTGRES = Backend(
 CELERY = Backend(
     "postgresql-celery", "postgresql", "celery", "Celery + Redis, PostgreSQL", (1, 2, 4)
 )
-SQLITE_NORMAL = Backend(
-    "sqlite-embedded-normal",
+SQLITE_DURABLE = Backend(
+    "sqlite-embedded-durable",
     "sqlite",
     "embedded",
-    "Embedded worker, SQLite with synchronous=NORMAL (proposed, not shipped)",
+    "Embedded worker, SQLite, worker commits wait for the disk "
+    "(INCIDENTFLOW_ENGINE_ASYNC_COMMIT=0)",
     (1,),
     proposed=True,
-    command=("bench.variant_worker",),
+    worker_env=(("INCIDENTFLOW_ENGINE_ASYNC_COMMIT", "0"),),
 )
 CELERY_ASYNC = Backend(
     "postgresql-celery-async",

@@ -91,23 +91,35 @@ _ASYNC_COMMIT = "incidentflow.async_commit"
 
 
 def commit_without_waiting(app: Flask) -> bool:
-    """With ``ENGINE_ASYNC_COMMIT`` on (env ``INCIDENTFLOW_ENGINE_ASYNC_COMMIT=1``), this
-    process's database connections commit without waiting for the disk. Returns
-    whether it is on.
+    """Whether this worker process's database connections commit without waiting for
+    the disk, and if so, set them up to. ``ENGINE_ASYNC_COMMIT`` (env
+    ``INCIDENTFLOW_ENGINE_ASYNC_COMMIT``): ``1``/``0``; unset means on for SQLite (the
+    embedded default) and off for PostgreSQL.
 
     For worker processes only (``flask worker run``, Celery workers): their commits
-    are the engine's bookkeeping. PostgreSQL gets ``synchronous_commit = off``,
-    SQLite ``synchronous = NORMAL`` (WAL). A crash of the worker loses nothing; a
-    crash of the database server or the machine can lose the last fraction of a
-    second of step commits, which are then done again (a request again, with its
-    Idempotency-Key). Incident changes are committed by the web processes, which
-    keep waiting for the disk, and a later durable commit makes earlier ones
-    durable too, so no run is lost. Off by default.
+    are the engine's bookkeeping. SQLite gets ``synchronous = NORMAL`` (with WAL, what
+    SQLite recommends), PostgreSQL ``synchronous_commit = off``. A crash of the worker
+    loses nothing; a crash of the operating system, the machine or the database server
+    can lose the last fraction of a second of step commits, which are then done again
+    (a request again, with its Idempotency-Key). Incident changes are committed by the
+    web processes, which always wait for the disk, and a later durable commit makes
+    earlier ones durable too, so no run is lost.
+
+    Raises RuntimeError for a value that is neither yes nor no.
     """
     from app.ops.settings import config_setting
 
     raw = str(config_setting(app.config, "ENGINE_ASYNC_COMMIT") or "").strip().lower()
-    if raw not in ("1", "true", "yes", "on"):
+    if raw in ("1", "true", "yes", "on"):
+        wanted = True
+    elif raw in ("0", "false", "no", "off"):
+        wanted = False
+    elif raw == "":
+        with app.app_context():
+            wanted = db.engine.dialect.name == "sqlite"
+    else:
+        raise RuntimeError(f"ENGINE_ASYNC_COMMIT must be 1 or 0 (yes or no), not {raw!r}.")
+    if not wanted:
         return False
     if app.extensions.get(_ASYNC_COMMIT):
         return True

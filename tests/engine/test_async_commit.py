@@ -1,8 +1,9 @@
 """ENGINE_ASYNC_COMMIT: a worker process's connections commit without waiting for the disk
-(opt-in); without it, every commit waits, as the web's do."""
+(by default on SQLite, opt-in on PostgreSQL); the web's commits always wait."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from app.engine.worker import commit_without_waiting
@@ -25,8 +26,21 @@ def waits(app) -> bool:
     return durability(app) in ("FULL", "on")
 
 
-def test_by_default_every_commit_waits_for_the_disk(app) -> None:
-    assert commit_without_waiting(app) is False
+def test_the_web_waits_for_the_disk(app) -> None:
+    # No worker set-up in this process: commits wait, whatever the database.
+    assert waits(app)
+
+
+def test_by_default_a_sqlite_worker_relaxes_and_a_postgresql_worker_waits(app) -> None:
+    sqlite = db.engine.dialect.name == "sqlite"
+    assert commit_without_waiting(app) is sqlite
+    assert durability(app) == ("NORMAL" if sqlite else "on")
+
+
+def test_a_value_that_is_neither_yes_nor_no_is_refused(app) -> None:
+    app.config["ENGINE_ASYNC_COMMIT"] = "sometimes"
+    with pytest.raises(RuntimeError, match="ENGINE_ASYNC_COMMIT must be 1 or 0"):
+        commit_without_waiting(app)
     assert waits(app)
 
 
@@ -56,7 +70,7 @@ def test_flask_worker_run_applies_it(app, runner) -> None:
     assert durability(app) in ("NORMAL", "off")
 
 
-def test_a_value_that_is_not_yes_leaves_it_off(app) -> None:
+def test_no_keeps_every_commit_waiting(app) -> None:
     app.config["ENGINE_ASYNC_COMMIT"] = "0"
     assert commit_without_waiting(app) is False
     assert waits(app)
