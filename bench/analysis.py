@@ -12,7 +12,7 @@ an in-process worker, SQL statement logs, CPU time per run with
 from __future__ import annotations
 
 _FIXED = """\
-**Fixed after profiling** (commits 24e2e43 … fc0533a; `tests/engine` and
+**Fixed after profiling** (commits 24e2e43 … 42b0c7c; `tests/engine` and
 `tests/celery` pass on both databases). Before them a run cost the worker 14–21 ms
 of CPU on SQLite and 21–25 ms on PostgreSQL, over half of it in SQLAlchemy:
 1. Steps that touch nothing outside the database (trigger, condition, zero delay,
@@ -65,9 +65,10 @@ a dozen network round trips through psycopg) plus the server's share, so the two
 cores are saturated at about 70–100 runs/s whatever the number of processes; 250
 runs/s would need ≤ 8 ms of CPU per run for all of it together (worker, database
 server, broker, receiver). The remaining gap is CPython plus an ORM-based engine
-on two cores, not one hot spot. What is left to try: the opt-in
-`INCIDENTFLOW_ENGINE_ASYNC_COMMIT` (measured on its own line; it removes the WAL
-flush waits at the cost described in the README), batching the commits of
+on two cores, not one hot spot (before the fixes below the same set-up measured
+38.5 runs/s). Not waiting for WAL flushes (`INCIDENTFLOW_ENGINE_ASYNC_COMMIT=1`,
+its own line) gains nothing here: the cores, not the disk, are the limit. What is
+left to try: batching the commits of
 different runs (which would widen what a worker crash repeats: rejected, the
 issue bounds that to the one interrupted request), and more cores — the design
 scales out (no run is held by a process; see 1, 2 and 4 workers).
@@ -103,14 +104,16 @@ FINDINGS: list[tuple[str, str, str]] = [
         "The embedded default's throughput sits at the target",
         """\
 One embedded worker on SQLite is CPU-bound at 8–10 ms of CPU per run (profiled
-in-process, 300 runs), so its figure is about 100 runs/s and moves with how much
-CPU and disk the shared machine leaves it: earlier runs of the previous commit
-(the worker's commits then waited for the disk) measured 102 runs/s (five
-repetitions, 97–122) and, twenty minutes later on a slower moment, 68 and 82 (53–94).
-Since then the worker's own commits do not wait for the disk by default on SQLite
-(`INCIDENTFLOW_ENGINE_ASYNC_COMMIT`; the web's commits always do), which the
-comparison line measures. Before this round of fixes the figure was 54 runs/s on a
-quiet machine.
+in-process, 300 runs), so its figure is near 100 runs/s and moves with the CPU and
+disk the shared machine leaves it. In this run it is 115 runs/s (101–156), and the
+comparison line with every worker commit waiting for the disk 124 (97–140): within
+the noise, fsync taking 0.2–0.3 ms at p50. Earlier runs the same day, of the
+commit before the default stopped waiting, at slower moments: waiting 68 and 82
+runs/s, not waiting 98 and 117 (three and five repetitions). Before this round of
+fixes the figure was 54 runs/s on a quiet machine. Note that this machine (an AMD
+EPYC host) ran code this round did not touch about twice as slowly as the one of
+the previous published run (an Intel Xeon host): loading 1,000 enabled workflows
+took 43 ms against 21, the 50-node editor 59 ms against 28.
 
 """
         + _FIXED,
