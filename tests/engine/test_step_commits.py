@@ -7,6 +7,7 @@ durably, that it is at that node with everything before it settled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -51,24 +52,32 @@ class WitnessReceiver(WebhookReceiver):
         return json_reply(200, {"ok": True})
 
 
-def witness(app) -> WitnessReceiver:
-    return WitnessReceiver(app.config["SQLALCHEMY_DATABASE_URI"]).start()
+@pytest.fixture
+def witness(app) -> Iterator[WitnessReceiver]:
+    receiver = WitnessReceiver(app.config["SQLALCHEMY_DATABASE_URI"]).start()
+    yield receiver
+    receiver.stop()
+    receiver.engine.dispose()
 
 
-def test_each_request_goes_out_after_the_run_committed_where_it_is(
-    app, worker, make_enabled_workflow, open_incident
-) -> None:
-    receiver = witness(app)
-    try:
-        workflow = make_enabled_workflow(benchmark_workflow(receiver.url))
+@pytest.fixture
+def run_to_the_end(worker, make_enabled_workflow, open_incident, witness):
+    """Start the benchmark workflow (two requests to the witness) and drive it."""
+
+    def run() -> WorkflowExecution:
+        workflow = make_enabled_workflow(benchmark_workflow(witness.url))
         open_incident(priority="P1")
         drain(worker)
-    finally:
-        receiver.stop()
-        receiver.engine.dispose()
-    (run,) = runs_of(workflow)
+        (run,) = runs_of(workflow)
+        return run
+
+    return run
+
+
+def test_each_request_goes_out_after_the_run_committed_where_it_is(witness, run_to_the_end) -> None:
+    run = run_to_the_end()
     assert run.status == "COMPLETED", run.error
-    assert receiver.seen == [
+    assert witness.seen == [
         {"path": "/first", "status": "RUNNING", "current": "first", "settled": ["start", "is_p1"]},
         {
             "path": "/second",
@@ -101,11 +110,7 @@ def test_steps_without_outside_effects_share_a_commit(
     assert runs_of(workflow)[0].status == "COMPLETED"
 
 
-def test_a_run_cancelled_during_a_request_sends_nothing_more(
-    app, worker, make_enabled_workflow, open_incident
-) -> None:
-    receiver = witness(app)
-
+def test_a_run_cancelled_during_a_request_sends_nothing_more(witness, run_to_the_end) -> None:
     def cancel_once(conn: sa.Connection, row: Any) -> None:
         if row.current_node_id == "first":  # as the runs service does: its own transaction
             conn.execute(
@@ -120,15 +125,8 @@ def test_a_run_cancelled_during_a_request_sends_nothing_more(
                 )
             )
 
-    receiver.on_request = cancel_once
-    try:
-        workflow = make_enabled_workflow(benchmark_workflow(receiver.url))
-        open_incident(priority="P1")
-        drain(worker)
-    finally:
-        receiver.stop()
-        receiver.engine.dispose()
-    (run,) = runs_of(workflow)
+    witness.on_request = cancel_once
+    run = run_to_the_end()
     assert run.status == "CANCELLED"
     assert run.error == "Cancelled by a responder."
-    assert [seen["path"] for seen in receiver.seen] == ["/first"]
+    assert [seen["path"] for seen in witness.seen] == ["/first"]
