@@ -28,7 +28,7 @@ from celery import Celery, Task, signals
 from flask import Flask
 
 from app.extensions import db
-from app.ops.settings import config_setting
+from app.ops.settings import config_setting, engine_overrides
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 RUNS_QUEUE = "incidentflow.runs"
@@ -64,19 +64,18 @@ class CelerySettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CelerySettings:
-        values: dict[str, Any] = {}
-        for name, kind in (
-            ("dispatch_interval_seconds", float),
-            ("dispatch_window_seconds", float),
-            ("dispatch_batch", int),
-            ("runs_per_message", int),
-            ("event_batch", int),
-            ("age_scan_seconds", float),
-            ("max_deliveries", int),
-        ):
-            raw = config_setting(config, f"ENGINE_{name.upper()}")
-            if raw is not None:
-                values[name] = kind(raw)
+        values = engine_overrides(
+            config,
+            (
+                ("dispatch_interval_seconds", float),
+                ("dispatch_window_seconds", float),
+                ("dispatch_batch", int),
+                ("runs_per_message", int),
+                ("event_batch", int),
+                ("age_scan_seconds", float),
+                ("max_deliveries", int),
+            ),
+        )
         return cls(**values)
 
 

@@ -31,6 +31,7 @@ from app.engine import triggers
 from app.engine.clock import Clock, SystemClock
 from app.engine.runner import Engine, Next, RunMemo, advance, fail, next_action
 from app.extensions import db
+from app.ops.settings import engine_overrides
 from app.workflows.models import WorkerHeartbeat, WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.worker")
@@ -158,18 +159,14 @@ class WorkerSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
         """Settings from ``ENGINE_*`` config keys (env ``INCIDENTFLOW_ENGINE_*``)."""
-        values: dict[str, Any] = {}
-        for name in (
+        names = (
             "lease_seconds",
             "heartbeat_seconds",
             "idle_poll_seconds",
             "age_scan_seconds",
             "slice_seconds",
-        ):
-            key = f"ENGINE_{name.upper()}"
-            raw = config.get(key, os.environ.get(f"INCIDENTFLOW_{key}"))
-            if raw not in (None, ""):
-                values[name] = float(raw)
+        )
+        values = engine_overrides(config, ((name, float) for name in names))
         return cls(**values)
 
 

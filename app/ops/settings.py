@@ -7,7 +7,7 @@ the key (tests set config; deployments usually set the environment).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import current_app
@@ -22,6 +22,19 @@ def config_setting(config: Mapping[str, Any], name: str) -> Any:
     if value is None or value == "":
         value = os.environ.get(f"INCIDENTFLOW_{name}")
     return None if value == "" else value
+
+
+def engine_overrides(
+    config: Mapping[str, Any], fields: Iterable[tuple[str, Callable[[Any], Any]]]
+) -> dict[str, Any]:
+    """The ``ENGINE_<FIELD>`` settings that are set, converted by each field's type:
+    what a settings dataclass's ``from_config`` passes to its constructor."""
+    values: dict[str, Any] = {}
+    for name, kind in fields:
+        raw = config_setting(config, f"ENGINE_{name.upper()}")
+        if raw is not None:
+            values[name] = kind(raw)
+    return values
 
 
 def setting(name: str, default: str | None = None) -> str | None:
