@@ -98,7 +98,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _configure_engine(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
+        from app import sqlite_writer
+
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sqlite_writer.install(engine)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,7 +2,8 @@
 
 Only ``Authorization: Bearer <token>`` counts; the session cookie is never
 looked at, which is why CSRF protection does not apply to the API. The token's
-``last_used_at`` is set here and committed with the request's own transaction.
+``last_used_at`` is set here (at most once a minute) and committed with the
+request's own transaction.
 """
 
 from __future__ import annotations

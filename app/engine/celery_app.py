@@ -49,8 +49,9 @@ def broker_url(config: Mapping[str, Any]) -> str:
 class CelerySettings:
     """How the periodic tasks pace the engine; ``ENGINE_*`` keys, like WorkerSettings."""
 
-    # How often beat sends ``dispatch_due`` and ``consume_events``.
-    dispatch_interval_seconds: float = 0.25
+    # How often beat sends ``dispatch_due`` and ``consume_events``: a safety net, since
+    # the worker processes' loops are woken by committed work.
+    dispatch_interval_seconds: float = 2.0
     # A run handed to the broker is not sent again for this long; if its message is
     # lost, it becomes due again afterwards and is sent again.
     dispatch_window_seconds: float = 60.0

@@ -22,9 +22,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.engine import templating
 from app.engine.clock import Clock
 from app.engine.context import IncidentView, field_value, read_incident, template_context
+from app.engine.driver import DestinationSlots
 from app.engine.scrub import Scrubber
 from app.extensions import db
 from app.workflows import secrets as secret_store
@@ -101,6 +104,10 @@ class Engine:
     clock: Clock
     rng: random.Random = field(default_factory=random.Random)
     max_request_seconds: float = 30.0
+    #: Caps requests in flight per destination (shared by a process's threads).
+    slots: DestinationSlots | None = None
+    #: How long a step waits when its destination has no free slot.
+    defer_seconds: float = 0.2
 
 
 @dataclass
@@ -381,6 +388,10 @@ def _action(
     number = execution.attempt + 1
     remaining = max((timeout_ms - execution.working_ms) / 1000, 0.001)
     timeout = min(remaining, engine.max_request_seconds)
+    if sa.inspect(execution).detached:
+        # A worker's run (written back by save_progress): since the commit before this
+        # step only reads happened, so end them; a request must not hold a connection.
+        db.session.rollback()
     outcome = actions.attempt(
         node.data,
         render=lambda source: templating.render(source, context, clock=engine.clock),
@@ -388,12 +399,16 @@ def _action(
         idempotency_key=actions.idempotency_key(execution.id, node.id),
         timeout=timeout,
         clock=engine.clock,
+        slots=engine.slots,
     )
+    if outcome.deferred:
+        # Nothing was sent (the destination is full): not an attempt; again in a moment.
+        execution.due_at = now + timedelta(seconds=engine.defer_seconds)
+        return Next.WAIT
     memo.incident = None  # the request took time: the next step reads the incident again
-    # The request was cut off by the run's own timeout: the run is out of time.
+    # The request was cut off by the run's own timeout: the run is out of time. Its
+    # working time is what it spent, counted once when the step ends.
     run_timed_out = outcome.timed_out and timeout >= remaining
-    if run_timed_out:
-        execution.working_ms = timeout_ms
     retry = node.data.retry
     will_retry = (
         not outcome.ok and outcome.retryable and not run_timed_out and number < retry.attempts

@@ -1,16 +1,21 @@
 """The Celery backend's tasks. The database decides; a message only says where to look.
 
+Each worker process also runs the worker loop in a thread (``Worker.start_loop``):
+woken by PostgreSQL NOTIFY when an incident event or a run is committed, it starts
+runs at once and drives many at a time. The periodic tasks below are the safety
+net that keeps runs moving when a wake-up is lost or no process listens.
+
 - ``advance_run(id)`` claims the run in the database (only if it is due, or handed
   to the broker and not yet taken), drives it like the embedded worker, and when
   its slice is used up hands it back to the broker. A message for a run that has
   ended, waits, or is leased by another worker does nothing, so duplicates are
   harmless.
-- ``dispatch_due`` (beat, every 0.25 s) sends ``advance_run`` for every run whose
+- ``dispatch_due`` (beat, every 2 s) sends ``advance_run`` for every run whose
   ``due_at`` has come: new runs, runs woken from a delay or a retry backoff, runs
   whose worker's lease expired, and runs whose message was lost. It marks them
   handed to the broker (``lease_owner = "queue"``, ``due_at`` = now + the dispatch
   window), so they are sent once, and again only if nobody took them in time.
-- ``consume_events`` (beat, every 0.25 s) starts runs for incident events and
+- ``consume_events`` (beat, every 2 s) starts runs for incident events and
   dispatches them at once; ``scan_age`` (beat, every 30 s) starts ``age`` runs.
 
 A step that kills its worker cannot loop: each claim counts a delivery of the
@@ -25,14 +30,12 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 
 import sqlalchemy as sa
 from celery import Celery
 from flask import Flask, current_app
-from sqlalchemy.orm.exc import StaleDataError
 
-from app.engine import triggers
+from app.engine import store, triggers
 from app.engine.celery_app import (
     ADVANCE_RUN,
     CONSUME_EVENTS,
@@ -42,7 +45,7 @@ from app.engine.celery_app import (
     celery_for,
 )
 from app.engine.clock import Clock, SystemClock
-from app.engine.runner import Next, fail, next_node, plan_for, results_of
+from app.engine.runner import Next
 from app.engine.worker import Worker, WorkerSettings, commit_without_waiting
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
@@ -66,35 +69,15 @@ Send = Callable[[list[str]], None]
 
 def dispatch_due(send: Send, clock: Clock, settings: CelerySettings) -> int:
     """Hand every due run to the broker once; returns how many were sent."""
-    window = timedelta(seconds=settings.dispatch_window_seconds)
     sent = 0
     for _ in range(_DISPATCH_MAX_BATCHES):
         now = clock.now()
-        ids = list(
-            db.session.scalars(
-                sa.select(WorkflowExecution.id)
-                .where(WorkflowExecution.due_at <= now)
-                .order_by(WorkflowExecution.due_at)
-                .limit(settings.dispatch_batch)
-                .with_for_update(skip_locked=True)
-            )
-        )
+        ids = store.due_ids(now, settings.dispatch_batch)
         if not ids:
             db.session.rollback()
             break
-        db.session.execute(
-            sa.update(WorkflowExecution)
-            .where(WorkflowExecution.id.in_(ids))
-            .values(
-                lease_owner=QUEUED,
-                due_at=now + window,
-                # A worker whose lease ran out must not commit a step over this.
-                row_version=WorkflowExecution.row_version + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
         # Marked first, sent after: a failed send leaves the runs to the next window.
-        db.session.commit()
+        store.queue_for_broker(ids, now, settings.dispatch_window_seconds, queued=QUEUED)
         send(ids)
         sent += len(ids)
         if len(ids) < settings.dispatch_batch:
@@ -105,34 +88,8 @@ def dispatch_due(send: Send, clock: Clock, settings: CelerySettings) -> int:
 def take(
     execution_id: str, owner: str, clock: Clock, lease_seconds: float
 ) -> WorkflowExecution | None:
-    """Take one run if it is due or waiting for a worker in the broker.
-
-    Returns the run as the claim left it (detached from the session, ready for
-    ``Worker.drive``: no second read), its ``step_deliveries`` counting this
-    delivery; None when the run is not ours to take (ended, waiting, or leased by
-    another worker).
-    """
-    now = clock.now()
-    taken = db.session.execute(
-        sa.update(WorkflowExecution)
-        .where(
-            WorkflowExecution.id == execution_id,
-            WorkflowExecution.due_at.is_not(None),
-            sa.or_(WorkflowExecution.due_at <= now, WorkflowExecution.lease_owner == QUEUED),
-        )
-        .values(
-            lease_owner=owner,
-            due_at=now + timedelta(seconds=lease_seconds),
-            row_version=WorkflowExecution.row_version + 1,
-            step_deliveries=WorkflowExecution.step_deliveries + 1,
-        )
-        .returning(WorkflowExecution)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
-    if taken is not None:
-        db.session.expunge(taken)  # as committed: the commit must not expire it
-    db.session.commit()
-    return taken
+    """Take one run if it is due or waiting for a worker in the broker (``store.take``)."""
+    return store.take(execution_id, owner, clock.now(), lease_seconds, queued=QUEUED)
 
 
 def claim(execution_id: str, owner: str, clock: Clock, lease_seconds: float) -> int | None:
@@ -144,58 +101,8 @@ def claim(execution_id: str, owner: str, clock: Clock, lease_seconds: float) -> 
 
 def hand_back(execution_id: str, clock: Clock, settings: CelerySettings) -> bool:
     """Re-queue a run its worker let go of although it can go on now (its slice ended)."""
-    now = clock.now()
-    handed = db.session.execute(
-        sa.update(WorkflowExecution)
-        .where(
-            WorkflowExecution.id == execution_id,
-            WorkflowExecution.lease_owner.is_(None),
-            WorkflowExecution.due_at <= now,
-        )
-        .values(
-            lease_owner=QUEUED,
-            due_at=now + timedelta(seconds=settings.dispatch_window_seconds),
-            row_version=WorkflowExecution.row_version + 1,
-        )
-        .returning(WorkflowExecution.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    db.session.commit()
-    return handed is not None
-
-
-def _step_node(execution: WorkflowExecution) -> str:
-    """The node the run's next step works on (what the crashing step was doing)."""
-    if execution.parked_until is not None and execution.current_node_id:
-        return execution.current_node_id
-    try:
-        plan = plan_for(execution)
-        return next_node(plan, results_of(execution)) or execution.current_node_id or "?"
-    except Exception:  # a snapshot that does not parse: say what we know
-        return execution.current_node_id or "?"
-
-
-def stop_crashing_run(execution_id: str, worker: Worker, crashes: int) -> None:
-    """End a run whose step took its worker down ``crashes`` times."""
-    execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
-    if execution is None or execution.lease_owner != worker.worker_id:
-        db.session.rollback()
-        return
-    node = _step_node(execution)
-    fail(
-        execution,
-        worker.clock.now(),
-        f"The step at node {node} crashed its worker {crashes} times, so it was not tried "
-        "again (the worker died, or lost its database, while running it; see its log).",
-    )
-    execution.step_deliveries = 0
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-    log.error(
-        "run stopped: its step kept crashing its worker",
-        extra={"execution_id": execution_id, "node_id": node, "crashes": crashes},
+    return store.requeue_if_free(
+        execution_id, clock.now(), settings.dispatch_window_seconds, queued=QUEUED
     )
 
 
@@ -204,8 +111,8 @@ def advance(execution_id: str, worker: Worker, send: Send, settings: CelerySetti
     taken = take(execution_id, worker.worker_id, worker.clock, worker.settings.lease_seconds)
     if taken is None:
         return "not due"  # ended, waiting, or someone else's: a duplicate or late message
-    if taken.step_deliveries > settings.max_deliveries:
-        stop_crashing_run(execution_id, worker, taken.step_deliveries - 1)
+    if taken.step_deliveries > worker.settings.max_deliveries:
+        worker.stop_crashing_run(execution_id, taken.step_deliveries - 1)
         return "stopped"
     # Only a run whose slice ended can go on now; one that waits or ended needs no message.
     if worker.drive(execution_id, taken) == Next.CONTINUE and hand_back(
@@ -273,15 +180,19 @@ def start_process_worker(app: Flask) -> Worker:
     """This process's worker identity: its leases, and a heartbeat that keeps them alive."""
     clock: Clock = app.config.get("ENGINE_CLOCK") or SystemClock()
     commit_without_waiting(app)
+    settings = WorkerSettings.from_config(app.config)
+    settings.max_deliveries = CelerySettings.from_config(app.config).max_deliveries
     worker = Worker(
         app,
         clock=clock,
-        settings=WorkerSettings.from_config(app.config),
+        settings=settings,
         worker_id=_worker_id(),
         backend="celery",
     )
     app.extensions[_PROCESS_WORKER] = (os.getpid(), worker)
-    worker.start_heartbeat()
+    # The same loop as the embedded worker, in a thread: woken by committed work
+    # (LISTEN/NOTIFY), it starts runs without waiting for beat, and drives many at once.
+    worker.start_loop()
     return worker
 
 

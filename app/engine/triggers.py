@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
+from app.engine import wake
 from app.engine.clock import Clock
 from app.engine.context import field_value
 from app.errors import InvalidInput
@@ -286,4 +287,5 @@ def start_manual(
         user=user,
     )
     db.session.flush()
+    wake.signal_work(db.session)
     return execution

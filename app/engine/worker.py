@@ -1,21 +1,27 @@
-"""The embedded worker: claims due runs with a lease, advances them, starts new ones.
+"""The worker: claims due runs with a lease, advances them, starts new ones.
 
-One loop does everything the engine needs on one machine: consume incident
-events, scan for ``age`` triggers, claim runs whose ``due_at`` has come (new,
-woken from a delay or a backoff, or abandoned by a worker whose lease expired)
-and advance each one step at a time, committing before every action and
-whenever a run waits or ends.
+One loop does everything the engine needs: consume incident events, scan for
+``age`` triggers, claim runs whose ``due_at`` has come (new, woken from a delay
+or a backoff, or abandoned by a worker whose lease expired) and drive each one
+step at a time on a pool of threads (``driver.ConcurrentDriver``), committing
+before every action and whenever a run waits or ends. The embedded worker
+(``flask worker run``) runs this loop in its main thread; each Celery worker
+process runs it in a thread of its own (``tasks``).
 
-Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never
-take the same run; SQLite serialises writers, so one worker at a time there.
-A heartbeat thread keeps the leases of runs in progress alive and records the
-worker in ``worker_heartbeat``.
+The loop sleeps until there may be work: a commit that adds work wakes it
+(``wake``), as does a run finishing (a thread is free) and the next ``due_at``;
+a slow poll is only a safety net. Claims use ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several workers never take the same run; SQLite serialises
+writers, so one worker at a time there. A heartbeat thread renews the lease of
+every run the worker holds and records the worker in ``worker_heartbeat``; all
+run-state SQL is in ``store``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import uuid
@@ -26,66 +32,29 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.orm.exc import StaleDataError
 
-from app.engine import triggers
+from app.engine import store, triggers
 from app.engine.clock import Clock, SystemClock
-from app.engine.runner import Engine, Next, RunMemo, advance, fail, next_action
+from app.engine.driver import ConcurrentDriver, DestinationSlots
+from app.engine.runner import (
+    Engine,
+    Next,
+    RunMemo,
+    advance,
+    fail,
+    next_action,
+    next_node,
+    plan_for,
+    results_of,
+)
+from app.engine.store import save_progress
+from app.engine.wake import Waker
 from app.extensions import db
-from app.ops.settings import engine_overrides
-from app.workflows.models import WorkerHeartbeat, WorkflowExecution
+from app.ops.settings import config_setting, engine_overrides
+from app.workflows.models import WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.worker")
-
-
-# What a step may change on a run; save_progress writes these back.
-_STEP_COLUMNS = (
-    "status",
-    "current_node_id",
-    "completed_nodes",
-    "error",
-    "started_at",
-    "completed_at",
-    "failed_at",
-    "due_at",
-    "lease_owner",
-    "parked_until",
-    "attempt",
-    "working_ms",
-    "step_deliveries",
-)
-_RUNS = WorkflowExecution.__table__
-# Built once: constructing the statement per step costs more than running it.
-_SAVE_PROGRESS = (
-    _RUNS.update()
-    .where(
-        _RUNS.c.id == sa.bindparam("run_id"),
-        _RUNS.c.row_version == sa.bindparam("read_version"),
-    )
-    .values(
-        {name: sa.bindparam(name) for name in _STEP_COLUMNS}
-        | {"row_version": sa.bindparam("read_version") + 1}
-    )
-)
-
-
-def save_progress(execution: WorkflowExecution) -> bool:
-    """Write a run driven outside the session back, if nobody changed it since it was read.
-
-    One UPDATE guarded by ``row_version`` (what the ORM's version check does,
-    without its unit of work): False when a cancel or another worker changed
-    the run meanwhile, and then nothing is written.
-    """
-    version = execution.row_version
-    values = {name: getattr(execution, name) for name in _STEP_COLUMNS}
-    written = (
-        db.session.connection()
-        .execute(_SAVE_PROGRESS, values | {"run_id": execution.id, "read_version": version})
-        .rowcount
-    )
-    if written != 1:
-        return False
-    execution.row_version = version + 1
-    return True
 
 
 _ASYNC_COMMIT = "incidentflow.async_commit"
@@ -108,8 +77,6 @@ def commit_without_waiting(app: Flask) -> bool:
 
     Raises RuntimeError for a value that is neither yes nor no.
     """
-    from app.ops.settings import config_setting
-
     raw = str(config_setting(app.config, "ENGINE_ASYNC_COMMIT") or "").strip().lower()
     if raw in ("1", "true", "yes", "on"):
         wanted = True
@@ -149,25 +116,87 @@ def commit_without_waiting(app: Flask) -> bool:
 class WorkerSettings:
     lease_seconds: float = 60.0
     heartbeat_seconds: float = 10.0
-    idle_poll_seconds: float = 0.02
+    # The safety net: the loop looks for work at least this often even if nothing
+    # woke it (a lost wake-up, a worker on another machine without LISTEN).
+    idle_poll_seconds: float = 5.0
     claim_batch: int = 20
     event_batch: int = 200
     age_scan_seconds: float = 30.0
     # A run is handed back after this long, so one busy run cannot starve the others.
     slice_seconds: float = 2.0
+    # Runs driven at once by one worker process, each in its own thread.
+    concurrency: int = 50
+    # Requests in flight to one destination (scheme, host, port) per worker process.
+    per_destination: int = 8
+    # Seconds one request may take (a run's own timeout may cut it shorter).
+    request_timeout: float = 30.0
+    # The longest pause between tries while the database is unreachable.
+    backoff_max_seconds: float = 30.0
+    # Deliveries that may begin one step; the next one ends the run FAILED (a step
+    # that kills its worker process every time must not loop forever).
+    max_deliveries: int = 3
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
-        """Settings from ``ENGINE_*`` config keys (env ``INCIDENTFLOW_ENGINE_*``)."""
-        names = (
-            "lease_seconds",
-            "heartbeat_seconds",
-            "idle_poll_seconds",
-            "age_scan_seconds",
-            "slice_seconds",
+        """Settings from ``ENGINE_*`` config keys (env ``INCIDENTFLOW_ENGINE_*``);
+        the request timeout from ``OUTBOUND_REQUEST_TIMEOUT``."""
+        names: tuple[tuple[str, type], ...] = (
+            ("lease_seconds", float),
+            ("heartbeat_seconds", float),
+            ("idle_poll_seconds", float),
+            ("age_scan_seconds", float),
+            ("slice_seconds", float),
+            ("concurrency", int),
+            ("per_destination", int),
+            ("backoff_max_seconds", float),
+            ("max_deliveries", int),
         )
-        values = engine_overrides(config, ((name, float) for name in names))
-        return cls(**values)
+        values = engine_overrides(config, names)
+        timeout = config_setting(config, "OUTBOUND_REQUEST_TIMEOUT")
+        if timeout is not None:
+            values["request_timeout"] = float(timeout)
+        settings = cls(**values)
+        if settings.concurrency < 1 or settings.per_destination < 1:
+            raise RuntimeError("ENGINE_CONCURRENCY and ENGINE_PER_DESTINATION must be at least 1.")
+        if settings.request_timeout <= 0:
+            raise RuntimeError("OUTBOUND_REQUEST_TIMEOUT must be a number of seconds above 0.")
+        return settings
+
+
+class Outage:
+    """Backs off while the database is unreachable, and says so once each way."""
+
+    def __init__(self, cap: float, rng: random.Random) -> None:
+        self.cap = cap
+        self.rng = rng
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> float:
+        """Count a failure; returns how long to pause (exponential, capped, with jitter)."""
+        if self.failures == 0:
+            log.error(
+                "database unreachable; retrying with backoff",
+                extra={"error": type(error).__name__},
+            )
+        self.failures += 1
+        ceiling = min(self.cap, 0.1 * 2 ** min(self.failures, 16))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def recovered(self) -> None:
+        if self.failures:
+            log.info("database reachable again", extra={"failures": self.failures})
+            self.failures = 0
+
+
+def _step_node(execution: WorkflowExecution) -> str:
+    """The node the run's next step works on (what the crashing step was doing)."""
+    if execution.parked_until is not None and execution.current_node_id:
+        return execution.current_node_id
+    try:
+        plan = plan_for(execution)
+        return next_node(plan, results_of(execution)) or execution.current_node_id or "?"
+    except Exception:  # a snapshot that does not parse: say what we know
+        return execution.current_node_id or "?"
 
 
 @dataclass
@@ -181,21 +210,27 @@ class Worker:
     backend: str = "embedded"
 
     def __post_init__(self) -> None:
-        self.engine = Engine(clock=self.clock)
+        self.engine = Engine(
+            clock=self.clock,
+            max_request_seconds=self.settings.request_timeout,
+            slots=DestinationSlots(self.settings.per_destination),
+        )
         self.stopping = threading.Event()
-        self._in_progress: set[str] = set()
-        self._lock = threading.Lock()
         self._next_age_scan = 0.0
+        self._waker: Waker | None = None
+        self.driver: ConcurrentDriver | None = None
 
-    # --- one pass ---------------------------------------------------------
+    # --- one pass (synchronous: tests and ``flask worker run --once``) -----
 
     def run_once(self) -> int:
-        """Do whatever is due now; returns how much work was found (0 = idle)."""
-        work = self.consume_events()
-        if self.clock.monotonic() >= self._next_age_scan:
-            work += self.scan_age()
-            self._next_age_scan = self.clock.monotonic() + self.settings.age_scan_seconds
-        for execution_id in self.claim(self.settings.claim_batch):
+        """Do whatever is due now, one run after another; returns how much work was found."""
+        work = self.consume_events() + self._maybe_scan_age()
+        claimed = self.claim(self.settings.claim_batch)
+        for index, execution_id in enumerate(claimed):
+            if self.stopping.is_set():
+                # Stopping: runs not started go back to every worker at once.
+                store.hand_back(self.worker_id, claimed[index:], self.clock.now())
+                break
             work += 1
             self.drive(execution_id)
         return work
@@ -210,32 +245,15 @@ class Worker:
         db.session.commit()
         return count
 
+    def _maybe_scan_age(self) -> int:
+        if self.clock.monotonic() < self._next_age_scan:
+            return 0
+        self._next_age_scan = self.clock.monotonic() + self.settings.age_scan_seconds
+        return self.scan_age()
+
     def claim(self, limit: int) -> list[str]:
         """Take up to ``limit`` due runs: this worker holds each until its lease expires."""
-        now = self.clock.now()
-        due = (
-            sa.select(WorkflowExecution.id)
-            .where(WorkflowExecution.due_at <= now)
-            .order_by(WorkflowExecution.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        ids = list(db.session.scalars(due))
-        if not ids:
-            db.session.rollback()
-            return []
-        db.session.execute(
-            sa.update(WorkflowExecution)
-            .where(WorkflowExecution.id.in_(ids))
-            .values(
-                lease_owner=self.worker_id,
-                due_at=now + timedelta(seconds=self.settings.lease_seconds),
-                row_version=WorkflowExecution.row_version + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        return ids
+        return store.claim(self.worker_id, limit, self.clock.now(), self.settings.lease_seconds)
 
     def drive(self, execution_id: str, taken: WorkflowExecution | None = None) -> Next | None:
         """Advance one claimed run until it waits, ends, or its slice is used.
@@ -250,8 +268,6 @@ class Worker:
         and when the run stops. ``taken``: the run as this worker's claim returned it,
         detached from the session (it is not read again).
         """
-        with self._lock:
-            self._in_progress.add(execution_id)
         slice_end = self.clock.monotonic() + self.settings.slice_seconds
         memo = RunMemo()
         try:
@@ -261,12 +277,20 @@ class Worker:
             if execution is None or execution.lease_owner != self.worker_id:
                 db.session.rollback()
                 return None  # cancelled, or taken over after our lease ran out
+            if execution.step_deliveries > self.settings.max_deliveries:
+                db.session.rollback()
+                self.stop_crashing_run(execution_id, execution.step_deliveries - 1)
+                return None
             if taken is None:
                 # Written back by save_progress, one UPDATE per commit, not by the session.
                 db.session.expunge(execution)
             while True:
                 outcome = advance(execution, self.engine, memo)
-                go_on = outcome == Next.CONTINUE and self.clock.monotonic() < slice_end
+                go_on = (
+                    outcome == Next.CONTINUE
+                    and self.clock.monotonic() < slice_end
+                    and not self.stopping.is_set()
+                )
                 upcoming = next_action(execution) if go_on else None
                 if go_on and upcoming is None:
                     continue  # nothing has left this process yet: no commit needed
@@ -295,17 +319,39 @@ class Worker:
                     return outcome
         except sa.exc.DBAPIError:
             db.session.rollback()
-            log.exception("database error during a step", extra={"execution_id": execution_id})
-            # Leave the lease to expire: the step is retried after it, by any worker.
+            log.warning(
+                "database error during a step; the run is retried after its lease",
+                extra={"execution_id": execution_id},
+            )
             return None
         except Exception as error:
             db.session.rollback()
             log.exception("step crashed", extra={"execution_id": execution_id})
             self._fail_after_crash(execution_id, error)
             return None
-        finally:
-            with self._lock:
-                self._in_progress.discard(execution_id)
+
+    def stop_crashing_run(self, execution_id: str, crashes: int) -> None:
+        """End a run whose step took its worker down ``crashes`` times."""
+        execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+        if execution is None or execution.lease_owner != self.worker_id:
+            db.session.rollback()
+            return
+        node = _step_node(execution)
+        fail(
+            execution,
+            self.clock.now(),
+            f"The step at node {node} crashed its worker {crashes} times, so it was not tried "
+            "again (the worker died, or lost its database, while running it; see its log).",
+        )
+        execution.step_deliveries = 0
+        try:
+            db.session.commit()
+        except StaleDataError:
+            db.session.rollback()
+        log.error(
+            "run stopped: its step kept crashing its worker",
+            extra={"execution_id": execution_id, "node_id": node, "crashes": crashes},
+        )
 
     def _fail_after_crash(self, execution_id: str, error: Exception) -> None:
         """A bug, not a passing outage: end the run rather than crash on it forever."""
@@ -328,41 +374,13 @@ class Worker:
     # --- liveness ---------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Record this worker as alive and extend the leases of runs in progress."""
-        now = self.clock.now()
-        with self._lock:
-            running = list(self._in_progress)
-        with db.engine.begin() as conn:
-            if running:
-                conn.execute(
-                    sa.update(WorkflowExecution)
-                    .where(
-                        WorkflowExecution.id.in_(running),
-                        WorkflowExecution.lease_owner == self.worker_id,
-                    )
-                    .values(due_at=now + timedelta(seconds=self.settings.lease_seconds))
-                )
-            updated = conn.execute(
-                sa.update(WorkerHeartbeat)
-                .where(WorkerHeartbeat.id == self.worker_id)
-                .values(last_seen_at=now)
-            ).rowcount
-            if not updated:
-                conn.execute(
-                    sa.insert(WorkerHeartbeat).values(
-                        id=self.worker_id,
-                        hostname=socket.gethostname(),
-                        pid=os.getpid(),
-                        backend=self.backend,
-                        started_at=now,
-                        last_seen_at=now,
-                    )
-                )
+        """Record this worker as alive and extend the lease of every run it holds."""
+        store.renew(self.worker_id, self.clock.now(), self.settings.lease_seconds)
 
     def start_heartbeat(self) -> threading.Thread:
         """Record this worker now, then keep it and its leases alive from a daemon thread."""
         try:
-            self.heartbeat()
+            store.register_worker(self.worker_id, self.backend, self.clock.now())
         except Exception:
             log.exception("heartbeat failed")
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -370,10 +388,12 @@ class Worker:
         return beat
 
     def forget(self) -> None:
-        """Stop the heartbeat and remove this worker's row (a clean stop)."""
+        """Stop, hand back the runs still held and remove this worker's row (a clean stop)."""
         self.stopping.set()
-        with db.engine.begin() as conn:
-            conn.execute(sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.id == self.worker_id))
+        if self._waker is not None:
+            self._waker.poke()
+        with self.app.app_context():
+            store.forget_worker(self.worker_id, self.clock.now())
 
     def _heartbeat_loop(self) -> None:
         with self.app.app_context():
@@ -381,38 +401,96 @@ class Worker:
                 try:
                     self.heartbeat()
                 except Exception:
-                    log.exception("heartbeat failed")
+                    log.warning("heartbeat failed; retrying", exc_info=True)
                 self.clock.sleep(self.settings.heartbeat_seconds, until=self.stopping)
 
     # --- the loop ---------------------------------------------------------
 
-    def run_forever(self) -> None:
-        """Work until ``stop()``; sleeps briefly only when there is nothing to do."""
-        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+    def _drive_in_thread(self, execution_id: str) -> None:
         with self.app.app_context():
-            self.heartbeat()
-            beat.start()
-            log.info("worker started", extra={"worker_id": self.worker_id})
             try:
-                while not self.stopping.is_set():
-                    try:
-                        idle = self.run_once() == 0
-                    except Exception:
-                        db.session.rollback()
-                        log.exception("worker pass failed")
-                        idle = True
-                    finally:
-                        db.session.remove()
-                    if idle:
-                        self.clock.sleep(self.settings.idle_poll_seconds, until=self.stopping)
+                self.drive(execution_id)
             finally:
-                self.stopping.set()
-                beat.join(timeout=5)
-                with db.engine.begin() as conn:
-                    conn.execute(
-                        sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.id == self.worker_id)
-                    )
-                log.info("worker stopped", extra={"worker_id": self.worker_id})
+                db.session.remove()
+
+    def start_loop(self) -> threading.Thread:
+        """Run the loop in a daemon thread (a Celery worker process), with a heartbeat."""
+        self.start_heartbeat()
+        loop = threading.Thread(target=self._loop, name="engine-loop", daemon=True)
+        loop.start()
+        return loop
+
+    def run_forever(self) -> None:
+        """Work until ``stop()``, then hand back what was not started and leave."""
+        self.start_heartbeat()
+        log.info("worker started", extra={"worker_id": self.worker_id})
+        try:
+            self._loop()
+        finally:
+            self.stopping.set()
+            if self.driver is not None:
+                # Runs in progress finish their step (they stop at the next commit).
+                self.driver.wait_idle(timeout=self.settings.request_timeout + 5)
+            try:
+                self.forget()
+            except Exception:
+                log.exception("could not hand back runs on stop")
+            log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    def _loop(self) -> None:
+        with self.app.app_context():
+            self._waker = Waker(db.engine.url.render_as_string(hide_password=False))
+        self.driver = ConcurrentDriver(
+            self._drive_in_thread, self.settings.concurrency, on_free=self._waker.poke
+        )
+        outage = Outage(self.settings.backoff_max_seconds, random.Random())
+        try:
+            while not self.stopping.is_set():
+                pause = self._pass(outage)
+                if pause > 0 and not self.stopping.is_set():
+                    self._waker.wait(pause)
+        finally:
+            self.driver.shutdown()
+            self._waker.close()
+
+    def _pass(self, outage: Outage) -> float:
+        """Start what can start now; returns how long to sleep (0: go round again)."""
+        assert self.driver is not None
+        with self.app.app_context():
+            try:
+                events = self.consume_events()
+                self._maybe_scan_age()
+                free = self.driver.free()
+                claimed = self.claim(min(free, self.settings.claim_batch)) if free else []
+                for index, execution_id in enumerate(claimed):
+                    if not self.driver.submit(execution_id):
+                        store.hand_back(self.worker_id, claimed[index:], self.clock.now())
+                        break
+                outage.recovered()
+                if events >= self.settings.event_batch or (
+                    claimed and len(claimed) == min(free, self.settings.claim_batch)
+                ):
+                    return 0 if self.driver.free() else self.settings.idle_poll_seconds
+                return self._until_next_due()
+            except (sa.exc.DBAPIError, sa.exc.InvalidRequestError) as error:
+                db.session.rollback()
+                return outage.failed(error)
+            except Exception:
+                db.session.rollback()
+                log.exception("worker pass failed")
+                return self.settings.idle_poll_seconds
+            finally:
+                db.session.remove()
+
+    def _until_next_due(self) -> float:
+        due = store.next_due_at()
+        db.session.rollback()
+        wait = self.settings.idle_poll_seconds
+        if due is not None:
+            wait = min(wait, (due - self.clock.now()).total_seconds())
+        return max(wait, 0.001)
 
     def stop(self) -> None:
         self.stopping.set()
+        if self._waker is not None:
+            self._waker.poke()

@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.auth.models import Team, TeamMembership, User
 from app.auth.permissions import can_access_team, team_visible_clause
 from app.db import utcnow
+from app.engine import wake
 from app.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
 from app.extensions import db
 from app.incidents.enums import ChangeSource, IncidentEventType, IncidentPriority, IncidentStatus
@@ -95,6 +96,8 @@ def _record(
             source=actor.source,
         )
         db.session.add(event)
+        # Workers wake when this commits (and only if it does).
+        wake.signal_work(db.session)
     return event
 
 

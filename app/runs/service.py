@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
-from app.engine import triggers
+from app.engine import triggers, wake
 from app.engine.clock import Clock
 from app.engine.runner import TERMINAL, cancel
 from app.errors import Conflict, NotFound
@@ -69,4 +69,5 @@ def rerun(user: User, execution: WorkflowExecution, clock: Clock) -> WorkflowExe
         user=user,
     )
     db.session.flush()
+    wake.signal_work(db.session)
     return new

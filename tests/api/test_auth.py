@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -106,3 +108,41 @@ def test_using_a_token_commits_its_last_used_time(client, make_user, make_token)
     assert last_used() is None
     assert client.get(INCIDENTS, headers={"Authorization": f"Bearer {plain}"}).status_code == 200
     assert last_used() is not None
+
+
+def test_last_used_time_is_written_at_most_once_a_minute(client, make_user, make_token) -> None:
+    user = make_user()
+    plain = make_token(user)
+    headers = {"Authorization": f"Bearer {plain}"}
+    assert client.get(INCIDENTS, headers=headers).status_code == 200
+    table = ApiToken.__table__
+
+    def last_used():
+        with db.engine.connect() as conn:
+            return conn.scalar(sa.select(table.c.last_used_at).where(table.c.user_id == user.id))
+
+    first = last_used()
+    assert client.get(INCIDENTS, headers=headers).status_code == 200
+    assert last_used() == first  # a second call within the minute writes nothing
+    with db.engine.begin() as conn:  # a minute later, it is written again
+        conn.execute(
+            table.update()
+            .where(table.c.user_id == user.id)
+            .values(last_used_at=first - timedelta(seconds=61))
+        )
+    assert client.get(INCIDENTS, headers=headers).status_code == 200
+    assert last_used() > first - timedelta(seconds=61)
+
+
+def test_a_revoked_token_is_refused_on_the_next_call(client, make_user, make_token) -> None:
+    user = make_user()
+    plain = make_token(user)
+    headers = {"Authorization": f"Bearer {plain}"}
+    assert client.get(INCIDENTS, headers=headers).status_code == 200
+    with db.engine.begin() as conn:
+        conn.execute(
+            ApiToken.__table__.update()
+            .where(ApiToken.__table__.c.user_id == user.id)
+            .values(revoked_at=datetime.now(UTC))
+        )
+    assert_unauthorized(client.get(INCIDENTS, headers=headers), "invalid_token")

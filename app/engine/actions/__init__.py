@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from app.engine.actions.base import (
     idempotency_key,
 )
 from app.engine.actions.oauth import TokenRequestFailed
+from app.engine.driver import DestinationSlots
 from app.engine.outbound import (
     DestinationRefused,
     DestinationUnresolved,
@@ -114,8 +116,12 @@ def attempt(
     clock: ActionClock,
     timeout: float | None = None,
     settings: ActionSettings | None = None,
+    slots: DestinationSlots | None = None,
 ) -> AttemptOutcome:
-    """Prepare and perform one attempt. Never raises for bad input, network or HTTP errors."""
+    """Prepare and perform one attempt. Never raises for bad input, network or HTTP errors.
+
+    With ``slots``, a destination that has its share of requests in flight gets
+    none more: the outcome is ``deferred`` and nothing is sent."""
     settings = settings or ActionSettings.from_current_app()
     started = clock.monotonic()
     try:
@@ -131,7 +137,7 @@ def attempt(
         return AttemptOutcome(
             ok=False, error=message, retryable=False, duration_ms=_ms(clock, started)
         )
-    return perform(prepared, clock=clock, timeout=timeout, settings=settings)
+    return perform(prepared, clock=clock, timeout=timeout, settings=settings, slots=slots)
 
 
 def perform(
@@ -140,6 +146,7 @@ def perform(
     clock: ActionClock,
     timeout: float | None = None,
     settings: ActionSettings | None = None,
+    slots: DestinationSlots | None = None,
 ) -> AttemptOutcome:
     """Send ``prepared`` once through the outbound guard and interpret the answer.
 
@@ -179,12 +186,25 @@ def perform(
         return failed(_not_sent(target, exc.message), retryable=False)
 
     guard = settings.guard()
+    held = ExitStack()
+    if slots is not None:
+        destination = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        if not held.enter_context(slots.hold(destination)):
+            return AttemptOutcome(
+                ok=False,
+                deferred=True,
+                retryable=True,
+                error=f"{target} already has {slots.limit} requests in flight; waiting for one.",
+            )
     try:
-        with guard.client(
-            connect_timeout=settings.connect_timeout,
-            total_timeout=total,
-            monotonic=clock.monotonic,
-        ) as client:
+        with (
+            held,
+            guard.client(
+                connect_timeout=settings.connect_timeout,
+                total_timeout=total,
+                monotonic=clock.monotonic,
+            ) as client,
+        ):
             response = _exchange(client, prepared, url, settings, clock)
     except DestinationRefused as exc:
         return failed(_not_sent(target, exc.message), retryable=False)

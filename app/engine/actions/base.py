@@ -301,6 +301,9 @@ class AttemptOutcome:
     duration_ms: int = 0
     #: What was sent, credentials replaced by "[redacted]"; None if nothing was built.
     request: dict[str, Any] | None = None
+    #: Nothing was sent: the destination already had its share of requests in flight.
+    #: Not an attempt; the step is tried again in a moment.
+    deferred: bool = False
 
     @property
     def response_excerpt(self) -> str | None:
