@@ -105,6 +105,7 @@ class Waker:
         os.set_blocking(self._write, False)
         self._local: socket.socket | None = None
         self._listener: Any = None
+        self._listen_failed = False
         address = local_address(database_url)
         if address is not None:
             try:
@@ -128,7 +129,13 @@ class Waker:
             self._listener = conn
         except Exception:
             self._listener = None
-            log.warning("could not LISTEN for new work; polling until it can")
+            if not self._listen_failed:  # once per outage, not once per try
+                log.warning("could not LISTEN for new work; polling until it can")
+            self._listen_failed = True
+        else:
+            if self._listen_failed:
+                log.info("listening for new work again")
+            self._listen_failed = False
 
     def poke(self) -> None:
         """Wake the sleeper now (from any thread)."""

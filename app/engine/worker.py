@@ -388,10 +388,13 @@ class Worker:
         return beat
 
     def forget(self) -> None:
-        """Stop, hand back the runs still held and remove this worker's row (a clean stop)."""
-        self.stopping.set()
-        if self._waker is not None:
-            self._waker.poke()
+        """Stop, hand back the runs still held and remove this worker's row (a clean stop).
+
+        Runs being driven finish their current step first (they stop at their next
+        commit), so a request in flight is not sent again by another worker."""
+        self.stop()
+        if self.driver is not None:
+            self.driver.wait_idle(timeout=min(self.settings.request_timeout + 5, 60))
         with self.app.app_context():
             store.forget_worker(self.worker_id, self.clock.now())
 
