@@ -20,10 +20,12 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 log = logging.getLogger("incidentflow.engine.driver")
 
 Destination = tuple[str, str, int]
+Run = TypeVar("Run")
 
 
 class DestinationSlots:
@@ -58,12 +60,12 @@ class DestinationSlots:
             return self._in_flight.get(destination, 0)
 
 
-class ConcurrentDriver:
-    """Runs ``drive(run_id)`` for up to ``size`` runs at once, each in its own thread."""
+class ConcurrentDriver(Generic[Run]):
+    """Runs ``drive(run)`` for up to ``size`` runs at once, each in its own thread."""
 
     def __init__(
         self,
-        drive: Callable[[str], object],
+        drive: Callable[[Run], object],
         size: int,
         *,
         on_free: Callable[[], None] | None = None,
@@ -85,25 +87,25 @@ class ConcurrentDriver:
         with self._lock:
             return self._busy
 
-    def submit(self, run_id: str, *, block: bool = False) -> bool:
-        """Start driving ``run_id`` in a free thread; False (not started) when none is free,
+    def submit(self, run: Run, *, block: bool = False) -> bool:
+        """Start driving ``run`` in a free thread; False (not started) when none is free,
         unless ``block``, which waits for one."""
         if not self._slot.acquire(blocking=block):
             return False
         with self._lock:
             self._busy += 1
         try:
-            self._pool.submit(self._run, run_id)
+            self._pool.submit(self._run, run)
         except RuntimeError:  # shut down
             self._done()
             return False
         return True
 
-    def _run(self, run_id: str) -> None:
+    def _run(self, run: Run) -> None:
         try:
-            self._drive(run_id)
+            self._drive(run)
         except Exception:
-            log.exception("driving a run failed", extra={"execution_id": run_id})
+            log.exception("driving a run failed")
         finally:
             self._done()
 

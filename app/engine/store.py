@@ -97,37 +97,53 @@ def due_ids(now: datetime, limit: int) -> list[str]:
     return ids
 
 
-def lease(ids: Iterable[str], owner: str, expires: datetime, *, delivery: bool) -> None:
-    """Hand ``ids`` to ``owner`` until ``expires`` (in the caller's transaction);
-    ``delivery``: the owner is a worker that will drive them, which counts as a
-    delivery of their current step."""
-    values = {
-        "lease_owner": owner,
-        "due_at": expires,
-        # A worker whose lease ran out must not commit a step over this.
-        "row_version": WorkflowExecution.row_version + 1,
-    }
-    if delivery:
-        values["step_deliveries"] = WorkflowExecution.step_deliveries + 1
+def queue_for_broker(ids: list[str], now: datetime, window_seconds: float, *, queued: str) -> None:
+    """Mark runs handed to the broker: not sent again for ``window_seconds``. Committed."""
     db.session.execute(
         sa.update(WorkflowExecution)
-        .where(WorkflowExecution.id.in_(list(ids)))
-        .values(values)
+        .where(WorkflowExecution.id.in_(ids))
+        .values(
+            lease_owner=queued,
+            due_at=now + timedelta(seconds=window_seconds),
+            # A worker whose lease ran out must not commit a step over this.
+            row_version=WorkflowExecution.row_version + 1,
+        )
         .execution_options(synchronize_session=False)
     )
+    db.session.commit()
 
 
-def claim(owner: str, limit: int, now: datetime, lease_seconds: float) -> list[str]:
-    """Take up to ``limit`` due runs for ``owner``; committed. Returns their ids."""
+def claim(owner: str, limit: int, now: datetime, lease_seconds: float) -> list[WorkflowExecution]:
+    """Take up to ``limit`` due runs for ``owner``; committed.
+
+    Returns the runs as the claim left them (one UPDATE ... RETURNING, detached
+    from the session and ready to drive: nobody reads them again), oldest due first.
+    """
     if limit <= 0:
         return []
     ids = due_ids(now, limit)
     if not ids:
         db.session.rollback()
         return []
-    lease(ids, owner, now + timedelta(seconds=lease_seconds), delivery=True)
+    runs = list(
+        db.session.scalars(
+            sa.update(WorkflowExecution)
+            .where(WorkflowExecution.id.in_(ids))
+            .values(
+                lease_owner=owner,
+                due_at=now + timedelta(seconds=lease_seconds),
+                row_version=WorkflowExecution.row_version + 1,
+                step_deliveries=WorkflowExecution.step_deliveries + 1,
+            )
+            .returning(WorkflowExecution)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+    )
+    for run in runs:
+        db.session.expunge(run)  # as committed: the commit must not expire them
     db.session.commit()
-    return ids
+    order = {run_id: n for n, run_id in enumerate(ids)}
+    return sorted(runs, key=lambda run: order[run.id])
 
 
 def take(
@@ -159,12 +175,6 @@ def take(
         db.session.expunge(taken)  # as committed: the commit must not expire it
     db.session.commit()
     return taken
-
-
-def queue_for_broker(ids: list[str], now: datetime, window_seconds: float, *, queued: str) -> None:
-    """Mark runs handed to the broker: not sent again for ``window_seconds``. Committed."""
-    lease(ids, queued, now + timedelta(seconds=window_seconds), delivery=False)
-    db.session.commit()
 
 
 def requeue_if_free(

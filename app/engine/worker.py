@@ -218,21 +218,21 @@ class Worker:
         self.stopping = threading.Event()
         self._next_age_scan = 0.0
         self._waker: Waker | None = None
-        self.driver: ConcurrentDriver | None = None
+        self.driver: ConcurrentDriver[WorkflowExecution] | None = None
 
     # --- one pass (synchronous: tests and ``flask worker run --once``) -----
 
     def run_once(self) -> int:
         """Do whatever is due now, one run after another; returns how much work was found."""
         work = self.consume_events() + self._maybe_scan_age()
-        claimed = self.claim(self.settings.claim_batch)
-        for index, execution_id in enumerate(claimed):
+        claimed = self.claim_runs(self.settings.claim_batch)
+        for index, run in enumerate(claimed):
             if self.stopping.is_set():
                 # Stopping: runs not started go back to every worker at once.
-                store.hand_back(self.worker_id, claimed[index:], self.clock.now())
+                store.hand_back(self.worker_id, [r.id for r in claimed[index:]], self.clock.now())
                 break
             work += 1
-            self.drive(execution_id)
+            self.drive(run.id, run)
         return work
 
     def consume_events(self) -> int:
@@ -253,6 +253,10 @@ class Worker:
 
     def claim(self, limit: int) -> list[str]:
         """Take up to ``limit`` due runs: this worker holds each until its lease expires."""
+        return [run.id for run in self.claim_runs(limit)]
+
+    def claim_runs(self, limit: int) -> list[WorkflowExecution]:
+        """``claim``, returning the runs ready to drive (detached, not read again)."""
         return store.claim(self.worker_id, limit, self.clock.now(), self.settings.lease_seconds)
 
     def drive(self, execution_id: str, taken: WorkflowExecution | None = None) -> Next | None:
@@ -295,6 +299,10 @@ class Worker:
                 if go_on and upcoming is None:
                     continue  # nothing has left this process yet: no commit needed
                 if go_on:
+                    # What the action will read, read now, in the transaction that commits
+                    # before its request: one round trip fewer than reading after it.
+                    memo.current_incident(execution)
+                    memo.workflow_facts(execution)
                     execution.current_node_id = upcoming
                     execution.due_at = self.clock.now() + timedelta(
                         seconds=self.settings.lease_seconds
@@ -409,10 +417,10 @@ class Worker:
 
     # --- the loop ---------------------------------------------------------
 
-    def _drive_in_thread(self, execution_id: str) -> None:
+    def _drive_in_thread(self, run: WorkflowExecution) -> None:
         with self.app.app_context():
             try:
-                self.drive(execution_id)
+                self.drive(run.id, run)
             finally:
                 db.session.remove()
 
@@ -464,10 +472,11 @@ class Worker:
                 events = self.consume_events()
                 self._maybe_scan_age()
                 free = self.driver.free()
-                claimed = self.claim(min(free, self.settings.claim_batch)) if free else []
-                for index, execution_id in enumerate(claimed):
-                    if not self.driver.submit(execution_id):
-                        store.hand_back(self.worker_id, claimed[index:], self.clock.now())
+                claimed = self.claim_runs(min(free, self.settings.claim_batch)) if free else []
+                for index, run in enumerate(claimed):
+                    if not self.driver.submit(run):
+                        left = [r.id for r in claimed[index:]]
+                        store.hand_back(self.worker_id, left, self.clock.now())
                         break
                 outage.recovered()
                 if events >= self.settings.event_batch or (
