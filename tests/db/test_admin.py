@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from app.auth import tokens
 from app.auth.models import Team, TeamMembership, User
 from app.extensions import db
-from tests.conftest import csrf_token_from
+from tests.conftest import csrf_token_from, sign_in_client
 from tests.factories import PASSWORD
 
 ONE_TIME_PASSWORD = re.compile(r'data-testid="one-time-password">([^<]+)<')
@@ -27,14 +27,9 @@ def admin(make_user) -> User:
 
 
 def signed_in(app: Flask, email: str, password: str = PASSWORD) -> FlaskClient:
-    """A new client (its own cookie jar, like another browser) signed in through the form."""
+    """A new client (its own cookie jar, like another browser) signed in as ``email``."""
     client = app.test_client()
-    page = client.get("/sign-in")
-    response = client.post(
-        "/sign-in",
-        data={"email": email, "password": password, "csrf_token": csrf_token_from(page.text)},
-    )
-    assert response.status_code == 303, f"sign-in as {email} failed"
+    sign_in_client(client, email, password)
     return client
 
 
