@@ -33,6 +33,19 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+#: Fixtures whose tests are marked for ``manage.py test --fast`` to leave out: they start
+#: Celery worker and beat processes, or drive a browser.
+MARKED_BY_FIXTURE = {"celery_processes": "slow", "browser": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a slow fixture, so no new one is forgotten."""
+    for item in items:
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
 def require_service(name: str, available: bool, how: str) -> None:
     """Skip locally, fail in CI: a missing service must never pass silently there."""
     if available:

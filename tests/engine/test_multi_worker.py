@@ -38,6 +38,7 @@ WORKER = textwrap.dedent("""
 RUNS = 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "app", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )  # several workers at once need PostgreSQL; SQLite serialises writers
