@@ -17,8 +17,8 @@ from app.engine.clock import SystemClock
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.workflows.models import Workflow
+from tests.builders import webhook
 from tests.engine.conftest import runs_of
-from tests.engine.test_engine_e2e import webhook
 from tests.fakes.servers import Reply
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
