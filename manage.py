@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """IncidentFlow's two commands, for a fresh machine with Python 3.11+ and nothing else.
 
-    python3 manage.py start   # environment, install, migrate, demo data, serve
-    python3 manage.py test    # ruff, mypy and the whole test suite
+    python3 manage.py start          # environment, install, migrate, demo data, serve
+    python3 manage.py test           # ruff, ruff format, mypy and the whole test suite
+    python3 manage.py test --fast    # the same without process and browser tests
 
 Standard library only: this runs before anything is installed.
 """
@@ -84,17 +85,29 @@ def start() -> None:
     port = int(env.get("PORT", "8000"))
     say("Starting the web server and the workflow worker")
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--bind", f"{host}:{port}", "--workers", "2",
-         "--threads", "4", "--access-logfile", "-", "wsgi:app"],
-        cwd=ROOT, env=env,
+        [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     worker = subprocess.Popen([str(flask), "worker", "run"], cwd=ROOT, env=env)
     processes = [server, worker]
     try:
         if not wait_for_port(host, port, server, 60):
             sys.exit(f"The server did not start on {host}:{port}; see the messages above.")
-        print(f"\n  IncidentFlow is running at http://{host}:{port}/  (Ctrl-C to stop)\n",
-              flush=True)
+        print(
+            f"\n  IncidentFlow is running at http://{host}:{port}/  (Ctrl-C to stop)\n", flush=True
+        )
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         sys.exit("A process stopped; see the messages above.")
@@ -111,15 +124,23 @@ def start() -> None:
                 process.kill()
 
 
-def test(pytest_args: list[str]) -> None:
+#: What ``test --fast`` leaves out: tests that start processes, and browser tests.
+FAST_SELECTION = ["-m", "not slow and not e2e"]
+
+
+def test(args: list[str]) -> None:
+    fast = "--fast" in args
+    pytest_args = [a for a in args if a != "--fast"]
     ensure_environment()
     env = app_env()
     say("ruff check")
     run(BIN / "ruff", "check", ".", env=env)
+    say("ruff format --check")
+    run(BIN / "ruff", "format", "--check", ".", env=env)
     say("mypy")
     run(BIN / "mypy", env=env)
-    say("pytest")
-    run(BIN / "pytest", *pytest_args, env=env)
+    say("pytest" + (" (fast: no process or browser tests)" if fast else ""))
+    run(BIN / "pytest", *(FAST_SELECTION if fast else []), *pytest_args, env=env)
 
 
 def main(argv: list[str]) -> None:

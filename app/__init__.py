@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 
 from app import extensions  # by module: ``app.db`` is the column-types module, not the extension
-from app.config import engine_options, load_settings
+from app.config import check_test_hooks, engine_options, load_settings
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
                 app.config["SQLALCHEMY_DATABASE_URI"]
             )
+    check_test_hooks(app.config)
 
     from app.engine.outbound import AllowList
     from app.ops.logging import configure_logging

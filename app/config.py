@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 HTMX_VERSION = "2.0.11"
 ENVIRONMENTS = ("production", "development", "testing")
+#: Settings that only tests may set (through ``create_app``'s mapping, with ``TESTING``).
+TEST_HOOKS = ("TEST_HOOK_PASSWORD_HASH_METHOD",)
 
 
 def normalise_database_url(url: str) -> str:
@@ -68,7 +71,20 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         "LINEAR_API_URL": environ.get(
             "INCIDENTFLOW_LINEAR_API_URL", "https://api.linear.app/graphql"
         ),
+        # Test hook: a werkzeug hash method for new passwords instead of scrypt (the
+        # suite uses "pbkdf2:sha256:1"; scrypt costs ~150 ms a hash). Never from the
+        # environment; refused unless TESTING is on (see check_test_hooks).
+        "TEST_HOOK_PASSWORD_HASH_METHOD": None,
     }
+
+
+def check_test_hooks(config: Mapping[str, Any]) -> None:
+    """Refuse a test hook in an app that is not under test: it would weaken it."""
+    if config.get("TESTING"):
+        return
+    for name in TEST_HOOKS:
+        if config.get(name) is not None:
+            raise RuntimeError(f"{name} is a test hook; it is only allowed with TESTING on.")
 
 
 def engine_options(database_url: str) -> dict[str, Any]:

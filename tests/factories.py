@@ -121,8 +121,26 @@ def make_incident(app: Flask, make_team: Callable[..., Team]) -> Callable[..., I
 
 
 @pytest.fixture
-def make_workflow(app: Flask, make_user: Callable[..., User]) -> Callable[..., Workflow]:
-    """Factory: a workflow with its version 1 row (global unless a team is given)."""
+def make_workflow(app: Flask) -> Callable[..., Workflow]:
+    """Factory: a workflow with its version 1 row (global unless a team is given).
+
+    Without ``created_by``, every workflow of the test shares one author: an admin
+    without a password (no hashing), made on first use.
+    """
+    shared_author: list[User] = []
+
+    def default_author() -> User:
+        if not shared_author:
+            author = User(
+                email="workflow-author@example.com",
+                first_name="Workflow",
+                last_name="Author",
+                is_admin=True,
+            )
+            db.session.add(author)
+            db.session.flush()
+            shared_author.append(author)
+        return shared_author[0]
 
     def make(
         team: Team | None = None,
@@ -130,7 +148,7 @@ def make_workflow(app: Flask, make_user: Callable[..., User]) -> Callable[..., W
         definition: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Workflow:
-        author = created_by or make_user(admin=True)
+        author = created_by or default_author()
         body = copy.deepcopy(definition or SIMPLE_DEFINITION)
         workflow = Workflow(
             name=fields.pop("name", body["name"]),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -16,6 +17,19 @@ from app.extensions import db
 if TYPE_CHECKING:
     from app.incidents.models import Incident
     from app.workflows.models import Workflow, WorkflowVersion
+
+
+#: werkzeug's default: scrypt with a random salt.
+PASSWORD_HASH_METHOD = "scrypt"
+
+
+def password_hash_method() -> str:
+    """scrypt, unless the test hook ``TEST_HOOK_PASSWORD_HASH_METHOD`` names a cheaper one."""
+    if has_app_context():
+        method = current_app.config.get("TEST_HOOK_PASSWORD_HASH_METHOD")
+        if method:
+            return str(method)
+    return PASSWORD_HASH_METHOD
 
 
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
@@ -58,8 +72,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"{self.first_name} {self.last_name}".strip()
 
     def set_password(self, password: str) -> None:
-        # werkzeug's default is scrypt with a random salt.
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(password, method=password_hash_method())
 
     def check_password(self, password: str) -> bool:
         return self.password_hash is not None and check_password_hash(self.password_hash, password)

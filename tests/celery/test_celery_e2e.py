@@ -14,9 +14,9 @@ from app.engine.celery_app import RUNS_QUEUE, CelerySettings
 from app.engine.clock import SystemClock
 from app.extensions import db
 from app.workflows.models import WorkerHeartbeat, Workflow, WorkflowExecution
+from tests.builders import benchmark_workflow, one_webhook, webhook
 from tests.celery.conftest import no_messages_left, wait_for
 from tests.engine.conftest import runs_of
-from tests.engine.test_engine_e2e import benchmark_workflow, webhook
 from tests.fakes.servers import Reply
 from tests.unit.definition_builders import (
     definition,
@@ -27,12 +27,6 @@ from tests.unit.definition_builders import (
 )
 
 FAST = {"dispatch_interval_seconds": 0.5, "lease_seconds": 5, "heartbeat_seconds": 1}
-
-
-def one_webhook(url: str) -> dict:
-    return definition(
-        [trigger_node(), webhook("hook", url)], [edge("start", "hook")], trigger_config()
-    )
 
 
 def the_run(workflow_id: str) -> WorkflowExecution | None:

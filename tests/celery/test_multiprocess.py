@@ -20,8 +20,8 @@ from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentCreate
 from app.workflows.models import WorkflowExecution
+from tests.builders import one_webhook
 from tests.celery.conftest import wait_for
-from tests.celery.test_celery_e2e import one_webhook
 from tests.fakes.servers import RecordedRequest, Reply, WebhookReceiver, json_reply
 
 RUNS = 2000

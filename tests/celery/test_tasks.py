@@ -14,9 +14,8 @@ from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.ops.settings import engine_backend
 from app.workflows.models import WorkflowExecution
-from tests.celery.test_celery_e2e import one_webhook
+from tests.builders import one_webhook, webhook
 from tests.engine.conftest import runs_of
-from tests.engine.test_engine_e2e import webhook
 from tests.unit.definition_builders import (
     definition,
     delay_node,

@@ -7,66 +7,20 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
-from flask.testing import FlaskClient
 
 from app.auth import tokens
 from app.auth.models import Team, TeamMembership, User
 from app.extensions import db
-from tests.conftest import csrf_token_from
+from tests.builders import database_text, hx_post, post, sign_in_status, signed_in
 from tests.factories import PASSWORD
 
 ONE_TIME_PASSWORD = re.compile(r'data-testid="one-time-password">([^<]+)<')
-HX_CSRF = re.compile(r'"X-CSRFToken": "([^"]+)"')
 
 
 @pytest.fixture
 def admin(make_user) -> User:
     """An admin user."""
     return make_user("admin@example.com", admin=True, first_name="Ada", last_name="Admin")
-
-
-def signed_in(app: Flask, email: str, password: str = PASSWORD) -> FlaskClient:
-    """A new client (its own cookie jar, like another browser) signed in through the form."""
-    client = app.test_client()
-    page = client.get("/sign-in")
-    response = client.post(
-        "/sign-in",
-        data={"email": email, "password": password, "csrf_token": csrf_token_from(page.text)},
-    )
-    assert response.status_code == 303, f"sign-in as {email} failed"
-    return client
-
-
-def sign_in_status(app: Flask, email: str, password: str) -> int:
-    client = app.test_client()
-    page = client.get("/sign-in")
-    return client.post(
-        "/sign-in",
-        data={"email": email, "password": password, "csrf_token": csrf_token_from(page.text)},
-    ).status_code
-
-
-def post(client: FlaskClient, url: str, data: dict[str, object] | None = None, **kwargs):
-    """A plain form post, with the CSRF token a page would carry."""
-    token = csrf_token_from(client.get("/").text)
-    return client.post(url, data={"csrf_token": token, **(data or {})}, **kwargs)
-
-
-def hx_post(client: FlaskClient, url: str, data: dict[str, object] | None = None):
-    """A post as htmx sends it: HX-Request, and the CSRF token from ``<body hx-headers>``."""
-    token = HX_CSRF.search(client.get("/").text).group(1)
-    return client.post(url, data=data or {}, headers={"HX-Request": "true", "X-CSRFToken": token})
-
-
-def database_text() -> str:
-    """Every row of every table, as text: a plain secret must not be found in it."""
-    with db.engine.connect() as conn:
-        return "\n".join(
-            repr(tuple(row))
-            for table in db.metadata.sorted_tables
-            for row in conn.execute(table.select())
-        )
 
 
 def count(model: type) -> int:

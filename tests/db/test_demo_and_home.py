@@ -64,13 +64,13 @@ def test_home_requires_sign_in(client) -> None:
 
 
 def test_wrong_password_is_refused_without_saying_which_part_was_wrong(
-    client, sign_in, make_user
+    client, sign_in_through_form, make_user, real_password_hashing
 ) -> None:
     make_user("someone@example.com")
-    response = sign_in("someone@example.com", "wrong password")
+    response = sign_in_through_form("someone@example.com", "wrong password")
     assert response.status_code == 422
     assert "Email or password is not right." in response.text
-    response = sign_in("nobody@example.com", "wrong password")
+    response = sign_in_through_form("nobody@example.com", "wrong password")
     assert response.status_code == 422
     assert client.get("/").status_code == 302
 
@@ -84,9 +84,20 @@ def test_sign_in_without_csrf_token_is_refused(client, make_user) -> None:
     assert client.get("/").status_code == 302
 
 
-def test_deactivated_users_cannot_sign_in(sign_in, make_user, client) -> None:
+def test_deactivated_users_cannot_sign_in(sign_in_through_form, make_user, client) -> None:
     make_user("gone@example.com", is_active=False)
-    assert sign_in("gone@example.com").status_code == 422
+    assert sign_in_through_form("gone@example.com").status_code == 422
+
+
+def test_passwords_are_stored_as_scrypt_hashes_and_signed_in_with(
+    client, sign_in_through_form, make_user, real_password_hashing
+) -> None:
+    user = make_user("someone@example.com")
+    assert user.password_hash.startswith("scrypt:")
+    assert "correct horse battery" not in user.password_hash
+    response = sign_in_through_form("someone@example.com")
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "javascript:x"])
@@ -116,7 +127,7 @@ def test_home_counts_what_a_member_may_see(
     make_workflow(team=theirs)
     make_workflow()  # global: visible to everyone
 
-    assert sign_in(member.email).status_code == 303
+    sign_in(member.email)
     page = client.get("/")
     assert page.status_code == 200
     assert re.search(r'data-testid="open-incidents">1<', page.text)

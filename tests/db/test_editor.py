@@ -24,8 +24,8 @@ from app.workflows.models import (
     WorkflowDraft,
     WorkflowVersion,
 )
+from tests.builders import database_text, signed_in
 from tests.conftest import csrf_token_from
-from tests.db.test_admin import database_text, signed_in
 from tests.factories import SIMPLE_DEFINITION
 
 Json = dict[str, Any]

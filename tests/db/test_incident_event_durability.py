@@ -156,6 +156,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("when", "expect_change"), [("before", False), ("after", True)])
 def test_killing_the_process_around_the_commit(
     app, member, make_incident, tmp_path, when, expect_change

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from app.auth import tokens
 from app.auth.models import ApiToken, User
 from app.extensions import db
+from tests.builders import database_text, hx_post, post, sign_in_status, signed_in
 from tests.conftest import csrf_token_from
-from tests.db.test_admin import database_text, hx_post, post, sign_in_status, signed_in
 from tests.factories import PASSWORD
 
 NEW_TOKEN = re.compile(r'data-testid="new-token"[^>]*>([^<]+)<')

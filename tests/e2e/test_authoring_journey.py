@@ -24,8 +24,8 @@ from app.auth.models import Team
 from app.extensions import db
 from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowVersion
 from app.workflows.templates_builtin import install_builtin_templates
+from tests.builders import add_node, apply, htmx_settled
 from tests.e2e.conftest import sign_in_as
-from tests.e2e.test_editor import add_node, apply, htmx_settled
 
 TEMPLATE = "Health check when an incident is acknowledged"
 NAME = "Payments health check"

@@ -13,6 +13,7 @@ from app.auth.models import Team, User
 from app.extensions import db
 from app.workflows import service
 from app.workflows.models import Workflow
+from tests.builders import add_node, apply, htmx_settled
 from tests.e2e.conftest import sign_in_as
 
 
@@ -42,34 +43,6 @@ def stored(live_app: Flask, workflow_id: str) -> Workflow:
         db.session.expunge(workflow)
         db.session.remove()
         return workflow
-
-
-def htmx_settled(page) -> None:
-    """Wait until htmx has swapped and processed new content (its hx- attributes are live
-    only after the settle step)."""
-    busy = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
-    expect(page.locator(busy)).to_have_count(0)
-
-
-def add_node(page, kind: str, after: str, branch: str | None = None) -> None:
-    htmx_settled(page)
-    panel = page.locator("#add-node-panel")
-    if panel.get_by_label("After node").input_value() != after:
-        panel.get_by_label("After node").select_option(after)
-        expect(panel.get_by_label("After node")).to_have_value(after)
-        htmx_settled(page)
-    panel.get_by_label("New node", exact=True).select_option(kind)
-    if branch:
-        expect(panel.get_by_label("On the branch")).to_be_visible()
-        panel.get_by_label("On the branch").select_option(branch)
-    else:
-        expect(panel.get_by_label("On the branch")).to_have_count(0)
-    panel.get_by_role("button", name="Add node").click()
-
-
-def apply(page) -> None:
-    htmx_settled(page)
-    page.locator("#node-panel").get_by_role("button", name="Apply changes").click()
 
 
 def test_build_branches_fix_an_error_and_save_twice(page, live_app, workflow_id) -> None:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.workflows.models import ExecutionAttempt, WorkflowExecution
-from tests.engine.test_engine_e2e import webhook
+from tests.builders import webhook
 from tests.unit.definition_builders import (
     action_node,
     condition_node,

@@ -11,19 +11,17 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.workflows.models import ExecutionAttempt
+from tests.builders import benchmark_workflow, webhook
 from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import LINEAR_TEAM_ID, Reply, json_reply
 from tests.unit.definition_builders import (
     action_node,
-    condition_node,
     definition,
-    delay_node,
     edge,
     jira_config,
     linear_config,
     trigger_config,
     trigger_node,
-    webhook_config,
 )
 
 
@@ -32,44 +30,6 @@ def allow_loopback(app, fake_linear):
     """The tests' fake servers live on 127.0.0.1, which the guard refuses by default."""
     app.config["OUTBOUND_ALLOW"] = "127.0.0.1"
     app.config["LINEAR_API_URL"] = fake_linear.endpoint
-
-
-def webhook(
-    node_id: str,
-    url: str,
-    body: str = '{"title": {{ incident.title | tojson }}}',
-    attempts: int = 3,
-    **config,
-) -> dict:
-    node = action_node(
-        node_id, "webhook", webhook_config(url=url, body=body, **config), name=f"Call {node_id}"
-    )
-    node["data"]["retry"]["attempts"] = attempts
-    return node
-
-
-def benchmark_workflow(receiver_url: str) -> dict:
-    """trigger -> condition -> webhook -> delay(0) -> webhook."""
-    return definition(
-        [
-            trigger_node(),
-            condition_node("is_p1", "priority", "P1"),
-            webhook("first", receiver_url + "/first"),
-            delay_node("pause", 0),
-            webhook(
-                "second",
-                receiver_url + "/second",
-                body='{"first": {{ steps.first.result.status | tojson }}}',
-            ),
-        ],
-        [
-            edge("start", "is_p1"),
-            edge("is_p1", "first", "true"),
-            edge("first", "pause"),
-            edge("pause", "second"),
-        ],
-        trigger_config("incident_created"),
-    )
 
 
 def attempts_of(run) -> list[ExecutionAttempt]:

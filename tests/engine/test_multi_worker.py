@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
-from tests.engine.test_engine_e2e import webhook
+from tests.builders import webhook
 from tests.unit.definition_builders import (
     condition_node,
     definition,
@@ -38,6 +38,7 @@ WORKER = textwrap.dedent("""
 RUNS = 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "app", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )  # several workers at once need PostgreSQL; SQLite serialises writers

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from app.extensions import db
+from tests.builders import branching
 from tests.conftest import csrf_token_from
 from tests.engine.conftest import drain, runs_of
-from tests.engine.test_runner import branching
 from tests.unit.definition_builders import chain, condition_node, trigger_config
 
 

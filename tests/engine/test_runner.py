@@ -13,35 +13,8 @@ from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentUpdate
 from app.workflows import service as workflows
 from app.workflows.models import WorkflowExecution
+from tests.builders import branching
 from tests.engine.conftest import drain, runs_of
-from tests.unit.definition_builders import (
-    condition_node,
-    definition,
-    delay_node,
-    edge,
-    trigger_config,
-    trigger_node,
-)
-
-
-def branching(minutes: int = 30) -> dict:
-    """trigger -> wait -> is it still TRIGGERED? -> true: wait 0 / false: wait 1."""
-    return definition(
-        [
-            trigger_node(),
-            delay_node("wait", minutes),
-            condition_node("still_open", "status", "TRIGGERED"),
-            delay_node("yes", 0),
-            delay_node("no", 1),
-        ],
-        [
-            edge("start", "wait"),
-            edge("wait", "still_open"),
-            edge("still_open", "yes", "true"),
-            edge("still_open", "no", "false"),
-        ],
-        trigger_config("incident_created"),
-    )
 
 
 def statuses(run: WorkflowExecution) -> dict[str, str]:

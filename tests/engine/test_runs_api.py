@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from app.auth.tokens import create_token
 from app.extensions import db
+from tests.builders import branching, webhook
 from tests.engine.conftest import drain, runs_of
-from tests.engine.test_engine_e2e import webhook
-from tests.engine.test_runner import branching
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
+from tests.builders import benchmark_workflow
 from tests.engine.conftest import drain, runs_of
-from tests.engine.test_engine_e2e import benchmark_workflow
 from tests.fakes.servers import RecordedRequest, Reply, WebhookReceiver, json_reply
 
 RUNS = WorkflowExecution.__table__

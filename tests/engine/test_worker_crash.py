@@ -11,12 +11,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from app.engine.clock import SystemClock
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.workflows.models import Workflow
+from tests.builders import webhook
 from tests.engine.conftest import runs_of
-from tests.engine.test_engine_e2e import webhook
 from tests.fakes.servers import Reply
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
@@ -42,6 +44,7 @@ def wait_for(predicate, seconds: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_a_killed_worker_leaves_a_run_that_another_finishes(
     app, tmp_path, webhook_receiver, make_enabled_workflow, open_incident
 ) -> None:

@@ -78,3 +78,21 @@ def test_sqlite_foreign_keys_are_on(tmp_path: Path) -> None:
     with app.app_context(), db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         db.engine.dispose()
+
+
+def test_the_password_hash_test_hook_is_refused_outside_tests(tmp_path: Path) -> None:
+    config = {
+        "INSTANCE_PATH": str(tmp_path),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}",
+        "TEST_HOOK_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
+    }
+    with pytest.raises(RuntimeError, match="TEST_HOOK_PASSWORD_HASH_METHOD is a test hook"):
+        create_app(config)
+    assert create_app({**config, "TESTING": True}).config["TESTING"] is True
+
+
+def test_the_password_hash_test_hook_never_comes_from_the_environment(tmp_path: Path) -> None:
+    settings = load_settings(
+        str(tmp_path), {"SECRET_KEY": "x", "TEST_HOOK_PASSWORD_HASH_METHOD": "plain"}
+    )
+    assert settings["TEST_HOOK_PASSWORD_HASH_METHOD"] is None
