@@ -58,8 +58,8 @@ answered by t − arrivals by t; growth = (backlog at the end − backlog half-w
 receiver's arrival time (`time.time()` when the request's headers arrived) −
 the load generator's `time.time()` just before it wrote the POST: p50 / p99 over
 the phase. *Fixed rates*: POST n is due at start + n ÷ rate (open loop, 5/s and
-20/s, 30 s; 8 s in a smoke run), taken by whichever client thread is free (5
-threads at 5/s, 20 at 20/s, so a slow answer does not hold up the schedule);
+20/s, 30 s; 8 s in a smoke run), taken by whichever client thread is free (10
+threads at 5/s, 40 at 20/s, so slow answers do not hold up the schedule);
 `extra.behind_ms` says how late the generator ever was, `api_answer_p50/p99`
 how long the API took to answer.
 
@@ -171,7 +171,6 @@ def specs_for(setup: SetUp) -> list[Spec]:
         ]
     specs += [
         Spec("cpu.run", "CPU per run, all app processes (web included)", "ms", cpu_target),
-        Spec("cpu.run_postgres", "CPU per run, PostgreSQL backends", "ms"),
         Spec(
             "cpu.api",
             "CPU per POST /api/v1/incidents (gunicorn, no workflow)",
@@ -180,9 +179,13 @@ def specs_for(setup: SetUp) -> list[Spec]:
         ),
         Spec("idle.max", "Idle CPU, busiest app process", "ms/s", IDLE_TARGET),
         Spec("idle.sum", "Idle CPU, all app processes", "ms/s"),
-        Spec("idle.postgres", "Idle CPU, PostgreSQL backends", "ms/s"),
         Spec("memory", "Memory (PSS), all app processes", "MiB"),
     ]
+    if setup.backend.database == "postgresql":
+        specs += [
+            Spec("cpu.run_postgres", "CPU per run, PostgreSQL backends", "ms"),
+            Spec("idle.postgres", "Idle CPU, PostgreSQL backends", "ms/s"),
+        ]
     if setup.head_of_line:
         specs += [
             Spec("hol.p50", "Head of line: canary sent → received while 10 runs hang, p50", "ms"),
@@ -635,7 +638,7 @@ def head_of_line(ctx: Context, hang_workflow: str, seconds: float) -> dict[str, 
             )
         )
         db.session.remove()
-    info["hanging_at_end"] = still
+    info["hang_workflow_runs_open_at_end"] = still
     info["hang_requests"] = len(ctx.aside.arrivals())
     post(ctx.aside.url + "/_release")
     # Every run of the round ends: the hanging ones fail when their connection closes.

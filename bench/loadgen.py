@@ -16,7 +16,7 @@ Instructions::
 Closed loop: each client sends its next POST as soon as the previous one is
 answered, until ``seconds`` have passed. Paced: POST number n is due at
 ``start + n / rate`` (an absolute schedule), taken by whichever client thread is
-free (one thread per POST due each second, at least 4), so a slow answer does not
+free (two threads per POST due each second, at least 4), so a slow answer does not
 delay the following sends.
 
 Output: ``{"started", "ended", "cpu_seconds", "behind_ms", "requests":
@@ -102,9 +102,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         rate = float(spec["rate"])
         count = int(spec.get("count") or max(1, round(rate * seconds)))
-        # Enough clients that a slow answer never holds up the schedule (open loop):
-        # one per POST due each second, at least 4.
-        clients = int(spec.get("clients") or min(32, max(4, math.ceil(rate))))
+        # Enough clients that slow answers do not hold up the schedule (open loop):
+        # two per POST due each second, at least 4.
+        clients = int(spec.get("clients") or min(64, max(4, math.ceil(2 * rate))))
         counter = itertools.count()
     start_barrier = threading.Barrier(clients + 1)
     begin = [0.0, 0.0]  # monotonic, time.time() at the start
