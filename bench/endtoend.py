@@ -556,6 +556,15 @@ def closed_phase(ctx: Context, seconds: float, *, workflows: bool = True) -> dic
             **answer_ms(accepted),
             "window_s": round(window, 2),
             "cpu_s": {k: round(v, 3) for k, v in roles.items()},
+            # How the load spread over gunicorn's processes (master included).
+            "web_cpu_s_by_process": sorted(
+                (
+                    round(v, 2)
+                    for pid, v in tracker.per_process().items()
+                    if tracker.roles[pid] == "web"
+                ),
+                reverse=True,
+            ),
         }
     )
     return info
