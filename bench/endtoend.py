@@ -93,7 +93,10 @@ connections are closed and the next round starts clean.
 1 s), committed at once, so both workers hold many claimed runs. When the first
 worker holds at least 10 (read from `workflow_execution.lease_owner`), it gets
 SIGKILL; the figure is the time from the kill until every run it held has ended
-or has another `lease_owner`. A fresh database per repetition.
+or has another `lease_owner`. Then the harness waits for those runs to complete
+and counts the receiver's requests per run (`extra.rounds[]`: how many were
+requested twice — the one in flight at the kill, allowed — or more, or never).
+A fresh database per repetition.
 
 Every figure is the median over the repetitions (one in a smoke run)."""
 
@@ -879,6 +882,7 @@ def takeover_round(backlog: int, timeout: float = 60.0) -> dict[str, Any]:
             env.wait_until(holds_enough, timeout=60, interval=0.05, workers=workers)
             victim.send_signal(signal.SIGKILL)
             killed = time.monotonic()
+            requests_before = len(slow.arrivals())
             victim.wait(10)
             with engine.connect() as conn:
                 held = conn.execute(held_query, {"pattern": pattern}).all()
@@ -894,12 +898,43 @@ def takeover_round(backlog: int, timeout: float = 60.0) -> dict[str, Any]:
                 with engine.connect() as conn:
                     remaining = int(conn.scalar(check, {"ids": ids, "owner": owner}) or 0)
             elapsed = time.monotonic() - killed
-            return {
+            info: dict[str, Any] = {
                 "seconds": round(elapsed, 3),
                 "held_at_kill": len(ids),
                 "not_taken": remaining,  # > 0: the figure is a lower bound (timeout)
-                "requests_before_kill": len(slow.arrivals()),
+                "requests_before_kill": requests_before,
             }
+            # The guarantee behind it: every held run completes, repeating at most the
+            # one request it had in flight.
+            ended = sa.text(
+                "SELECT count(*) FROM workflow_execution WHERE id IN :ids "
+                "AND completed_at IS NOT NULL"
+            ).bindparams(sa.bindparam("ids", expanding=True))
+
+            def held_ended() -> bool:
+                with engine.connect() as conn:
+                    return int(conn.scalar(ended, {"ids": ids}) or 0) >= len(ids)
+
+            try:
+                env.wait_until(held_ended, timeout=60, interval=0.1)
+            except TimeoutError:
+                info["held_not_completed_after_60s"] = True
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT id, incident_id FROM workflow_execution WHERE id IN :ids"
+                    ).bindparams(sa.bindparam("ids", expanding=True)),
+                    {"ids": ids},
+                ).all()
+                incident_of: dict[str, str] = {str(row[0]): str(row[1]) for row in rows}
+            counts: dict[str, int] = {}
+            for _, _, path in slow.arrivals():
+                counts[path] = counts.get(path, 0) + 1
+            per_run = [counts.get(f"/slow/{incident_of[i]}", 0) for i in ids]
+            info["held_runs_requested_twice"] = sum(1 for n in per_run if n == 2)
+            info["held_runs_requested_more"] = sum(1 for n in per_run if n > 2)
+            info["held_runs_never_requested"] = sum(1 for n in per_run if n == 0)
+            return info
         finally:
             engine.dispose()
             workers.stop()
