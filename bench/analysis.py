@@ -200,14 +200,30 @@ used at most 3 % of a core in every phase: it was not the bottleneck.
   worker on SQLite waits 19 % of its samples for the writer lock and 17 % in the
   webhook exchange.
 - **Keep-alive clients and gunicorn.** With 8 keep-alive connections opened at
-  once, one of the two gunicorn workers sometimes accepts all of them (seen in
-  one profiled run: the other worker had almost no samples), so the API runs on
-  one process; `extra.rounds[].web_cpu_s_by_process` shows the split per round.
+  once, one of the two gunicorn workers sometimes accepts all of them (in one
+  profiled run the other worker had almost no samples; in one smoke run on
+  PostgreSQL one worker used 2.14 s of CPU and the other none), so the API runs on
+  one process and one GIL; `extra.rounds[].web_cpu_s_by_process` shows the split
+  per round.
 - **What held**: head of line (canary p99 well under 500 ms with 10 runs hanging)
   and takeover after SIGKILL (about 5.1 s with a 5 s lease); idle processes used
   at most a few ms of CPU per second.""",
     )
 )
+
+
+ANALYSIS["endtoend"] = """\
+**Cause: the API, then the shared CPU** (see "End to end under gunicorn" under
+Findings). `POST /api/v1/incidents` costs gunicorn 8–14 ms of CPU per request on
+this machine, so the API accepts only 12–50 incidents/s with 8 clients, and the
+workers finish runs as fast as the API accepts them (backlog growth ≈ 0, drain
+under half a second): the closed-loop figure is the API's rate. At the fixed rates
+the API's own answer time (`api_answer_p50` / `p99` in the JSON) is about half of
+send → receive, the rest is the worker consuming the event, claiming the run and
+committing before the request, on two cores shared with PostgreSQL, Redis, the
+receiver and other sessions. Closing it starts with the API path of issue 10, item 4 (no
+re-read for the response, cached token lookup, no lazy loads), then CPU per run
+in the workers."""
 
 
 def analysis_for(key: str) -> str | None:
