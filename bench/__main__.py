@@ -1,8 +1,9 @@
 """``python -m bench``: run the benchmark suite and regenerate ``docs/benchmarks.md``.
 
-    python -m bench                  # everything (about 15 minutes on 2 cores)
-    python -m bench --quick          # a short smoke run (about 2 minutes)
+    python -m bench                  # everything (about 40 minutes on 2 cores)
+    python -m bench --quick          # a short smoke run (about 7 minutes)
     python -m bench --only latency   # one group (comma-separate several)
+    python -m bench --only endtoend --quick   # the end-to-end group only (~5 minutes)
     python -m bench --report-only    # rewrite the Markdown from bench/results/latest.json
 
 Run from the project root. Outside the project's virtual environment it

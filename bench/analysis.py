@@ -175,6 +175,57 @@ statistics.""",
 ]
 
 
+FINDINGS.append(
+    (
+        "endtoend",
+        "End to end under gunicorn: where the time goes",
+        """\
+Profiled with py-spy (`py-spy record --format raw`, 50 Hz, 12 s of the 8-client
+closed loop, every gunicorn and worker process) on commit 974a496, on the 2-core
+machine while other sessions kept its load average at 9–11, so absolute figures
+are low and CPU per operation is inflated; read the shares. The load generator
+used at most 3 % of a core in every phase: it was not the bottleneck.
+- **The API is the first limit.** `POST /api/v1/incidents` alone (no workflow
+  enabled) cost gunicorn 8–14 ms of CPU per request (target 1.5 ms). Of the
+  gunicorn workers' samples on PostgreSQL: opening the incident in the service
+  28 %, re-reading it for the response (`_incident_response` → `get_incident` →
+  `visible_incidents` / `team_visible_clause`, then `incident_out`) 16 %, token
+  authentication (`app/auth/tokens.py` `authenticate`) 15 %; a third of all samples
+  wait in psycopg (`Connection.wait`) for a PostgreSQL that shares the two cores.
+  On SQLite the web threads also queue for the single writer
+  (`app/sqlite_writer.py` `queue_for_the_writer`, plus `do_commit`).
+- **The workers** on PostgreSQL spend half their samples waiting for the database
+  (`Connection.wait`); of the rest, consuming events 25 %, claiming 13 %, driving
+  runs 28 % (the webhook exchange through the outbound guard 7 %). The embedded
+  worker on SQLite waits 19 % of its samples for the writer lock and 17 % in the
+  webhook exchange.
+- **Keep-alive clients and gunicorn.** With 8 keep-alive connections opened at
+  once, one of the two gunicorn workers sometimes accepts all of them (in one
+  profiled run the other worker had almost no samples; in one smoke run on
+  PostgreSQL one worker used 2.14 s of CPU and the other none), so the API runs on
+  one process and one GIL; `extra.rounds[].web_cpu_s_by_process` shows the split
+  per round.
+- **What held**: head of line (canary p99 well under 500 ms with 10 runs hanging)
+  and takeover after SIGKILL (about 5.1 s with a 5 s lease); idle processes used
+  at most a few ms of CPU per second.""",
+    )
+)
+
+
+ANALYSIS["endtoend"] = """\
+**Cause: the API, then the shared CPU** (see "End to end under gunicorn" under
+Findings). `POST /api/v1/incidents` costs gunicorn 8–14 ms of CPU per request on
+this machine, so the API accepts only 12–50 incidents/s with 8 clients, and the
+workers finish runs as fast as the API accepts them (backlog growth ≈ 0, drain
+under half a second): the closed-loop figure is the API's rate. At the fixed rates
+the API's own answer time (`api_answer_p50` / `p99` in the JSON) is about half of
+send → receive, the rest is the worker consuming the event, claiming the run and
+committing before the request, on two cores shared with PostgreSQL, Redis, the
+receiver and other sessions. Closing it starts with the API path of issue 10, item 4 (no
+re-read for the response, cached token lookup, no lazy loads), then CPU per run
+in the workers."""
+
+
 def analysis_for(key: str) -> str | None:
     best = None
     for prefix in ANALYSIS:

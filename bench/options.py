@@ -23,6 +23,12 @@ class Options:
     page_requests: int = 15
     editor_nodes: int = 50
     commit_runs: int = 100
+    # End to end (bench/endtoend.py): each load phase, the idle window, the canaries
+    # while runs hang, and the backlog under which a worker is killed.
+    endtoend_seconds: float = 30.0
+    idle_seconds: float = 10.0
+    canary_seconds: float = 20.0
+    takeover_backlog: int = 300
     # Seconds an idle worker is left alone before and after the parked runs appear.
     settle_seconds: float = 3.0
     # Worker counts measured for throughput; a smoke run skips the middle ones.
@@ -46,6 +52,10 @@ class Options:
             workflows_for_list=2_000,
             page_requests=5,
             commit_runs=20,
+            endtoend_seconds=8.0,
+            idle_seconds=5.0,
+            canary_seconds=8.0,
+            takeover_backlog=100,
         )
 
     def log(self, message: str) -> None:

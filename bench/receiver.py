@@ -6,11 +6,19 @@ competes with the harness for a GIL. It speaks just enough HTTP/1.1 (keep-alive,
 request, and records ``(time.time(), method, path)`` when a request's headers
 have arrived — the moment the engine's request reached it.
 
+Two paths behave differently, for the end-to-end group (``bench/endtoend.py``):
+
+- ``/hang/...`` — the request is read and recorded, and never answered (the
+  connection stays open), until the harness releases it;
+- ``/slow/...`` — answered after ``SLOW_SECONDS`` (1 s).
+
 Control endpoints, for the harness:
 
 - ``GET /_arrivals`` — the arrivals recorded since the last reset, as JSON
   ``[[unix_time, method, path], ...]``;
-- ``POST /_reset`` — forget them.
+- ``POST /_reset`` — forget them (and hang new ``/hang`` requests again);
+- ``POST /_release`` — close every connection held by ``/hang`` and answer later
+  ``/hang`` requests at once, until the next reset.
 
 On start it prints ``PORT <n>`` on stdout, then serves until killed.
 """
@@ -29,12 +37,15 @@ OK = (
     b"Connection: keep-alive\r\n\r\n{}"
 )
 MAX_HEADER = 64 * 1024
+SLOW_SECONDS = 1.0
 
 
 class Receiver(asyncio.Protocol):
     """One connection: parse requests as bytes arrive, answer each immediately."""
 
     arrivals: list[tuple[float, str, str]] = []
+    hanging: list[asyncio.Transport] = []
+    released = False
 
     def __init__(self) -> None:
         self.buffer = b""
@@ -87,7 +98,15 @@ class Receiver(asyncio.Protocol):
             self.transport.write(self._control(method, path))
         else:
             Receiver.arrivals.append((now, method, path))
-            self.transport.write(OK)
+            if path.startswith("/hang/") and not Receiver.released:
+                Receiver.hanging.append(self.transport)  # never answered
+            elif path.startswith("/slow/"):
+                transport = self.transport
+                asyncio.get_running_loop().call_later(
+                    SLOW_SECONDS, lambda: None if transport.is_closing() else transport.write(OK)
+                )
+            else:
+                self.transport.write(OK)
         return True
 
     @staticmethod
@@ -97,7 +116,14 @@ class Receiver(asyncio.Protocol):
             payload = Receiver.arrivals
         elif path == "/_reset" and method == "POST":
             Receiver.arrivals = []
+            Receiver.released = False
             payload = {"reset": True}
+        elif path == "/_release" and method == "POST":
+            Receiver.released = True
+            for transport in Receiver.hanging:
+                transport.close()
+            payload = {"released": len(Receiver.hanging)}
+            Receiver.hanging = []
         else:
             payload = {"error": "unknown control path"}
         data = json.dumps(payload).encode()

@@ -16,7 +16,7 @@ from bench.options import Options
 from bench.results import Group
 
 # In the order they run and appear.
-GROUPS = ("throughput", "latency", "commits", "parked", "matching", "pages")
+GROUPS = ("throughput", "latency", "commits", "parked", "matching", "pages", "endtoend")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -25,7 +25,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description="IncidentFlow's benchmark suite: measures the engine and the pages, "
         "writes bench/results/latest.json and regenerates docs/benchmarks.md.",
     )
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (~2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (~7 minutes)")
     parser.add_argument(
         "--only",
         default="",
