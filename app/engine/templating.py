@@ -446,11 +446,16 @@ def template_references(source: str) -> list[tuple[str, ...]]:
     return list(outcome)
 
 
+# Without one of these a template is plain text (no line statements are configured).
+_SYNTAX_MARKERS = ("{{", "{%", "{#")
+
 # Parsed outcomes of the templates seen last; longer sources are parsed each time.
 _CACHED_SOURCE_CHARS = 16_000
 
 
 def _analyse(source: str) -> tuple[tuple[str, ...], ...] | TemplateSyntaxProblem:
+    if not any(marker in source for marker in _SYNTAX_MARKERS):
+        return ()  # plain text: nothing for Jinja to read
     try:
         return tuple(_references(_parse_checked(source)))
     except TemplateSyntaxProblem as problem:
@@ -460,37 +465,67 @@ def _analyse(source: str) -> tuple[tuple[str, ...], ...] | TemplateSyntaxProblem
 _analysed = lru_cache(maxsize=2048)(_analyse)
 
 
+def _children(node: nodes.Node) -> list[nodes.Node]:
+    """``node.iter_child_nodes()`` as a list, without its generators (a hot path on save)."""
+    found: list[nodes.Node] = []
+    for name in node.fields:
+        item = getattr(node, name, None)
+        if isinstance(item, list):
+            found.extend(child for child in item if isinstance(child, nodes.Node))
+        elif isinstance(item, nodes.Node):
+            found.append(item)
+    return found
+
+
 def _iter_tree(tree: nodes.Node) -> Iterator[tuple[nodes.Node, int]]:
     """Yield every node with its depth, depth-first in source order, iteratively."""
     stack: list[tuple[nodes.Node, int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         yield node, depth
-        children = list(node.iter_child_nodes())
-        stack.extend((child, depth + 1) for child in reversed(children))
+        stack.extend((child, depth + 1) for child in reversed(_children(node)))
 
 
 def _check_supported(tree: nodes.Template, env: SandboxedEnvironment) -> None:
-    for node, depth in _iter_tree(tree):
-        lineno = getattr(node, "lineno", None)
+    # One walk over the tree: the nesting, tags, filters and tests, and where
+    # `secrets` appears (with each node's parent, to look at its uses afterwards).
+    parents: dict[int, nodes.Node] = {}
+    uses: list[nodes.Name] = []
+    stack: list[tuple[nodes.Node, int]] = [(tree, 0)]
+    loader_tags = tuple(tag_type for tag_type, _tag in _LOADER_TAGS)
+    while stack:
+        node, depth = stack.pop()
         if depth > MAX_TEMPLATE_NESTING:
+            lineno = getattr(node, "lineno", None)
             raise TemplateSyntaxProblem(
                 f"The template is nested too deeply (more than "
                 f"{MAX_TEMPLATE_NESTING} levels); simplify it.",
                 lineno,
             )
-        for tag_type, tag in _LOADER_TAGS:
-            if isinstance(node, tag_type):
+        if isinstance(node, nodes.Name):
+            if node.name == "secrets":
+                uses.append(node)
+        elif isinstance(node, nodes.Filter):
+            if node.name not in env.filters:
                 raise TemplateSyntaxProblem(
-                    f"'{{% {tag} %}}' is not available in workflow templates "
-                    f"(line {lineno}); write the text in place.",
-                    lineno,
+                    f"Unknown filter '{node.name}' on line {node.lineno}.", node.lineno
                 )
-        if isinstance(node, nodes.Filter) and node.name not in env.filters:
-            raise TemplateSyntaxProblem(f"Unknown filter '{node.name}' on line {lineno}.", lineno)
-        if isinstance(node, nodes.Test) and node.name not in env.tests:
-            raise TemplateSyntaxProblem(f"Unknown test '{node.name}' on line {lineno}.", lineno)
-    _check_secrets(tree)
+        elif isinstance(node, nodes.Test):
+            if node.name not in env.tests:
+                raise TemplateSyntaxProblem(
+                    f"Unknown test '{node.name}' on line {node.lineno}.", node.lineno
+                )
+        elif isinstance(node, loader_tags):
+            tag = next(tag for tag_type, tag in _LOADER_TAGS if isinstance(node, tag_type))
+            raise TemplateSyntaxProblem(
+                f"'{{% {tag} %}}' is not available in workflow templates "
+                f"(line {node.lineno}); write the text in place.",
+                node.lineno,
+            )
+        for child in reversed(_children(node)):
+            parents[id(child)] = node
+            stack.append((child, depth + 1))
+    _check_secrets(uses, parents)
 
 
 # Statements whose body becomes a value the template can change before printing it.
@@ -565,22 +600,15 @@ def _secret_use(chain: tuple[nodes.Node, ...]) -> str | None:
     return None
 
 
-def _check_secrets(tree: nodes.Template) -> None:
+def _check_secrets(uses: list[nodes.Name], parents: Mapping[int, nodes.Node]) -> None:
     """A secret may only be placed whole, so that no template can disclose part of it."""
-    stack: list[tuple[nodes.Node, tuple[nodes.Node, ...]]] = [(tree, ())]
-    while stack:
-        node, above = stack.pop()
-        chain = (*above, node)
-        if isinstance(node, nodes.Name) and node.name == "secrets":
-            what = _secret_use(chain)
-            if what is not None:
-                lineno = node.lineno
-                raise TemplateSyntaxProblem(
-                    f"{SECRET_WHOLE}: line {lineno} {what}.",
-                    lineno,
-                )
-        children = list(node.iter_child_nodes())
-        stack.extend((child, chain) for child in reversed(children))
+    for name in uses:
+        chain: list[nodes.Node] = [name]
+        while id(chain[-1]) in parents:
+            chain.append(parents[id(chain[-1])])
+        what = _secret_use(tuple(reversed(chain)))
+        if what is not None:
+            raise TemplateSyntaxProblem(f"{SECRET_WHOLE}: line {name.lineno} {what}.", name.lineno)
 
 
 def _target_names(target: nodes.Node) -> set[str]:
@@ -595,16 +623,31 @@ def _target_names(target: nodes.Node) -> set[str]:
 _MACRO_NAMES = frozenset({"caller", "varargs", "kwargs"})
 
 
+def _has_binders(tree: nodes.Template) -> bool:
+    """Whether ``{% set %}`` or ``{% macro %}`` occur anywhere (they are statements,
+    found among the body statements of the template and of other statements)."""
+    stack: list[nodes.Node] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.Assign | nodes.AssignBlock | nodes.Macro):
+            return True
+        if isinstance(node, nodes.Stmt):
+            for name in ("body", "else_", "elif_"):
+                stack.extend(getattr(node, name, None) or ())
+    return False
+
+
 def _references(tree: nodes.Template) -> list[tuple[str, ...]]:
     env = template_environment()
     # `{% set %}` and macro names are visible from the point of definition
     # on; treating them as bound everywhere is simpler and only more lenient.
     template_bound: set[str] = set(env.globals)
-    for node, _depth in _iter_tree(tree):
-        if isinstance(node, nodes.Assign | nodes.AssignBlock):
-            template_bound |= _target_names(node.target)
-        elif isinstance(node, nodes.Macro):
-            template_bound.add(node.name)
+    binders = (nodes.Assign, nodes.AssignBlock, nodes.Macro)
+    for binder in tree.find_all(binders) if _has_binders(tree) else ():
+        if isinstance(binder, nodes.Assign | nodes.AssignBlock):
+            template_bound |= _target_names(binder.target)
+        elif isinstance(binder, nodes.Macro):
+            template_bound.add(binder.name)
 
     found: dict[tuple[str, ...], None] = {}
     stack: list[tuple[nodes.Node, frozenset[str]]] = [(tree, frozenset())]
@@ -652,7 +695,7 @@ def _references(tree: nodes.Template) -> list[tuple[str, ...]]:
                     break
             if not parts:
                 # A dynamic subscript: both sides are ordinary expressions.
-                push(list(node.iter_child_nodes()), bound)
+                push(_children(node), bound)
             elif isinstance(current, nodes.Name) and current.ctx == "load":
                 if current.name not in bound and current.name not in template_bound:
                     found[(current.name, *reversed(parts))] = None
@@ -662,5 +705,5 @@ def _references(tree: nodes.Template) -> list[tuple[str, ...]]:
             if node.ctx == "load" and node.name not in bound and node.name not in template_bound:
                 found[(node.name,)] = None
         else:
-            push(list(node.iter_child_nodes()), bound)
+            push(_children(node), bound)
     return list(found)

@@ -15,9 +15,9 @@ from tests.unit.definition_builders import definition, edge, trigger_config, tri
 
 BOMBS = {
     "tower": '{"n": {{ 10 ** 64 ** 64 ** 64 ** 64 }}}',
-    "pad": "{\"n\": \"{{ ''.ljust(10 ** 9) }}\"}",
-    "spec": "{\"n\": \"{{ '{:>1000000000}'.format(incident.title) }}\"}",
-    "double": '{% set ns = namespace(s=incident.title) %}{% for i in range(64) %}'
+    "pad": '{"n": "{{ \'\'.ljust(10 ** 9) }}"}',
+    "spec": '{"n": "{{ \'{:>1000000000}\'.format(incident.title) }}"}',
+    "double": "{% set ns = namespace(s=incident.title) %}{% for i in range(64) %}"
     '{% set ns.s = ns.s ~ ns.s %}{% endfor %}{"n": {{ ns.s | tojson }}}',
 }
 

@@ -193,7 +193,7 @@ def test_a_secret_is_opaque_when_rendering_even_past_the_syntax_check(
     """Defence in depth: with the save-time check switched off, rendering still refuses."""
     with pytest.raises(TemplateRenderError, match="can only be placed whole"):
         render(source, CONTEXT)
-    monkeypatch.setattr(templating, "_check_secrets", lambda tree: None)
+    monkeypatch.setattr(templating, "_check_secrets", lambda *args: None)
     templating._compiled.cache_clear()
     try:
         with pytest.raises(TemplateRenderError) as caught:
@@ -207,7 +207,7 @@ def test_a_secret_is_opaque_when_rendering_even_past_the_syntax_check(
 def test_a_secret_inside_a_printed_value_shows_as_a_marker(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(TemplateRenderError, match="can only be placed whole"):
         render("{{ [secrets.api_token] }}", CONTEXT)
-    monkeypatch.setattr(templating, "_check_secrets", lambda tree: None)
+    monkeypatch.setattr(templating, "_check_secrets", lambda *args: None)
     templating._compiled.cache_clear()
     try:
         assert render("{{ [secrets.api_token] }}", CONTEXT) == "[[secret]]"
