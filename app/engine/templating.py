@@ -587,6 +587,8 @@ def _secret_use(chain: tuple[nodes.Node, ...]) -> str | None:
             return "slices a secret"
         return "takes a part of a secret"
     if isinstance(user, nodes.Call):
+        if user.node is parent:
+            return "calls a secret"
         return "passes a secret to a function or macro"
     for node_type, text in described:
         if isinstance(user, node_type):
