@@ -21,6 +21,7 @@ from functools import wraps
 from typing import Any, cast
 
 from jinja2.filters import make_attrgetter
+from jinja2.runtime import markup_join
 from jinja2.utils import Namespace
 
 #: The largest string (characters), list, tuple or dict (items) one operation may build.
@@ -314,38 +315,41 @@ def percent_format_size(template: str | bytes, args: Any) -> int:
     return size
 
 
+_COMPARISONS: Mapping[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+
+
 def compare(left: Any, ops: Iterable[tuple[str, Any]]) -> bool:
     """A chained comparison (``a == b``, ``x in list``) of values of bounded size."""
     check_time()
-    functions: Mapping[str, Callable[[Any, Any], Any]] = {
-        "eq": operator.eq,
-        "ne": operator.ne,
-        "gt": operator.gt,
-        "gteq": operator.ge,
-        "lt": operator.lt,
-        "lteq": operator.le,
-        "in": lambda a, b: a in b,
-        "notin": lambda a, b: a not in b,
-    }
     check_deep(left, "comparing")
     result: Any = True
     for op, right in ops:
         check_deep(right, "comparing")
-        result = functions[op](left, right)
+        result = _COMPARISONS[op](left, right)
         if not result:
             return result  # type: ignore[no-any-return]
         left = right
     return result  # type: ignore[no-any-return]
 
 
-def concat(parts: tuple[Any, ...]) -> str:
-    """``a ~ b``: join the text of the parts, after measuring it."""
+def concat(parts: tuple[Any, ...], autoescape: bool = False) -> str:
+    """``a ~ b``: join the text of the parts, after measuring it (escaped inside an
+    ``{% autoescape %}`` block, as Jinja's own join does)."""
     check_time()
     size = 0
     for part in parts:
         size += len(part) if isinstance(part, str) else deep_size(part)
         check_size(size, "'~'")
-    result = "".join(map(str, parts))
+    result = markup_join(parts) if autoescape else "".join(map(str, parts))
     charge(len(result))
     return result
 

@@ -166,7 +166,7 @@ class _BoundedCodeGenerator(CodeGenerator):
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
-        self.write("))")
+        self.write("), context.eval_ctx.autoescape)")
 
     @optimizeconst
     def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
@@ -260,8 +260,8 @@ class _BoundedSandbox(SandboxedEnvironment):
         return functools.update_wrapper(wrapper, value)
 
     @staticmethod
-    def bounded_concat(parts: tuple[Any, ...]) -> str:
-        return bounds.concat(parts)
+    def bounded_concat(parts: tuple[Any, ...], autoescape: bool = False) -> str:
+        return bounds.concat(parts, autoescape)
 
     @staticmethod
     def bounded_compare(left: Any, ops: tuple[tuple[str, Any], ...]) -> bool:
