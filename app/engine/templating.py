@@ -459,7 +459,7 @@ def _analyse(source: str) -> tuple[tuple[str, ...], ...] | TemplateSyntaxProblem
     try:
         return tuple(_references(_parse_checked(source)))
     except TemplateSyntaxProblem as problem:
-        return problem
+        return problem.with_traceback(None)  # remembered: keep no frames alive
 
 
 _analysed = lru_cache(maxsize=2048)(_analyse)
