@@ -8,6 +8,7 @@ produces, appear in templates as placeholders such as ``<steps.jira.result.key>`
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,12 @@ class DryStep:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def dry_run(workflow: Workflow, incident: Incident) -> list[DryStep]:
+#: All templates of one dry run render within this time together: a dry run answers a
+#: page request, so it must not hold a web worker for longer.
+DRY_RUN_RENDER_SECONDS = 1.0
+
+
+def dry_run(workflow: Workflow, incident: Incident, *, clock: Any = time) -> list[DryStep]:
     """Walk the workflow's current definition against ``incident``; nothing is sent or stored."""
     definition = WorkflowDefinition.model_validate(workflow.definition)
     incoming: dict[str, list[Any]] = {node.id: [] for node in definition.nodes}
@@ -72,6 +78,7 @@ def dry_run(workflow: Workflow, incident: Incident) -> list[DryStep]:
     context = template_context(
         stand_in, incident, workflow_name=workflow.name, steps=steps, secrets=secrets
     )
+    deadline = clock.monotonic() + DRY_RUN_RENDER_SECONDS
     outcome: dict[str, tuple[str, bool | None]] = {}  # node -> (status, matched)
     report: list[DryStep] = []
     for node_id in topological_order(definition):
@@ -117,7 +124,9 @@ def dry_run(workflow: Workflow, incident: Incident) -> list[DryStep]:
         elif isinstance(node, ActionNode):
             preview = actions.preview(
                 node.data,
-                render=lambda source: templating.render(source, context),
+                render=lambda source: templating.render(
+                    source, context, clock=clock, deadline=deadline
+                ),
                 secrets=secrets,
                 idempotency_key=actions.idempotency_key("dry-run", node_id),
             )

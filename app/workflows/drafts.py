@@ -36,6 +36,7 @@ from app.workflows.enums import NodeType
 from app.workflows.forms import Credential
 from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from app.workflows.schema import (
+    MAX_BODY_LENGTH,
     AssigneeContext,
     DelayNode,
     IncidentContext,
@@ -721,6 +722,15 @@ def variables_for(
 
 def unknown_references(source: str, variables: Variables) -> list[tuple[str, bool]]:
     """(message, only a warning) for each variable in ``source`` that does not exist."""
+    if len(source) > MAX_BODY_LENGTH:
+        # No field holds more; reading it would only keep the request busy.
+        return [
+            (
+                f"This is longer than {MAX_BODY_LENGTH:,} characters, "
+                "more than any field may hold.",
+                False,
+            )
+        ]
     try:
         references = template_references(source)
     except TemplateSyntaxProblem as problem:

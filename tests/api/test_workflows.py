@@ -698,3 +698,21 @@ def test_another_teams_workflow_is_not_listed_or_found_by_filters(
 ) -> None:
     assert names(api.get(WORKFLOWS)) == []
     assert names(api.get(f"{WORKFLOWS}?team={teams[1].id}&q=Search")) == []
+
+
+def test_put_a_template_that_transforms_a_secret_is_422_at_the_field_and_saves_nothing(
+    api, own_workflow
+) -> None:
+    definition = copy.deepcopy(SIMPLE_DEFINITION)
+    definition["nodes"][1]["data"]["config"]["body"] = '{"t": "{{ secrets.token | reverse }}"}'
+    with nothing_saved():
+        response = api.open(
+            "PUT",
+            f"{WORKFLOWS}/{own_workflow.id}/definition",
+            json={"definition": definition, "baseVersion": 1},
+        )
+    assert response.status_code == 422
+    [(loc, message)] = errors(response)
+    assert loc == "definition.nodes[1].data.config.body"
+    assert message.startswith("A secret can only be placed whole in a template")
+    assert "applies a filter to a secret" in message

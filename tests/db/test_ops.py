@@ -901,7 +901,7 @@ def test_engine_log_lines_never_carry_secret_values(
         "webhook",
         webhook_config(
             url=webhook_receiver.url + "/hook?key={{ secrets.api_token }}",
-            body='{"echo": {{ secrets.api_token | tojson }}}',
+            body='{"echo": "{{ secrets.api_token }}"}',
             auth={"type": "bearer", "token": "{{ secrets.api_token }}"},
         ),
     )

@@ -448,7 +448,7 @@ def test_prepare_shows_the_request_as_it_would_be_sent_with_secrets_masked(
     action = webhook(
         f"{webhook_receiver.url}/in",
         headers={"X-Trace": "{{ workflow.executionId }}"},
-        body='{"token_hint": {{ secrets.hook_token | tojson }}, "id": {{ incident.id | tojson }}}',
+        body='{"token_hint": "{{ secrets.hook_token }}", "id": {{ incident.id | tojson }}}',
         auth={"type": "bearer", "token": "{{ secrets.hook_token }}"},
     )
     prepared = prepare(

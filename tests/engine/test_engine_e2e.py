@@ -322,7 +322,7 @@ def test_a_secret_never_lands_in_any_row_page_or_log(
             webhook(
                 "hook",
                 webhook_receiver.url + "/hook",
-                body='{"echo": {{ secrets.api_token | tojson }}}',
+                body='{"echo": "{{ secrets.api_token }}"}',
                 auth={"type": "bearer", "token": "{{ secrets.api_token }}"},
             ),
         ],

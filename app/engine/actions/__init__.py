@@ -40,6 +40,7 @@ from app.engine.outbound import (
     target_url,
 )
 from app.engine.retry import parse_retry_after
+from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
 from app.workflows.schema import JiraAction, LinearAction, WebhookAction
 
@@ -253,7 +254,7 @@ def perform(
     excerpt = response.excerpt()
     if 300 <= response.status_code < 400:
         location = response.headers.get("Location", "")
-        where = f" to {location[:200]}" if location else ""
+        where = f" to {clip(location, 200, Scrubber(prepared.scrub_values))}" if location else ""
         return failed(
             f"{target} answered {response.status_code} {response.reason} with a redirect"
             f"{where}; redirects are not followed, so use the final address in the action.",
@@ -327,6 +328,7 @@ def _send(
         headers=response.headers,
         body=bytes(body[:MAX_RESPONSE_BYTES]),
         truncated=truncated,
+        scrub_values=prepared.scrub_values,
     )
 
 

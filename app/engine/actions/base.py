@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 import httpx
 
 from app.engine.actions.oauth import OAuthParams, TokenCache, default_token_cache
 from app.engine.outbound import AllowList, OutboundGuard, Resolver
+from app.engine.scrub import NOT_CREDENTIALS, Scrubber
 from app.workflows.enums import ActionType
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "render_field",
     "sentence",
     "secret_from_reference",
+    "credential_values",
 ]
 
 DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
@@ -189,10 +191,13 @@ class PreparedRequest:
     context: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: Every secret value of the workflow, masked wherever it appears.
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+    #: The credentials among them (and basic auth's encoded pair): scrubbed from
+    #: what comes back before any of it is clipped or kept.
+    scrub_values: tuple[str, ...] = field(default=(), repr=False)
 
     def masked(self, secret_values: Iterable[str] = ()) -> dict[str, Any]:
         """The request as it would be sent, with credentials and secrets masked."""
-        mask = _Masker((*self.secret_values, *secret_values))
+        mask = Scrubber((*self.secret_values, *secret_values, *self.scrub_values), marker=REDACTED)
         headers: dict[str, str] = {}
         if self.oauth is not None:
             headers["Authorization"] = (
@@ -202,31 +207,15 @@ class PreparedRequest:
             headers[name] = REDACTED if name.lower() in self.sensitive_headers else mask(value)
         view: dict[str, Any] = {"method": self.method, "url": mask(self.url), "headers": headers}
         if self.body is not None:
-            text = self.body.decode("utf-8", errors="replace")
+            # Masked first: a cut through a secret would leave its start visible.
+            text = mask.text(self.body.decode("utf-8", errors="replace"))
             if len(text) > MAX_PREVIEW_BODY_CHARS:
                 text = text[:MAX_PREVIEW_BODY_CHARS] + "…"
-            view["body"] = mask(text)
+            view["body"] = text
         return view
 
     def __repr__(self) -> str:
         return f"PreparedRequest({self.masked()!r})"
-
-
-class _Masker:
-    def __init__(self, values: Iterable[str]) -> None:
-        forms: set[str] = set()
-        for value in values:
-            if value:
-                forms.add(value)
-                # The same secret inside a JSON string is written escaped.
-                forms.add(json.dumps(value)[1:-1])
-        self._forms = sorted((f for f in forms if f), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
 
 
 @dataclass(frozen=True)
@@ -238,9 +227,19 @@ class ResponseData:
     headers: httpx.Headers
     body: bytes
     truncated: bool
+    #: Secret values scrubbed from the text before it is clipped (see PreparedRequest).
+    scrub_values: tuple[str, ...] = field(default=(), repr=False)
+
+    @cached_property
+    def _visible(self) -> bytes:
+        """The body with the secrets scrubbed, before any excerpt is cut from it."""
+        if not self.scrub_values:
+            return self.body
+        text = self.body.decode("utf-8", errors="replace")
+        return Scrubber(self.scrub_values).text(text).encode()
 
     def text(self, limit: int | None = None) -> str:
-        data = self.body if limit is None else self.body[:limit]
+        data = self._visible if limit is None else self._visible[:limit]
         return data.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
@@ -254,7 +253,7 @@ class ResponseData:
 
     def excerpt(self) -> dict[str, Any]:
         """A bounded copy for the run's timeline."""
-        shown = self.body[:EXCERPT_BYTES]
+        shown = self._visible[:EXCERPT_BYTES]
         kept = {
             name: value
             for name, value in self.headers.items()
@@ -265,7 +264,7 @@ class ResponseData:
             "status": self.status_code,
             "headers": kept,
             "body": shown.decode("utf-8", errors="replace"),
-            "truncated": self.truncated or len(self.body) > EXCERPT_BYTES,
+            "truncated": self.truncated or len(self._visible) > EXCERPT_BYTES,
         }
 
 
@@ -340,6 +339,11 @@ def render_field(render: Render, source: str, label: str) -> str:
     except ValueError as exc:
         message = str(exc).strip() or "the template could not be rendered"
         raise ActionInputError(f"Could not render the {label}: {message}") from None
+
+
+def credential_values(secrets: Mapping[str, str]) -> tuple[str, ...]:
+    """The workflow's secret values that are credentials (not addresses such as Jira's site)."""
+    return tuple(value for name, value in secrets.items() if value and name not in NOT_CREDENTIALS)
 
 
 def secret_from_reference(reference: str, secrets: Mapping[str, str], label: str) -> str:

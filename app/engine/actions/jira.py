@@ -21,12 +21,14 @@ from app.engine.actions.base import (
     PreparedRequest,
     Render,
     ResponseData,
+    credential_values,
     render_field,
     required_secret,
     sentence,
 )
 from app.engine.outbound import InvalidDestination, target_url
 from app.engine.retry import retryable_status
+from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
 from app.workflows.schema import JiraAction
 
@@ -114,6 +116,7 @@ def prepare_jira(
         sensitive_headers=frozenset({"authorization"}),
         context={"site": site},
         secret_values=tuple(value for value in secrets.values() if value),
+        scrub_values=credential_values(secrets),
     )
 
 
@@ -136,7 +139,7 @@ def interpret(response: ResponseData, prepared: PreparedRequest) -> Interpretati
                 "url": f"{prepared.context['site']}/browse/{key}",
             },
         )
-    messages = _error_messages(payload)
+    messages = _error_messages(payload, Scrubber(prepared.scrub_values))
     hint = {
         401: "check the jira_email and jira_api_token secrets",
         403: "the account may not create issues in this project",
@@ -151,7 +154,7 @@ def interpret(response: ResponseData, prepared: PreparedRequest) -> Interpretati
     )
 
 
-def _error_messages(payload: Any) -> str:
+def _error_messages(payload: Any, scrubber: Scrubber) -> str:
     """The messages of a Jira error collection, fields named."""
     if not isinstance(payload, dict):
         return ""
@@ -162,5 +165,4 @@ def _error_messages(payload: Any) -> str:
     errors = payload.get("errors")
     if isinstance(errors, dict):
         found.extend(f"{name}: {str(message).rstrip('.')}" for name, message in errors.items())
-    text = "; ".join(found)
-    return text if len(text) <= 500 else text[:497] + "..."
+    return clip("; ".join(found), 500, scrubber)  # scrubbed, then clipped

@@ -17,11 +17,13 @@ from app.engine.actions.base import (
     PreparedRequest,
     Render,
     ResponseData,
+    credential_values,
     render_field,
     required_secret,
     sentence,
 )
 from app.engine.retry import retryable_status
+from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
 from app.workflows.schema import LinearAction
 
@@ -75,13 +77,14 @@ def prepare_linear(
         target="Linear",
         sensitive_headers=frozenset({"authorization"}),
         secret_values=tuple(value for value in secrets.values() if value),
+        scrub_values=credential_values(secrets),
     )
 
 
 def interpret(response: ResponseData, prepared: PreparedRequest) -> Interpretation:
     status = response.status_code
     payload = response.json()
-    errors, rate_limited = _graphql_errors(payload)
+    errors, rate_limited = _graphql_errors(payload, Scrubber(prepared.scrub_values))
     if 200 <= status < 300:
         if errors:
             return Interpretation(
@@ -124,7 +127,7 @@ def _dig(value: Any, *keys: str) -> Any:
     return value
 
 
-def _graphql_errors(payload: Any) -> tuple[str, bool]:
+def _graphql_errors(payload: Any, scrubber: Scrubber) -> tuple[str, bool]:
     """The errors' messages (user-presentable ones preferred) and whether one is a rate limit."""
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if not isinstance(errors, list) or not errors:
@@ -142,4 +145,4 @@ def _graphql_errors(payload: Any) -> tuple[str, bool]:
         if message:
             messages.append(str(message).rstrip("."))
     text = "; ".join(dict.fromkeys(messages)) or "the GraphQL request failed"
-    return (text if len(text) <= 500 else text[:497] + "..."), rate_limited
+    return clip(text, 500, scrubber), rate_limited  # scrubbed, then clipped

@@ -20,6 +20,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from app.engine.retry import parse_retry_after, retryable_status
+from app.engine.scrub import Scrubber, clip
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME_SECONDS",
@@ -158,7 +159,8 @@ def _request_token(
             detail = f" ({payload['error']}"
             description = payload.get("error_description")
             if isinstance(description, str) and description:
-                detail += f": {description[:300]}"
+                # Scrubbed, then clipped: a cut through the secret would show its start.
+                detail += f": {clip(description, 300, Scrubber([params.client_secret]), more='')}"
             detail += ")"
         retryable = retryable_status(response.status_code)
         raise TokenRequestFailed(

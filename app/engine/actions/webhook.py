@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -16,12 +15,14 @@ from app.engine.actions.base import (
     Render,
     ResponseData,
     check_header_value,
+    credential_values,
     render_field,
     secret_from_reference,
 )
 from app.engine.actions.oauth import OAuthParams
 from app.engine.outbound import InvalidDestination, target_url
 from app.engine.retry import retryable_status
+from app.engine.scrub import Scrubber, basic_credentials, clip
 from app.workflows.enums import ActionType
 from app.workflows.schema import (
     BasicAuth,
@@ -51,7 +52,10 @@ def prepare_webhook(
     try:
         host = target_url(url).host
     except InvalidDestination as exc:
-        raise ActionInputError(f"The URL rendered to '{_clip(url)}': {exc.message}") from None
+        # Scrubbed before it is clipped: a cut through a secret would show its start.
+        shown = clip(url, 120, Scrubber(secrets.values()))
+        raise ActionInputError(f"The URL rendered to '{shown}': {exc.message}") from None
+    extra_scrub: tuple[str, ...] = ()
 
     headers: dict[str, str] = {}
     sensitive: set[str] = set()
@@ -70,8 +74,9 @@ def prepare_webhook(
         if ":" in username:
             raise ActionInputError("The basic auth user name must not contain ':'.")
         password = secret_from_reference(auth.password, secrets, "basic auth password")
-        encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        encoded = basic_credentials(username, password)
         headers["Authorization"] = f"Basic {encoded}"
+        extra_scrub = (encoded,)
         sensitive.add("authorization")
     elif isinstance(auth, OAuth2Auth):
         client_id = render_field(render, auth.client_id, "OAuth2 client id").strip()
@@ -120,6 +125,7 @@ def prepare_webhook(
         sensitive_headers=frozenset(sensitive),
         oauth=oauth,
         secret_values=tuple(value for value in secrets.values() if value),
+        scrub_values=credential_values(secrets) + extra_scrub,
     )
 
 
@@ -156,7 +162,3 @@ def interpret(response: ResponseData, prepared: PreparedRequest) -> Interpretati
         error=f"{prepared.target} answered {status} {response.reason}{detail}",
         retryable=retryable_status(status),
     )
-
-
-def _clip(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
