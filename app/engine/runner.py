@@ -28,7 +28,7 @@ from app.engine import templating
 from app.engine.clock import Clock
 from app.engine.context import IncidentView, field_value, read_incident, template_context
 from app.engine.driver import DestinationSlots
-from app.engine.scrub import Scrubber
+from app.engine.scrub import NOT_CREDENTIALS, Scrubber
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, NodeStatus
@@ -47,9 +47,6 @@ log = logging.getLogger("incidentflow.engine.runner")
 
 TIMEOUTS_MS = {"1min": 60_000, "5min": 300_000, "15min": 900_000}
 TERMINAL = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
-# Secrets that are addresses, not credentials: scrubbing them would break the results
-# people need (a Jira issue's browse URL).
-NOT_CREDENTIALS = frozenset({"jira_base_url"})
 
 
 class Next(Enum):

@@ -388,7 +388,8 @@ class Worker:
     def start_heartbeat(self) -> threading.Thread:
         """Record this worker now, then keep it and its leases alive from a daemon thread."""
         try:
-            store.register_worker(self.worker_id, self.backend, self.clock.now())
+            with self.app.app_context():
+                store.register_worker(self.worker_id, self.backend, self.clock.now())
         except Exception:
             log.exception("heartbeat failed")
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)

@@ -158,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # Workers open dozens of connections at once; the default backlog of 5 would
+    # drop connection attempts on a busy machine and make them time out.
+    request_queue_size = 128
     fake: FakeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
