@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +57,7 @@ class Candidate:
     version: int
     scope: ScopeType
     team_id: str | None
-    #: Read for this batch only and never changed: runs share it as their snapshot.
+    #: Cached per (workflow, version) and never changed: runs share it as their snapshot.
     definition: dict[str, Any]
 
     @property
@@ -65,17 +66,35 @@ class Candidate:
         return trigger
 
 
+# Enabled workflows' definitions by (workflow, version): a version's definition never
+# changes, so each pass reads the (small) list of enabled workflows and parses only
+# the definitions it has not seen.
+_DEFINITIONS: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+_DEFINITIONS_KEPT = 2048
+
+
 def enabled_workflows(trigger_types: set[TriggerType] | None = None) -> list[Candidate]:
     rows = db.session.execute(
-        sa.select(
-            Workflow.id,
-            Workflow.version,
-            Workflow.scope_type,
-            Workflow.team_id,
-            Workflow.definition,
-        ).where(Workflow.is_enabled.is_(True), Workflow.is_template.is_(False))
+        sa.select(Workflow.id, Workflow.version, Workflow.scope_type, Workflow.team_id).where(
+            Workflow.is_enabled.is_(True), Workflow.is_template.is_(False)
+        )
     ).all()
-    candidates = [Candidate(*row) for row in rows]
+    missing = [row.id for row in rows if (row.id, row.version) not in _DEFINITIONS]
+    if missing:
+        for workflow_id, version, definition in db.session.execute(
+            sa.select(Workflow.id, Workflow.version, Workflow.definition).where(
+                Workflow.id.in_(missing)
+            )
+        ):
+            _DEFINITIONS[(workflow_id, version)] = definition
+        while len(_DEFINITIONS) > _DEFINITIONS_KEPT:
+            _DEFINITIONS.popitem(last=False)
+    candidates = []
+    for workflow_id, version, scope, team_id in rows:
+        definition = _DEFINITIONS.get((workflow_id, version))
+        if definition is None:  # changed between the two reads: seen at the next pass
+            continue
+        candidates.append(Candidate(workflow_id, version, scope, team_id, definition))
     if trigger_types is not None:
         candidates = [c for c in candidates if c.trigger.get("type") in trigger_types]
     return candidates
