@@ -22,10 +22,11 @@ from app.workflows.schema import (
     referenced_secrets,
     topological_order,
 )
+from tests.conftest import property_examples
 from tests.unit.definition_builders import Json
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150,
+    max_examples=property_examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
