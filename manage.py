@@ -3,7 +3,7 @@
 
     python3 manage.py start          # environment, install, migrate, demo data, serve
     python3 manage.py test           # ruff, ruff format, mypy and the whole test suite
-    python3 manage.py test --fast    # the same without process and browser tests
+    python3 manage.py test --fast    # the same without process and browser tests, fewer examples
 
 Standard library only: this runs before anything is installed.
 """
@@ -124,13 +124,10 @@ def start() -> None:
                 process.kill()
 
 
-#: What ``test --fast`` leaves out: tests that start processes, and browser tests.
-FAST_SELECTION = ["-m", "not slow and not e2e"]
-
-
-def test(args: list[str]) -> None:
-    fast = "--fast" in args
-    pytest_args = [a for a in args if a != "--fast"]
+def test(pytest_args: list[str]) -> None:
+    """``--fast`` is the suite's own pytest option (tests/conftest.py): no process or
+    browser tests, fewer property-test examples."""
+    fast = "--fast" in pytest_args
     ensure_environment()
     env = app_env()
     say("ruff check")
@@ -140,7 +137,7 @@ def test(args: list[str]) -> None:
     say("mypy")
     run(BIN / "mypy", env=env)
     say("pytest" + (" (fast: no process or browser tests)" if fast else ""))
-    run(BIN / "pytest", *(FAST_SELECTION if fast else []), *pytest_args, env=env)
+    run(BIN / "pytest", *pytest_args, env=env)
 
 
 def main(argv: list[str]) -> None:

@@ -33,9 +33,34 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-#: Fixtures whose tests are marked for ``manage.py test --fast`` to leave out: they start
-#: Celery worker and beat processes, or drive a browser.
+#: Fixtures whose tests are marked for ``--fast`` to leave out: they start Celery worker
+#: and beat processes, or drive a browser.
 MARKED_BY_FIXTURE = {"celery_processes": "slow", "browser": "e2e"}
+#: What ``--fast`` leaves out.
+SLOW_MARKERS = "not slow and not e2e"
+_fast = False
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the quick set for development (manage.py test --fast): leave out tests marked "
+        "slow (processes) or e2e (browser), property tests try a fifth of their examples",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _fast
+    _fast = bool(config.getoption("--fast"))
+    if _fast:
+        chosen = config.option.markexpr
+        config.option.markexpr = f"({chosen}) and {SLOW_MARKERS}" if chosen else SLOW_MARKERS
+
+
+def property_examples(full: int) -> int:
+    """How many examples a property test tries: ``full``, or a fifth of it with ``--fast``."""
+    return max(10, full // 5) if _fast else full
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,6 +18,8 @@ from app.workflows.diff import (
     diff_definitions,
 )
 from app.workflows.schema import format_loc
+from tests.conftest import property_examples
+from tests.strategies import definitions
 from tests.unit.definition_builders import (
     Json,
     chain,
@@ -28,10 +30,9 @@ from tests.unit.definition_builders import (
     trigger_config,
     webhook_node,
 )
-from tests.unit.test_definition_properties import definitions
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=property_examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

@@ -22,6 +22,7 @@ from app.workflows.graph import (
     render_svg,
     uses_stored_positions,
 )
+from tests.conftest import property_examples
 from tests.unit.definition_builders import (
     Json,
     chain,
@@ -39,7 +40,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 ROW = NODE_HEIGHT + LAYER_GAP
 STEP_BUILDERS: list[Callable[[str], Json]] = [webhook_node, condition_node, delay_node]
 PROPERTY_SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=property_examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
