@@ -455,24 +455,19 @@ def _default_ssl_context() -> ssl.SSLContext:
 #: open while idle, each reused for at most this long after its last answer.
 _MAX_CONNECTIONS = 10
 _MAX_KEEPALIVE_CONNECTIONS = 5
-_KEEPALIVE_EXPIRY_SECONDS = 5.0
+# Below the 5 s keep-alive timeout of Node.js and other servers that close early.
+_KEEPALIVE_EXPIRY_SECONDS = 4.0
 #: Pooled clients kept per thread (one per guard); the least recently used goes.
 _CLIENTS_PER_THREAD = 8
 
 
 class _AttemptState:
-    """What the connections of one pooled client know of the attempt using it.
+    """What the connections of one pooled client know of the attempt using it."""
 
-    ``opened_connection`` and ``received`` describe the request in flight,
-    for resending a request that a stale kept-alive connection lost.
-    """
-
-    __slots__ = ("deadline", "opened_connection", "received")
+    __slots__ = ("deadline",)
 
     def __init__(self) -> None:
         self.deadline: _Deadline | None = None
-        self.opened_connection = False
-        self.received = False
 
     def budget(self, timeout: float | None, timeout_error: type[Exception]) -> float:
         if self.deadline is None:
@@ -491,10 +486,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._state = state
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self._inner.read(max_bytes, self._state.budget(timeout, httpcore.ReadTimeout))
-        if data:
-            self._state.received = True
-        return data
+        return self._inner.read(max_bytes, self._state.budget(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, self._state.budget(timeout, httpcore.WriteTimeout))
@@ -539,7 +531,6 @@ class GuardedBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         budget = self._state.budget(timeout, httpcore.ConnectTimeout)
         addresses = self._guard.resolve(host, port, timeout=budget)
-        self._state.opened_connection = True
         stream = self._inner.connect_tcp(
             str(addresses[0]),
             port,
@@ -582,20 +573,13 @@ class _GuardedTransport(httpx.HTTPTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # A server may close a kept-alive connection just as a request goes
-        # out on it; the request then fails before any answer. As browsers
-        # do, it is sent again, and that only when the connection was a
-        # reused one, nothing of an answer arrived and the body can be sent
-        # again. The pool drops each broken connection, so this ends on a new
-        # connection, whose failure is the caller's.
-        replayable = isinstance(request.stream, httpx.ByteStream)
-        for _ in range(_MAX_KEEPALIVE_CONNECTIONS):
-            self.state.opened_connection = self.state.received = False
-            try:
-                return super().handle_request(request)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-                if not replayable or self.state.opened_connection or self.state.received:
-                    raise
+        # Never sent again by the transport itself: a connection that breaks after the
+        # request went out may have delivered it, so that is the attempt's outcome (a
+        # retryable failure, recorded and counted like any other), and only the run's
+        # retry policy decides whether to send it again, with the same Idempotency-Key.
+        # Idle connections expire before common servers' keep-alive timeouts
+        # (_KEEPALIVE_EXPIRY_SECONDS), and the pool checks an idle connection is still
+        # open before it reuses it, so a stale one rarely costs an attempt.
         return super().handle_request(request)
 
     def all_idle(self) -> bool:
