@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from app import extensions  # by module: ``app.db`` is the column-types module, not the extension
 from app.config import check_test_hooks, engine_options, load_settings
+from app.ops.settings import engine_backend
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,6 +89,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The API takes bearer tokens only, never the session cookie, so CSRF cannot apply.
     extensions.csrf.exempt(api_bp)
     register_cli(app)
+    if engine_backend(app.config) == "celery":
+        from app.engine.celery_app import wake_by_broker
+
+        wake_by_broker(app)
 
     @app.after_request
     def vary_on_htmx(response: Any) -> Any:

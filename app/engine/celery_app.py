@@ -142,6 +142,17 @@ def make_celery(app: Flask) -> Celery:
     return celery
 
 
+def wake_by_broker(app: Flask) -> None:
+    """After each commit that adds work, send one ``consume_events`` message: one worker
+    process wakes, consumes the events and drives the runs (see ``wake``)."""
+    from app.engine import wake
+
+    def send() -> None:
+        celery_for(app).send_task(CONSUME_EVENTS, expires=60)
+
+    wake.use_broker(app, send)
+
+
 def celery_for(app: Flask) -> Celery:
     """This Flask app's Celery app (made on first use)."""
     existing = app.extensions.get("celery")

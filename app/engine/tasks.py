@@ -261,11 +261,13 @@ def dispatch_due_task() -> int:
 
 
 def consume_events_task() -> int:
-    """Start runs for new incident events, and dispatch them now (periodic)."""
-    settings = _settings()
-    done = consume_events(_clock(), settings)
-    if done:
-        dispatch_due(_sender(), _clock(), settings)
+    """Start runs for new incident events; this process's loop takes them at once.
+
+    Sent after each commit that adds work (``wake.use_broker``), so one worker process
+    wakes per change, and by beat as a safety net."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    done = consume_events(_clock(), _settings())
+    process_worker(app).poke()
     return done
 
 

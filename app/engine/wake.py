@@ -7,6 +7,8 @@
   in Linux's abstract namespace, named after the database file, sent after the
   commit. No worker listening, or not Linux: nothing happens, and the worker's
   slow safety-net poll finds the work.
+- The Celery backend: one ``consume_events`` message after the commit, so exactly
+  one worker process wakes (a NOTIFY would wake every process of every machine).
 
 ``Waker`` is the worker's side: it sleeps until a signal, a local ``poke`` (a run
 finished and a thread is free), or a timeout.
@@ -21,9 +23,11 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session
 
@@ -43,8 +47,28 @@ def local_address(database_url: str) -> str | None:
     return "\0incidentflow-" + hashlib.sha256(path.encode()).hexdigest()[:24]
 
 
+_BROKER_SEND = "incidentflow.wake_broker_send"
+
+
+def use_broker(app: Flask, send: Callable[[], None]) -> None:
+    """Wake ``app``'s workers with ``send()`` (a broker message) after each commit that
+    adds work, instead of NOTIFY or the local socket."""
+    app.extensions[_BROKER_SEND] = send
+
+
+def _broker_send() -> Callable[[], None] | None:
+    if not has_app_context():
+        return None
+    send: Callable[[], None] | None = current_app.extensions.get(_BROKER_SEND)
+    return send
+
+
 def signal_work(session: Session | scoped_session[Any]) -> None:
     """Say, in the session's transaction, that there is new work for the workers."""
+    send = _broker_send()
+    if send is not None:
+        session.info[_PENDING] = send
+        return
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         if not session.info.get(_PENDING):  # once per transaction is enough
@@ -70,7 +94,12 @@ def _address_of(engine: sa.Engine) -> str | None:
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
-    if isinstance(pending, str):
+    if callable(pending):
+        try:
+            pending()
+        except Exception:  # the broker is down: beat's periodic consume finds the work
+            log.warning("could not send the wake-up message to the broker", exc_info=True)
+    elif isinstance(pending, str):
         _send(pending)
 
 
@@ -98,7 +127,7 @@ def _send(address: str) -> None:
 class Waker:
     """Where a worker sleeps until there may be work."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, listen: bool = True) -> None:
         self._url = sa.make_url(database_url)
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
@@ -116,8 +145,9 @@ class Waker:
             except OSError:
                 # Another worker holds it (the SQLite worker lock says more); poll instead.
                 log.warning("wake socket taken; this worker polls for new work")
-        elif self._url.get_backend_name() == "postgresql":
+        elif listen and self._url.get_backend_name() == "postgresql":
             self._listen()
+        self._listening = listen
 
     def _listen(self) -> None:
         import psycopg
@@ -145,7 +175,11 @@ class Waker:
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds; True when woken by a signal or a poke."""
-        if self._listener is None and self._url.get_backend_name() == "postgresql":
+        if (
+            self._listener is None
+            and self._listening
+            and self._url.get_backend_name() == "postgresql"
+        ):
             self._listen()  # the database was down; try again
         sources: list[Any] = [self._read]
         if self._local is not None:

@@ -451,7 +451,12 @@ class Worker:
 
     def _loop(self) -> None:
         with self.app.app_context():
-            self._waker = Waker(db.engine.url.render_as_string(hide_password=False))
+            # Celery processes are woken by a broker message (one process per change);
+            # a NOTIFY would wake every one of them.
+            self._waker = Waker(
+                db.engine.url.render_as_string(hide_password=False),
+                listen=self.backend != "celery",
+            )
         self.driver = ConcurrentDriver(
             self._drive_in_thread, self.settings.concurrency, on_free=self._waker.poke
         )
@@ -503,7 +508,11 @@ class Worker:
             wait = min(wait, (due - self.clock.now()).total_seconds())
         return max(wait, 0.001)
 
-    def stop(self) -> None:
-        self.stopping.set()
+    def poke(self) -> None:
+        """Make the loop look for work now (from any thread)."""
         if self._waker is not None:
             self._waker.poke()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.poke()
