@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
-from app import extensions  # by module: ``app.db`` is the column-types module, not the extension
+# ``extensions`` by module: ``app.db`` is the column-types module, not the extension
+from app import extensions, input_policy
 from app.config import engine_options, load_settings
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.login_manager.init_app(app)
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
+    input_policy.init_app(app)
 
     with app.app_context():
         _configure_engine(extensions.db.engine)
