@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 
 # ``extensions`` by module: ``app.db`` is the column-types module, not the extension
-from app import extensions, input_policy
+from app import extensions, input_policy, security_headers
 from app.config import engine_options, load_settings
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
     input_policy.init_app(app)
+    security_headers.init_app(app)
 
     with app.app_context():
         _configure_engine(extensions.db.engine)
