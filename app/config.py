@@ -68,7 +68,21 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         "LINEAR_API_URL": environ.get(
             "INCIDENTFLOW_LINEAR_API_URL", "https://api.linear.app/graphql"
         ),
+        # How many reverse proxies stand before the app: their X-Forwarded-For/-Proto/
+        # -Host/-Port are believed (the client's address for sign-in limits, HTTPS for
+        # HSTS). 0 (the default) believes none: a client could forge them.
+        "TRUSTED_PROXIES": _count(environ, "INCIDENTFLOW_TRUSTED_PROXIES"),
+        # When set, /metrics needs "Authorization: Bearer <token>", and the token also
+        # shows /readyz's details.
+        "METRICS_TOKEN": environ.get("INCIDENTFLOW_METRICS_TOKEN", ""),
     }
+
+
+def _count(environ: os._Environ[str] | dict[str, str], name: str) -> int:
+    raw = environ.get(name, "").strip() or "0"
+    if not raw.isdigit():
+        raise RuntimeError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
 
 
 def engine_options(database_url: str) -> dict[str, Any]:

@@ -78,3 +78,15 @@ def test_sqlite_foreign_keys_are_on(tmp_path: Path) -> None:
     with app.app_context(), db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         db.engine.dispose()
+
+
+def test_trusted_proxies_and_metrics_token_come_from_the_environment(tmp_path: Path) -> None:
+    defaults = load_settings(str(tmp_path), {})
+    assert defaults["TRUSTED_PROXIES"] == 0 and defaults["METRICS_TOKEN"] == ""
+    settings = load_settings(
+        str(tmp_path),
+        {"INCIDENTFLOW_TRUSTED_PROXIES": "2", "INCIDENTFLOW_METRICS_TOKEN": "scrape"},
+    )
+    assert settings["TRUSTED_PROXIES"] == 2 and settings["METRICS_TOKEN"] == "scrape"
+    with pytest.raises(RuntimeError, match="INCIDENTFLOW_TRUSTED_PROXIES"):
+        load_settings(str(tmp_path), {"INCIDENTFLOW_TRUSTED_PROXIES": "yes"})
