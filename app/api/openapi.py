@@ -188,7 +188,7 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     success: dict[str, Any] = {"description": op.success_description}
     if op.response_model is not None:
         success["content"] = _json_content(components.ref(op.response_model, "serialization"))
-    else:
+    elif op.success_status != 204:  # "No Content" has no body to describe
         success["content"] = _json_content({"type": "object"})
     success_headers = dict(op.success_headers)
     if op.idempotent:

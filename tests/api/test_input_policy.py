@@ -163,3 +163,11 @@ def test_a_nul_in_a_query_is_422_at_the_parameter(api, query, loc, assert_docume
     assert locs(error_of(response, 422, "validation_error")) == [loc]
     assert_documented(response, "GET", "/incidents")
     assert locs(error_of(api.get(f"/api/v1/workflows?{query}"), 422, "validation_error")) == [loc]
+
+
+def test_metadata_null_is_422_and_the_incident_keeps_its_metadata(api, incident) -> None:
+    # Found by the fuzzer: null was stored, and the response (then every read) failed.
+    with nothing_changes():
+        response = api.patch(f"{INCIDENTS}/{incident.id}", json={"metadata": None})
+    assert locs(error_of(response, 422, "validation_error")) == ["metadata"]
+    assert api.get(f"{INCIDENTS}/{incident.id}").get_json()["metadata"] == {"keep": True}
