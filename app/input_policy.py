@@ -239,8 +239,14 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, check_request)
 
     @app.errorhandler(ServiceError)
-    def service_error_page(error: ServiceError) -> tuple[Response | str, int]:
+    def service_error_page(error: ServiceError) -> Response:
         from app.extensions import db
 
         db.session.rollback()
-        return render_template("errors/problem.html", error=error), error.status
+        if request.headers.get("HX-Request"):
+            # An htmx request swaps into part of a page: show the problem in the main area.
+            page = render_template("errors/_problem.html", error=error)
+            headers = {"HX-Retarget": "#main", "HX-Reswap": "innerHTML"}
+            return Response(page, status=error.status, headers=headers, mimetype="text/html")
+        page = render_template("errors/problem.html", error=error)
+        return Response(page, status=error.status, mimetype="text/html")

@@ -141,3 +141,20 @@ def test_an_imported_definition_nested_too_deep_is_refused(client, admin) -> Non
     assert response.status_code == 422
     assert "Nested more than 32 levels deep" in response.text
     assert _count(Workflow) == 0
+
+
+def test_an_htmx_request_with_a_nul_gets_the_problem_in_the_main_area(
+    client, admin, make_incident, make_team
+) -> None:
+    incident = make_incident(team=make_team("Payments"))
+    page = client.get(f"/incidents/{incident.id}")
+    response = client.post(
+        f"/incidents/{incident.id}/edit",
+        data={"csrf_token": csrf_token_from(page.text), "title": "x\x00", "priority": "P3"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == "#main"
+    assert "<html" not in response.text and "<strong>title</strong>" in response.text
+    db.session.expire_all()
+    assert db.session.get(Incident, incident.id).title != "x\x00"
