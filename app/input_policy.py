@@ -37,6 +37,8 @@ from app.errors import InvalidInput, NotFound, Problem, ServiceError
 # Incident metadata and workflow definitions need a handful of levels; 32 leaves room
 # for any real document and stays far below what recursive code can handle.
 MAX_JSON_DEPTH = 32
+# The highest page number a list is asked for (the API's own limit too).
+MAX_PAGE = 1_000_000
 # At most this many problems are reported for one value (the first ones found).
 MAX_PROBLEMS = 10
 
@@ -220,6 +222,12 @@ def check_request() -> None:
         for problem in [text_problem(name) or text_problem(value)]
         if problem is not None
     ]
+    page = request.args.get("page", "").lstrip("0")
+    if page.isascii() and page.isdigit() and (len(page) > 7 or int(page) > MAX_PAGE):
+        # Lists read ``page`` themselves; past 64 bits their OFFSET breaks the database.
+        problems.append(
+            Problem(_query_loc("page"), f"'page' must be a number from 1 to {MAX_PAGE}.")
+        )
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         problems += [
             Problem(_shown(name), f"The field {problem}")

@@ -158,3 +158,17 @@ def test_an_htmx_request_with_a_nul_gets_the_problem_in_the_main_area(
     assert "<html" not in response.text and "<strong>title</strong>" in response.text
     db.session.expire_all()
     assert db.session.get(Incident, incident.id).title != "x\x00"
+
+
+@pytest.mark.parametrize("page", ["99999999999999999999", "0000000000001000001", "9" * 5000])
+@pytest.mark.parametrize(
+    "path", ["/incidents", "/runs", "/workflows", "/admin/users", "/admin/audit"]
+)
+def test_a_page_number_past_the_last_possible_is_422(client, admin, path, page) -> None:
+    response = client.get(path, query_string={"page": page})
+    assert response.status_code == 422
+    assert "<strong>page</strong>" in response.text
+
+
+def test_a_page_past_the_end_is_still_an_empty_page(client, admin) -> None:
+    assert client.get("/incidents?page=1000000").status_code == 200
