@@ -9,8 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import extensions  # by module: ``app.db`` is the column-types module, not the extension
+# ``extensions`` by module: ``app.db`` is the column-types module, not the extension
+from app import extensions, input_policy, security_headers
 from app.config import check_test_hooks, engine_options, load_settings
 from app.ops.settings import engine_backend
 
@@ -38,6 +40,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             )
     check_test_hooks(app.config)
 
+    if app.config.get("TRUSTED_PROXIES"):
+        proxies = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+
     from app.engine.outbound import AllowList
     from app.ops.logging import configure_logging
 
@@ -53,6 +61,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.login_manager.init_app(app)
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
+    input_policy.init_app(app)
+    security_headers.init_app(app)
 
     with app.app_context():
         _configure_engine(extensions.db.engine)

@@ -75,6 +75,13 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         # suite uses "pbkdf2:sha256:1"; scrypt costs ~150 ms a hash). Never from the
         # environment; refused unless TESTING is on (see check_test_hooks).
         "TEST_HOOK_PASSWORD_HASH_METHOD": None,
+        # How many reverse proxies stand before the app: their X-Forwarded-For/-Proto/
+        # -Host/-Port are believed (the client's address for sign-in limits, HTTPS for
+        # HSTS). 0 (the default) believes none: a client could forge them.
+        "TRUSTED_PROXIES": _count(environ, "INCIDENTFLOW_TRUSTED_PROXIES"),
+        # When set, /metrics needs "Authorization: Bearer <token>", and the token also
+        # shows /readyz's details.
+        "METRICS_TOKEN": environ.get("INCIDENTFLOW_METRICS_TOKEN", ""),
     }
 
 
@@ -85,6 +92,13 @@ def check_test_hooks(config: Mapping[str, Any]) -> None:
     for name in TEST_HOOKS:
         if config.get(name) is not None:
             raise RuntimeError(f"{name} is a test hook; it is only allowed with TESTING on.")
+
+
+def _count(environ: os._Environ[str] | dict[str, str], name: str) -> int:
+    raw = environ.get(name, "").strip() or "0"
+    if not raw.isdigit():
+        raise RuntimeError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
 
 
 def engine_options(database_url: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Every model, imported in one place so that metadata and migrations see them all."""
 
+from app.api.models import IdempotentRequest
 from app.auth.models import ApiToken, SignInAttempt, Team, TeamMembership, User
 from app.incidents.models import Incident, IncidentEvent
 from app.ops.models import AuditEntry
@@ -18,6 +19,7 @@ __all__ = [
     "ExecutionAttempt",
     "WorkerHeartbeat",
     "ApiToken",
+    "IdempotentRequest",
     "IncidentEvent",
     "SignInAttempt",
     "Incident",

@@ -9,8 +9,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.api.errors import ERROR_CODES, ErrorResponse
+from app.api.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from app.api.limits import API_MAX_BODY_TEXT
+from app.api.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from app.api.registry import Operation
+from app.input_policy import MAX_JSON_DEPTH
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -46,6 +49,14 @@ than guessed at.
 Switch on `code`; `message` is for people; `details[].loc` is a dotted path of
 the camelCase names (`title`, `metadata`, `query.status`). A request that fails
 changes nothing.
+
+**Input** anywhere (body, path, query) may not contain NUL characters or lone
+surrogates, JSON numbers must be finite (no `NaN`, `Infinity` or `1e400`), and
+JSON may nest at most {MAX_JSON_DEPTH} levels: such input is refused with 422 at
+its field (404 for an id in the path).
+
+**Retries**: opening an incident, changing its status and starting a run accept an
+`Idempotency-Key` header; see each operation.
 
 | Status | Code | Meaning |
 |---|---|---|
@@ -126,6 +137,26 @@ def _query_parameters(model: type[BaseModel], components: _Components) -> list[d
     return parameters
 
 
+_IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "A key you choose, unique per request (a UUID, say). A repeat by the same token "
+        "owner with the same key within 24 hours answers the first successful response "
+        f"again (with `{REPLAYED_HEADER}: true`) and changes nothing; the same key with "
+        "another method, path or body is refused with 422 `idempotency_key_reused`. "
+        "A request that failed is not remembered: it changed nothing and may be sent again."
+    ),
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+        "pattern": KEY_PATTERN,
+    },
+}
+
+
 def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     document: dict[str, Any] = {
         "operationId": op.operation_id,
@@ -145,6 +176,8 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     ]
     if op.query_model is not None:
         parameters += _query_parameters(op.query_model, components)
+    if op.idempotent:
+        parameters.append(_IDEMPOTENCY_KEY)
     if parameters:
         document["parameters"] = parameters
     if op.body_model is not None:
@@ -155,12 +188,18 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     success: dict[str, Any] = {"description": op.success_description}
     if op.response_model is not None:
         success["content"] = _json_content(components.ref(op.response_model, "serialization"))
-    else:
+    elif op.success_status != 204:  # "No Content" has no body to describe
         success["content"] = _json_content({"type": "object"})
-    if op.success_headers:
+    success_headers = dict(op.success_headers)
+    if op.idempotent:
+        success_headers[REPLAYED_HEADER] = (
+            "`true` when this is the stored response to an earlier request with the same "
+            f"`{HEADER}`."
+        )
+    if success_headers:
         success["headers"] = {
             name: {"description": description, "schema": {"type": "string"}}
-            for name, description in op.success_headers.items()
+            for name, description in success_headers.items()
         }
     responses: dict[str, Any] = {str(op.success_status): success}
     for status in op.error_statuses:

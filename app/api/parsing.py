@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
 
-from app.api.errors import ApiError, body_too_large_message, validation_error
+from app import input_policy
+from app.api.errors import ApiError, ErrorDetail, body_too_large_message, validation_error
 from app.api.limits import API_MAX_BODY_BYTES
+from app.errors import InvalidInput
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-def _reject_constant(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them.
-    raise ValueError(f"{name} is not a valid JSON value")
 
 
 def read_json_object() -> dict[str, Any]:
@@ -37,18 +33,22 @@ def read_json_object() -> dict[str, Any]:
         # A streamed body (no Content-Length) is cut off one byte past the limit; see auth.
         raise ApiError(413, "body_too_large", body_too_large_message())
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "The body is nested too deeply.") from None
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        where = (
-            f" (line {error.lineno}, column {error.colno})"
-            if isinstance(error, json.JSONDecodeError)
-            else ""
-        )
-        reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        data = input_policy.loads(raw)
+    except input_policy.JsonSyntaxError as error:
         raise ApiError(
-            400, "malformed_json", f"The body is not valid JSON: {reason}{where}."
+            400, "malformed_json", f"The body is not valid JSON: {error.message}."
+        ) from None
+    except InvalidInput as error:
+        # NUL, lone surrogates, NaN/Infinity, nesting: refused at the field, before any
+        # other code copies or validates the value.
+        details = [ErrorDetail(loc=p.loc, message=p.message) for p in error.problems]
+        raise ApiError(
+            422,
+            "validation_error",
+            f"The request body is not valid: {details[0].loc}: {details[0].message}"
+            if len(details) == 1
+            else f"The request body has {len(details)} problems; see details.",
+            details=details,
         ) from None
     if not isinstance(data, dict):
         raise ApiError(

@@ -37,6 +37,8 @@ class Operation:
     query_model: type[BaseModel] | None = None
     extra_errors: tuple[int, ...] = ()
     public: bool = False
+    # Takes an ``Idempotency-Key`` header (see ``app.api.idempotency``).
+    idempotent: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -61,7 +63,7 @@ class Operation:
             statuses.add(404)
         if self.body_model is not None:
             statuses.update({400, 413, 415, 422})
-        if self.query_model is not None:
+        if self.query_model is not None or self.idempotent:
             statuses.add(422)
         return sorted(statuses)
 

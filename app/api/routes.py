@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from app.api.auth import api_actor, api_user, install_token_auth
 from app.api.errors import register_error_handlers
+from app.api.idempotency import HEADER, finish, install_idempotency
 from app.api.openapi import build_document
 from app.api.parsing import parse_body, parse_query
 from app.api.registry import ApiRoutes
@@ -39,10 +40,16 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 routes = ApiRoutes(bp)
 register_error_handlers(bp)
 install_token_auth(bp, routes)
+install_idempotency(bp, routes)
+
+IDEMPOTENT = (
+    f" Send an `{HEADER}` header to make a retry safe: a repeat within 24 hours "
+    "answers the first response and changes nothing."
+)
 
 
 def _incident_response(incident_id: str, status: int = 200, **headers: str) -> Response:
-    """The incident as committed (re-read, so the response shows what was stored)."""
+    """The incident as stored (re-read after the flush), built before the commit."""
     incident = service.get_incident(api_user(), incident_id)
     return json_response(incident_out(incident), status, headers)
 
@@ -51,20 +58,20 @@ def _incident_response(incident_id: str, status: int = 200, **headers: str) -> R
     "POST",
     "/incidents",
     summary="Open an incident",
-    description="`teamId` may be left out by a user who belongs to exactly one team.",
+    description="`teamId` may be left out by a user who belongs to exactly one team." + IDEMPOTENT,
     body_model=IncidentCreate,
     response_model=IncidentOut,
     success_status=201,
     success_description="The incident, opened.",
     success_headers={"Location": "The new incident's URL."},
     extra_errors=(403,),
+    idempotent=True,
 )
 def create_incident() -> Response:
     data = parse_body(IncidentCreate)
     incident = service.create_incident(api_actor(), data)
-    db.session.commit()
     location = url_for("api.get_incident", id=incident.id)
-    return _incident_response(incident.id, 201, Location=location)
+    return finish(_incident_response(incident.id, 201, Location=location))
 
 
 @routes.operation(
@@ -138,8 +145,7 @@ def update_incident(id: str) -> Response:
     data = parse_body(IncidentUpdate)
     incident = service.get_incident(api_user(), id, for_update=True)
     service.update_incident(api_actor(), incident, data)
-    db.session.commit()
-    return _incident_response(id)
+    return finish(_incident_response(id))
 
 
 def _status_change(action: str) -> Callable[[str], Response]:
@@ -149,8 +155,7 @@ def _status_change(action: str) -> Callable[[str], Response]:
             service.escalate(api_actor(), incident)
         else:
             service.change_status(api_actor(), incident, action)
-        db.session.commit()
-        return _incident_response(id)
+        return finish(_incident_response(id))
 
     return change
 
@@ -169,10 +174,11 @@ for _action, (_summary, _description) in STATUS_CHANGES.items():
         f"/incidents/<id>/{_action}",
         endpoint=f"{_action}_incident",
         summary=_summary,
-        description=_description + " Takes no body.",
+        description=_description + " Takes no body." + IDEMPOTENT,
         response_model=IncidentOut,
         success_description="The incident, changed.",
         extra_errors=(409,),
+        idempotent=True,
     )
 
 

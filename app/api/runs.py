@@ -16,9 +16,10 @@ from pydantic.alias_generators import to_camel
 from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
+from app.api.idempotency import finish
 from app.api.parsing import parse_body
 from app.api.responses import json_response
-from app.api.routes import routes
+from app.api.routes import IDEMPOTENT, routes
 from app.engine.clock import Clock, SystemClock
 from app.extensions import db
 from app.incidents import service as incidents
@@ -52,8 +53,11 @@ class AttemptOut(_Output):
     started_at: datetime
     duration_ms: int
     retry_at: datetime | None
-    request: dict[str, Any] = Field(description="What was sent, secrets redacted.")
-    response: dict[str, Any] = Field(description="A bounded copy of the answer, scrubbed.")
+    request: dict[str, Any] | None = Field(description="What was sent, secrets redacted.")
+    response: dict[str, Any] | None = Field(
+        description="A bounded copy of the answer, scrubbed; null when none came "
+        "(refused, timed out, connection error)."
+    )
 
 
 class RunOut(_Output):
@@ -149,20 +153,20 @@ def _list(query: sa.Select[WorkflowExecution]) -> Response:
     "/incidents/<id>/runs",
     summary="Run a workflow on an incident by hand",
     description="The workflow must be enabled, have a manual trigger, apply to the "
-    "incident's team and its trigger conditions must hold.",
+    "incident's team and its trigger conditions must hold." + IDEMPOTENT,
     tag=RUNS,
     body_model=RunStart,
     response_model=RunDetail,
     success_status=201,
     success_description="The run, started (PENDING until a worker takes it).",
     success_headers={"Location": "The run's URL."},
+    idempotent=True,
 )
 def start_run(id: str) -> Response:
     incidents.get_incident(api_user(), id)  # 404 before anything is read from the body
     data = parse_body(RunStart)
     run = service.start_by_hand(api_user(), data.workflow_id, id, _clock())
-    db.session.commit()
-    return _run_detail(run.id, 201, Location=url_for("api.get_run", id=run.id))
+    return finish(_run_detail(run.id, 201, Location=url_for("api.get_run", id=run.id)))
 
 
 @routes.operation(
@@ -219,5 +223,4 @@ def get_run(id: str) -> Response:
 def cancel_run(id: str) -> Response:
     run = service.get_run(api_user(), id)
     service.cancel_run(api_user(), run, _clock())
-    db.session.commit()
-    return _run_detail(id)
+    return finish(_run_detail(id))

@@ -14,13 +14,14 @@ from app.auth.models import Team, User
 from app.incidents.enums import IncidentPriority, IncidentStatus
 from app.incidents.models import SERVICE_MAX_LENGTH, TITLE_MAX_LENGTH, Incident, IncidentEvent
 from app.incidents.schemas import IncidentEventOut, IncidentOut, TeamRef, UserRef
+from app.input_policy import MAX_PAGE
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
 
 # Every list query's paging parameters: field types rather than a base class, so each
 # query keeps its parameters (and their order in the OpenAPI document) as it lists them.
-PageNumber = Annotated[int, Field(ge=1, le=1_000_000, description="The page, from 1.")]
+PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE, description="The page, from 1.")]
 PerPage = Annotated[int, Field(ge=1, le=MAX_PER_PAGE, description="Items per page.")]
 
 

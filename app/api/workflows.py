@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
 from app.api.errors import ERROR_CODES, ApiError, ErrorDetail
+from app.api.idempotency import finish
 from app.api.parsing import parse_body, parse_query
 from app.api.responses import json_response, no_content, page_of
 from app.api.routes import routes
@@ -65,7 +66,7 @@ ERROR_CODES.setdefault(
 
 
 def _workflow_response(workflow_id: str, status: int = 200, **headers: str) -> Response:
-    """The workflow as committed (re-read, so the response shows what was stored)."""
+    """The workflow as stored (re-read after the flush), built before the commit."""
     workflow = service.get_workflow(api_user(), workflow_id)
     return json_response(workflow_out(workflow), status, headers)
 
@@ -231,9 +232,8 @@ def create_workflow() -> Response:
             team_id=data.team_id,
             definition=data.definition,
         )
-    db.session.commit()
     location = url_for("api.get_workflow", id=workflow.id)
-    return _workflow_response(workflow.id, 201, Location=location)
+    return finish(_workflow_response(workflow.id, 201, Location=location))
 
 
 @routes.operation(
@@ -285,8 +285,7 @@ def update_workflow_definition(id: str) -> Response:
         # Someone saved the same base version at the same moment (SQLite has no row lock).
         db.session.rollback()
         raise _stale_base(data.base_version, service.get_workflow(user, id).version) from None
-    db.session.commit()
-    return _workflow_response(id)
+    return finish(_workflow_response(id))
 
 
 def _set_enabled(id: str, enabled: bool) -> Response:
@@ -296,8 +295,7 @@ def _set_enabled(id: str, enabled: bool) -> Response:
         service.set_enabled(user, workflow, enabled)
     except DefinitionInvalid as error:
         raise _cannot_enable(workflow, error) from None
-    db.session.commit()
-    return _workflow_response(id)
+    return finish(_workflow_response(id))
 
 
 @routes.operation(
@@ -348,8 +346,7 @@ def delete_workflow(id: str) -> Response:
     user = api_user()
     workflow = service.get_workflow(user, id, for_update=True)
     service.delete_workflow(user, workflow)
-    db.session.commit()
-    return no_content()
+    return finish(no_content())
 
 
 # --- versions -------------------------------------------------------------------
@@ -414,9 +411,8 @@ def rollback_workflow(id: str, number: str) -> Response:
     service.require_edit(user, workflow)
     with _definition_problems_under("definition"):
         version = service.rollback(user, workflow, _version_number(number))
-    db.session.commit()
     location = url_for("api.get_workflow_version", id=id, number=version.version)
-    return json_response(version_out(version), 201, {"Location": location})
+    return finish(json_response(version_out(version), 201, {"Location": location}))
 
 
 # --- templates ------------------------------------------------------------------
@@ -472,9 +468,8 @@ def use_template(id: str) -> Response:
     workflow = service.use_template(
         user, template, scope=data.scope_type, team_id=data.team_id, name=data.name
     )
-    db.session.commit()
     location = url_for("api.get_workflow", id=workflow.id)
-    return _workflow_response(workflow.id, 201, Location=location)
+    return finish(_workflow_response(workflow.id, 201, Location=location))
 
 
 # --- secrets --------------------------------------------------------------------
@@ -528,8 +523,7 @@ def set_workflow_secret(id: str, name: str) -> Response:
     service.require_edit(user, workflow)
     data = parse_body(SecretIn)
     secret = secret_store.set_secret(workflow, name, data.value, actor=user)
-    db.session.commit()
-    return json_response(_secret_out(secret, _secret_users(workflow)))
+    return finish(json_response(_secret_out(secret, _secret_users(workflow))))
 
 
 @routes.operation(
@@ -547,5 +541,4 @@ def delete_workflow_secret(id: str, name: str) -> Response:
     workflow = service.get_workflow(user, id, for_update=True)
     service.require_edit(user, workflow)
     secret_store.delete_secret(workflow, name, actor=user)
-    db.session.commit()
-    return no_content()
+    return finish(no_content())

@@ -8,7 +8,7 @@ the client: only its SHA-256 is kept.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, render_template, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
 from app.auth import services, tokens
@@ -74,7 +74,9 @@ def change_password() -> Page:
             form.form_errors.extend(attach_errors(form, error))
         else:
             db.session.commit()
-            flash("Your password is changed.")
+            # Every other session (a copied cookie too) has ended; this one goes on.
+            login_user(current_user._get_current_object())
+            flash("Your password is changed. Your other sessions are signed out.")
             return see_other(url_for("profile.index"))
     return _page(password_form=form), 422
 

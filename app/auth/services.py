@@ -128,6 +128,7 @@ def reset_password(user_id: str) -> tuple[User, str]:
     user = get_user(user_id)
     password = generate_one_time_password()
     user.set_password(password)
+    user.end_sessions()
     db.session.flush()
     return user, password
 
@@ -147,7 +148,10 @@ def set_user_active(actor: User, user_id: str, *, active: bool) -> User:
 
 
 def change_password(user: User, *, current_password: str, new_password: str) -> None:
-    """Change a user's own password; the current one must be given."""
+    """Change a user's own password; the current one must be given.
+
+    Every session of the user ends, this one too: the caller signs it in again.
+    """
     if not user.check_password(current_password):
         raise InvalidInput.at("current_password", "The current password is not right.")
     if not MIN_PASSWORD_LENGTH <= len(new_password) <= MAX_PASSWORD_LENGTH:
@@ -158,6 +162,7 @@ def change_password(user: User, *, current_password: str, new_password: str) -> 
     if new_password == current_password:
         raise InvalidInput.at("new_password", "Choose a password different from the current one.")
     user.set_password(new_password)
+    user.end_sessions()
     db.session.flush()
 
 

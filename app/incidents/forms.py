@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
+from app import input_policy
+from app.errors import InvalidInput
 from app.incidents.enums import IncidentPriority, IncidentStatus
 
 PRIORITY_CHOICES = [SelectChoice(p.value) for p in IncidentPriority]
@@ -21,9 +22,11 @@ def _json_object(_form: Any, field: Any) -> None:
         field.parsed = {}
         return
     try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise ValidationError(f"This is not valid JSON ({error.args[0]}).") from error
+        value = input_policy.loads(text, prefix="metadata")
+    except input_policy.JsonSyntaxError as error:
+        raise ValidationError(f"This is not valid JSON ({error.message}).") from error
+    except InvalidInput as error:
+        raise ValidationError(" ".join(f"{p.loc}: {p.message}" for p in error.problems)) from None
     if not isinstance(value, dict):
         raise ValidationError('Metadata must be a JSON object, like {"region": "eu-west-1"}.')
     field.parsed = value

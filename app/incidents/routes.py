@@ -217,9 +217,11 @@ def change(incident_id: str, action: str) -> Response | tuple[str, int]:
             return _render_detail(incident, message=error.message, status=error.status)
         flash(error.message)
         return redirect(url_for("incidents.show", incident_id=incident_id), code=303)
-    db.session.commit()
     if request.htmx:
-        return _render_detail(incident)
+        page = _render_detail(incident)  # built before the commit: no 500 after a change
+        db.session.commit()
+        return page
+    db.session.commit()
     return redirect(url_for("incidents.show", incident_id=incident_id), code=303)
 
 
@@ -236,9 +238,11 @@ def edit(incident_id: str) -> Response | tuple[str, int]:
             db.session.rollback()
             problems = attach_errors(form, error)
         else:
-            db.session.commit()
             if request.htmx:
-                return _render_detail(incident, message="Saved.")
+                page = _render_detail(incident, message="Saved.")
+                db.session.commit()
+                return page
+            db.session.commit()
             flash("Saved.")
             return redirect(url_for("incidents.show", incident_id=incident_id), code=303)
     incident = _load(incident_id)

@@ -74,7 +74,10 @@ class IncidentUpdate(_Input):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if value is None else check_metadata(value)
+        if value is None:
+            # Sent as null (left out, it is not validated): metadata is always an object.
+            raise ValueError("Metadata must be a JSON object; send {} to clear it.")
+        return check_metadata(value)
 
     @field_validator("title", "priority", "description")
     @classmethod

@@ -1,9 +1,11 @@
-"""Liveness and readiness, for load balancers and orchestrators. No sign-in.
+"""Liveness and readiness, for load balancers and orchestrators. No sign-in for the status.
 
 ``/healthz`` answers 200 whenever the process can serve a request: it touches
 nothing else, so a database outage never gets a healthy web process restarted.
 
-``/readyz`` answers 200 only when the service can do its job, 503 otherwise:
+``/readyz`` answers 200 only when the service can do its job, 503 otherwise. Anyone
+gets the status (``{"status": "ok"}`` or ``"unready"``); the checks below are shown
+only to a signed-in admin or with ``Authorization: Bearer <METRICS_TOKEN>``:
 
 * **database**: ``SELECT 1`` on the app's engine;
 * **broker**: a Redis ``PING`` (1 s connect and read timeouts), only when
@@ -24,6 +26,7 @@ exception type only, since a driver's message can carry the connection string.
 
 from __future__ import annotations
 
+import hmac
 import socket
 import time
 from datetime import timedelta
@@ -31,7 +34,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
+from flask_login import current_user
 
 from app.db import utcnow
 from app.extensions import db
@@ -57,7 +61,31 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     report = readiness()
-    return _no_store(jsonify(report), 200 if report["status"] == "ok" else 503)
+    status = 200 if report["status"] == "ok" else 503
+    if not _may_see_details():
+        # Load balancers need the status alone; the details are for operators.
+        report = {"status": report["status"]}
+    return _no_store(jsonify(report), status)
+
+
+def _may_see_details() -> bool:
+    if metrics_token_given():
+        return True
+    try:
+        return bool(current_user.is_authenticated and current_user.is_admin)
+    except sa.exc.SQLAlchemyError:
+        return False  # the database is down: a session cannot be checked
+
+
+def metrics_token_given() -> bool:
+    """Whether the request carries ``Authorization: Bearer <METRICS_TOKEN>`` (when set)."""
+    token = setting("METRICS_TOKEN")
+    if not token:
+        return False
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def readiness() -> dict[str, Any]:

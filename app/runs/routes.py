@@ -128,9 +128,11 @@ def cancel(execution_id: str) -> Response | tuple[str, int]:
     except ServiceError as error:
         db.session.rollback()
         return _render_run(_run_or_404(execution_id), message=error.message, status=error.status)
-    db.session.commit()
     if request.htmx:
-        return _render_run(execution, message="Run cancelled.")
+        page = _render_run(execution, message="Run cancelled.")  # built before the commit
+        db.session.commit()
+        return page
+    db.session.commit()
     flash("Run cancelled.")
     return redirect(url_for("runs.show", execution_id=execution_id), code=303)
 

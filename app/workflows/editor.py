@@ -13,6 +13,7 @@ read-only picture of the workflow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -537,7 +538,8 @@ def _remove_row(form: NodeForm, op: str) -> None:
     """``remove:<list>:<index>``: drop that row before the form is read."""
     _, name, index = (op.split(":") + ["", ""])[:3]
     rows = form._fields.get(name)
-    if rows is None or not hasattr(rows, "entries") or not index.isdigit():
+    # ASCII digits only, and short: "²" is a digit to isdigit() but not to int().
+    if rows is None or not hasattr(rows, "entries") or not re.fullmatch(r"[0-9]{1,6}", index):
         return
     if int(index) < len(rows.entries):
         del rows.entries[int(index)]

@@ -10,6 +10,7 @@ existence must not leak).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -30,9 +31,10 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 
+from app import input_policy
 from app.auth.models import Team
 from app.auth.permissions import team_visible_clause
-from app.errors import Conflict, NotFound, ServiceError
+from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
 from app.workflows import secrets as secret_store
@@ -394,6 +396,7 @@ def import_() -> Page:
         else:
             scope, team_id = _owner(form.owner.data)
             try:
+                _check_json_policy(source)
                 workflow = service.import_workflow(
                     current_user,
                     source,
@@ -403,7 +406,7 @@ def import_() -> Page:
                 )
             except ServiceError as error:
                 db.session.rollback()
-                if isinstance(error, service.DefinitionInvalid):
+                if isinstance(error, service.DefinitionInvalid | InvalidInput):
                     problems, status = _problem_lines(error), 422
                 else:
                     problems, status = _form_failure(form, error)
@@ -414,6 +417,13 @@ def import_() -> Page:
     elif form.is_submitted():
         status = 422
     return render_template("workflows/import.html", form=form, problems=problems), status
+
+
+def _check_json_policy(source: str | bytes) -> None:
+    """Refuse a definition the input policy refuses (too deep, NUL, ...) before anything
+    else reads it; text that is not JSON at all is left to the definition's own messages."""
+    with contextlib.suppress(input_policy.JsonSyntaxError):
+        input_policy.loads(source)
 
 
 def _filename(workflow: Workflow) -> str:

@@ -464,6 +464,21 @@ def test_trigger_form_switches_fields_with_the_type(editor, mia, workflow) -> No
     assert 'id="node-conditions-0-field"' in rows.text
 
 
+@pytest.mark.parametrize("index", ["\u00b2", "9" * 5000, "-1", "x"])
+def test_removing_a_row_with_a_strange_index_removes_nothing(editor, mia, workflow, index) -> None:
+    editor.page()
+    fields = {
+        "name": "Old",
+        "trigger_type": "age",
+        "age_threshold_minutes": "60",
+        "conditions-0-field": "priority",
+        "conditions-0-value": "P1",
+    }
+    response = editor.apply_node("trigger", fields, op=f"remove:conditions:{index}")
+    assert response.status_code == 200
+    assert 'id="node-conditions-0-field"' in response.text
+
+
 # -- saving ------------------------------------------------------------------------------------
 
 

@@ -156,8 +156,13 @@ def heartbeat(worker_id: str, age_seconds: float, backend: str = "embedded") -> 
     db.session.commit()
 
 
+OPS_TOKEN = "ops-token-0123456789"
+
+
 def ready(client: Any) -> tuple[int, dict[str, Any]]:
-    response = client.get("/readyz")
+    """The readiness report with its details (shown to the metrics token)."""
+    client.application.config["METRICS_TOKEN"] = OPS_TOKEN
+    response = client.get("/readyz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
     assert response.headers["Cache-Control"] == "no-store"
     return response.status_code, response.get_json()
 
@@ -223,6 +228,32 @@ def test_readyz_is_ready_with_a_fresh_worker_and_reports_each_check(embedded, cl
     workers = checks["workers"]
     assert (workers["ok"], workers["fresh"], workers["stale"]) == (True, 1, 0)
     assert 4 <= workers["newestHeartbeatAgeSeconds"] < 60
+
+
+def test_readyz_details_only_for_admins_and_the_metrics_token(
+    embedded, client, sign_in, make_user
+) -> None:
+    heartbeat("w-crashed", age_seconds=61)
+    anonymous = client.get("/readyz")
+    assert (anonymous.status_code, anonymous.get_json()) == (503, {"status": "unready"})
+    embedded.config["METRICS_TOKEN"] = OPS_TOKEN
+    wrong = client.get("/readyz", headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.get_json() == {"status": "unready"}
+    with_token = client.get("/readyz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert with_token.status_code == 503 and "checks" in with_token.get_json()
+    make_user("member@example.com")
+    sign_in("member@example.com")
+    assert client.get("/readyz").get_json() == {"status": "unready"}
+    client.post("/sign-out", data={"csrf_token": _csrf(client)})
+    make_user("admin@example.com", admin=True)
+    sign_in("admin@example.com")
+    assert client.get("/readyz").get_json()["checks"]["workers"]["stale"] == 1
+
+
+def _csrf(client: Any) -> str:
+    from tests.conftest import csrf_token_from
+
+    return csrf_token_from(client.get("/profile").text)
 
 
 def test_readyz_turns_unready_when_every_worker_is_stale(embedded, client) -> None:

@@ -734,7 +734,6 @@ def test_consecutive_attempts_share_one_connection(keepalive_server: KeepAliveSe
     [
         pytest.param((OK_THEN_CLOSE,), id="closed-while-idle"),
         pytest.param((CONNECTION_CLOSE,), id="connection-close"),
-        pytest.param((OK, HANG_UP), id="closed-as-the-request-went-out"),
     ],
 )
 def test_a_connection_the_receiver_closed_does_not_fail_the_next_attempt(
@@ -751,6 +750,21 @@ def test_a_connection_the_receiver_closed_does_not_fail_the_next_attempt(
     assert keepalive_server.connections[1].requests == [
         b"POST /in HTTP/1.1\r\n" + b'{"incident": "inc-42", "title": "Checkout \\"down\\" again"}'
     ]
+
+
+def test_a_connection_closed_after_the_request_went_out_fails_that_attempt_only(
+    keepalive_server: KeepAliveServer,
+) -> None:
+    """The receiver read the request, then closed the kept-alive connection: it may have
+    acted on it, so the transport does not send it again; the attempt fails (retryable,
+    for the run's retry policy) and the next one goes out on a new connection."""
+    keepalive_server.answer(OK, HANG_UP)
+    action = webhook(f"{keepalive_server.url}/in")
+    assert run(action).ok
+    failed = run(action)
+    assert not failed.ok and failed.retryable
+    assert run(action).ok
+    assert [len(conn.requests) for conn in keepalive_server.connections] == [2, 1]
 
 
 def test_cookies_do_not_outlive_an_attempt(

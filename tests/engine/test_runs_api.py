@@ -87,3 +87,65 @@ def test_another_teams_runs_are_not_found(
     assert client.post(f"/api/v1/runs/{run.id}/cancel", headers=headers).status_code == 404
     assert client.get(f"/api/v1/incidents/{incident.id}/runs", headers=headers).status_code == 404
     assert runs_of(workflow)[0].status == "RUNNING"
+
+
+def test_a_run_started_twice_with_one_idempotency_key_starts_once(
+    app, client, responder, make_enabled_workflow, open_incident
+) -> None:
+    workflow = make_enabled_workflow(
+        definition(
+            [trigger_node(), webhook("hook", "https://hooks.example.com/hook")],
+            [edge("start", "hook")],
+            trigger_config("manual"),
+        )
+    )
+    incident = open_incident()
+    headers = {**bearer(responder), "Idempotency-Key": "run-once-1"}
+    path = f"/api/v1/incidents/{incident.id}/runs"
+    first = client.post(path, headers=headers, json={"workflowId": workflow.id})
+    again = client.post(path, headers=headers, json={"workflowId": workflow.id})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(runs_of(workflow)) == 1
+    # Without the key, a second request starts a second run.
+    assert client.post(path, headers=bearer(responder), json={"workflowId": workflow.id})
+    assert len(runs_of(workflow)) == 2
+
+
+def test_a_run_whose_attempt_got_no_response_reads_with_response_null(
+    app, client, responder, make_enabled_workflow, open_incident
+) -> None:
+    from app.db import utcnow
+    from app.workflows.models import ExecutionAttempt, WorkflowExecution
+
+    workflow = make_enabled_workflow(branching(30))
+    incident = open_incident()
+    run = WorkflowExecution(
+        workflow_id=workflow.id,
+        workflow_version=workflow.version,
+        definition_snapshot=workflow.definition,
+        incident_id=incident.id,
+        triggered_by="manual",
+        status="FAILED",
+    )
+    db.session.add(run)
+    db.session.flush()
+    db.session.add(
+        ExecutionAttempt(
+            execution_id=run.id,
+            node_id="hook",
+            number=1,
+            ok=False,
+            status_code=None,
+            request={"method": "POST", "url": "https://hooks.example.com/hook"},
+            response=None,
+            error="Connection refused",
+            started_at=utcnow(),
+        )
+    )
+    db.session.commit()
+    response = client.get(f"/api/v1/runs/{run.id}", headers=bearer(responder))
+    assert response.status_code == 200, response.text
+    (attempt,) = response.get_json()["attempts"]
+    assert attempt["response"] is None and attempt["error"] == "Connection refused"

@@ -96,3 +96,15 @@ def test_the_password_hash_test_hook_never_comes_from_the_environment(tmp_path: 
         str(tmp_path), {"SECRET_KEY": "x", "TEST_HOOK_PASSWORD_HASH_METHOD": "plain"}
     )
     assert settings["TEST_HOOK_PASSWORD_HASH_METHOD"] is None
+
+
+def test_trusted_proxies_and_metrics_token_come_from_the_environment(tmp_path: Path) -> None:
+    defaults = load_settings(str(tmp_path), {})
+    assert defaults["TRUSTED_PROXIES"] == 0 and defaults["METRICS_TOKEN"] == ""
+    settings = load_settings(
+        str(tmp_path),
+        {"INCIDENTFLOW_TRUSTED_PROXIES": "2", "INCIDENTFLOW_METRICS_TOKEN": "scrape"},
+    )
+    assert settings["TRUSTED_PROXIES"] == 2 and settings["METRICS_TOKEN"] == "scrape"
+    with pytest.raises(RuntimeError, match="INCIDENTFLOW_TRUSTED_PROXIES"):
+        load_settings(str(tmp_path), {"INCIDENTFLOW_TRUSTED_PROXIES": "yes"})
