@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
+from app.db import new_id
 from app.engine.clock import Clock
 from app.engine.context import field_value
 from app.errors import InvalidInput
@@ -117,6 +118,7 @@ def new_run(
     user: User | None = None,
 ) -> WorkflowExecution:
     execution = WorkflowExecution(
+        id=new_id(),  # now, not at flush: the log line below carries it
         workflow_id=candidate.id,
         workflow_version=candidate.version,
         definition_snapshot=candidate.definition,
@@ -131,6 +133,15 @@ def new_run(
         created_at=now,
     )
     db.session.add(execution)
+    log.info(
+        "run started",
+        extra={
+            "execution_id": execution.id,
+            "workflow_id": candidate.id,
+            "incident_id": incident.id,
+            "trigger_key": trigger_key,
+        },
+    )
     return execution
 
 
@@ -194,10 +205,6 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
             triggered_by=TriggeredBy.EVENT,
             trigger_event=TriggerEvent(event.type.value),
             trigger_key=key,
-        )
-        log.info(
-            "run started",
-            extra={"workflow_id": candidate.id, "incident_id": incident.id, "event_id": event.id},
         )
     for event in events:
         event.processed_at = now
