@@ -87,6 +87,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The API takes bearer tokens only, never the session cookie, so CSRF cannot apply.
     extensions.csrf.exempt(api_bp)
     register_cli(app)
+    from app.ops import unavailable
+
+    unavailable.register(app)
 
     @app.after_request
     def vary_on_htmx(response: Any) -> Any:
