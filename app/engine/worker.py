@@ -32,6 +32,7 @@ from app.engine.clock import Clock, SystemClock
 from app.engine.runner import Engine, Next, RunMemo, advance, fail, next_action
 from app.extensions import db
 from app.ops.settings import engine_overrides
+from app.ops.sweep import record_sweep
 from app.workflows.models import WorkerHeartbeat, WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.worker")
@@ -191,6 +192,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Do whatever is due now; returns how much work was found (0 = idle)."""
+        record_sweep("embedded", self.clock.now())  # readiness: the sweep runs
         work = self.consume_events()
         if self.clock.monotonic() >= self._next_age_scan:
             work += self.scan_age()

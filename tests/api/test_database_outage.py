@@ -91,7 +91,9 @@ def test_nothing_listening_on_the_database_port_answers_503(tmp_path: Path) -> N
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     app = create_app(app_config(url, tmp_path / "instance"))
     client = app.test_client()
-    assert_api_503(client.get("/api/v1/incidents", headers={"Authorization": "Bearer ifl_" + "a" * 43}))
+    assert_api_503(
+        client.get("/api/v1/incidents", headers={"Authorization": "Bearer ifl_" + "a" * 43})
+    )
     with client.session_transaction() as session:
         session["_user_id"] = "someone"  # a signed-in browser: the page loads its user
     assert_page_503(client.get("/incidents"))
