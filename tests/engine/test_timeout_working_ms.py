@@ -1,0 +1,45 @@
+"""``working_ms`` of a run that timed out is its timeout (issue 12, item 8).
+
+Today it is the timeout plus the abandoned request's time again: ``_action`` sets
+``working_ms = timeout_ms`` when the run's own timeout cut the request off, and
+then ``advance``'s ``finally`` adds the step's elapsed time on top. With 30 s of
+a 1-minute timeout left, the last request runs 30 s and the run is stored at
+~90 s. The lead fixes it in the runner rewrite; until then this test fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db
+from tests.engine.conftest import drain, runs_of
+from tests.engine.test_engine_e2e import webhook
+from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
+
+LEFT_MS = 1_000
+
+
+@pytest.mark.xfail(strict=True, reason="lead fixes in runner rewrite")
+def test_a_timed_out_run_has_worked_exactly_its_timeout(
+    app, worker, webhook_receiver, make_enabled_workflow, open_incident
+) -> None:
+    app.config["OUTBOUND_ALLOW"] = "127.0.0.1"  # the receiver's address
+    workflow = make_enabled_workflow(
+        definition(
+            [trigger_node(), webhook("hook", webhook_receiver.url + "/hook")],
+            [edge("start", "hook")],
+            trigger_config("incident_created"),
+            settings={"timeout": "1min", "enabled": True},
+        )
+    )
+    webhook_receiver.slow(10)  # answers long after the run's time is up
+    open_incident()
+    worker.consume_events()
+    (run,) = runs_of(workflow)
+    run.working_ms = 60_000 - LEFT_MS
+    db.session.commit()
+    drain(worker)
+    (run,) = runs_of(workflow)
+    assert run.status == "FAILED" and "timed out" in run.error
+    # Stored today: 60 000 + the ~1 000 ms the abandoned request took.
+    assert run.working_ms == 60_000
