@@ -7,7 +7,6 @@ The test starts a Redis of its own on a free port (the shared one is never kille
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +23,14 @@ from tests.celery.redis_server import redis_server
 from tests.celery.test_celery_e2e import one_webhook
 from tests.fakes.servers import RecordedRequest, Reply, WebhookReceiver
 
-RUNS = 120
+# Each round opens a few incidents, so that every worker holds some tasks (acknowledged
+# late) while it still polls for more, then kills Redis and starts it again after a
+# pause. Before the fix (app/ops/broker.py) a worker exited in about half of the
+# outages it saw with tasks in flight.
+ROUNDS = 4
+RUNS_PER_ROUND = 6
+RUNS = ROUNDS * RUNS_PER_ROUND
+OUTAGE_PAUSES = (0.0, 2.0, 0.5, 0.0)
 
 # Several workers at once need PostgreSQL (SKIP LOCKED).
 on_postgresql = pytest.mark.parametrize(
@@ -38,11 +44,8 @@ class SlowReceiver(WebhookReceiver):
     def __init__(self, delay: float) -> None:
         super().__init__()
         self.delay = delay
-        self.got_some = threading.Event()
 
     def handle(self, request: RecordedRequest) -> Reply:
-        if len(self.requests) >= 10:
-            self.got_some.set()
         return Reply(status=200, body={"ok": True}, delay=self.delay)
 
 
@@ -68,7 +71,7 @@ def json_lines(text: str) -> list[dict]:
 def test_workers_survive_redis_killed_with_tasks_in_flight(
     app, celery_processes, make_enabled_workflow, responder, tmp_path: Path
 ) -> None:
-    receiver = SlowReceiver(delay=0.3).start()
+    receiver = SlowReceiver(delay=1.5).start()
     try:
         with redis_server(tmp_path) as broker:
             workflow = make_enabled_workflow(one_webhook(receiver.url + "/hook"))
@@ -79,31 +82,34 @@ def test_workers_survive_redis_killed_with_tasks_in_flight(
                 lease_seconds=5,
                 heartbeat_seconds=1,
                 dispatch_window_seconds=3,
+                runs_per_message=1,
             )
             processes.environment["INCIDENTFLOW_LOG_FORMAT"] = "json"
-            # As the Procfile and the systemd units start them: prefork, several children.
-            workers = [processes.worker(pool="prefork", concurrency=2) for _ in range(2)]
+            # As the Procfile and the systemd units start them: prefork, 4 processes.
+            workers = [processes.worker(pool="prefork", concurrency=4) for _ in range(2)]
             processes.beat()
             actor = incidents.Actor(responder, ChangeSource.API)
-            for number in range(RUNS):
-                incidents.create_incident(
-                    actor, IncidentCreate(title=f"Incident {number}", team_id=responder.team.id)
-                )
-            db.session.commit()
-
-            wait_for(receiver.got_some.is_set, 90, "the workers to be busy", processes.logs)
 
             def in_flight() -> int:
                 with broker.client() as client:
                     return int(client.hlen("unacked"))
 
-            # Messages held by workers (acknowledged late): tasks in flight.
-            wait_for(in_flight, 30, "tasks in flight", processes.logs, every=0.02)
-            broker.kill()
-            # Back while the interrupted tasks are still running on the old connection.
-            time.sleep(1)
-            assert [w.poll() for w in workers] == [None, None], processes.logs()
-            broker.start()
+            for round_number, pause in enumerate(OUTAGE_PAUSES):
+                for number in range(RUNS_PER_ROUND):
+                    incidents.create_incident(
+                        actor,
+                        IncidentCreate(
+                            title=f"Incident {round_number}.{number}", team_id=responder.team.id
+                        ),
+                    )
+                db.session.commit()
+                # Messages held by workers: tasks in flight, with room for more.
+                wait_for(lambda: in_flight() >= 4, 90, "tasks in flight", processes.logs)
+                broker.kill()
+                time.sleep(pause)
+                broker.start()
+                time.sleep(3)  # the workers reconnect and go on
+                assert [w.poll() for w in workers] == [None, None], processes.logs()
 
             wait_for(
                 lambda: count_runs(workflow_id, "COMPLETED") == RUNS,
