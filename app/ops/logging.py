@@ -177,6 +177,9 @@ def configure_logging(app: Flask) -> logging.Handler:
     return handler
 
 
+broker_log = logging.getLogger("incidentflow.broker")
+
+
 class _BrokerConnectionLines(logging.Filter):
     """Adds a stable ``broker connection lost`` / ``broker connection restored`` line
     next to Celery's own wording, so that operators and alerts can match one text."""
@@ -189,14 +192,13 @@ class _BrokerConnectionLines(logging.Filter):
         message = record.getMessage()
         if "Connection to broker lost" in message:
             self.lost = True
-            log.warning("broker connection lost")
+            broker_log.warning("broker connection lost")
         elif self.lost and message.startswith("Connected to "):
             self.lost = False
-            log.warning("broker connection restored")
+            broker_log.info("broker connection restored")
         return True
 
 
-log = logging.getLogger("incidentflow.broker")
 _broker_lines = _BrokerConnectionLines()
 
 

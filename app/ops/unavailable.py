@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
+import time
 
 import psycopg
 import sqlalchemy as sa
@@ -46,6 +48,29 @@ def database_unavailable(error: BaseException) -> bool:
     return False
 
 
+_LOG_EVERY_SECONDS = 10.0
+_log_state = {"last": float("-inf"), "quiet": 0}
+_log_lock = threading.Lock()
+
+
+def _log_throttled(kind: str) -> None:
+    """One line every ten seconds at most, not one per request: an outage under load
+    would otherwise flood the log."""
+    now = time.monotonic()
+    with _log_lock:
+        if now - _log_state["last"] < _LOG_EVERY_SECONDS:
+            _log_state["quiet"] += 1
+            return
+        quiet = int(_log_state["quiet"])
+        _log_state.update(last=now, quiet=0)
+    log.warning(
+        "database unavailable: answering 503 (%s; %d more 503s in the last %.0f s)",
+        kind,
+        quiet,
+        _LOG_EVERY_SECONDS,
+    )
+
+
 def _is_api_request() -> bool:
     return request.path == "/api/v1" or request.path.startswith("/api/v1/")
 
@@ -71,12 +96,7 @@ def register(app: Flask) -> None:
             raise error
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             db.session.rollback()  # may fail too: the session is discarded at teardown
-        log.warning(
-            "database unavailable: %s %s answered 503 (%s)",
-            request.method,
-            request.path,
-            type(getattr(error, "orig", error)).__name__,
-        )
+        _log_throttled(type(getattr(error, "orig", error)).__name__)
         return unavailable_response()
 
     app.register_error_handler(sa.exc.DBAPIError, database_error)
