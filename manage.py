@@ -10,8 +10,10 @@ Standard library only: this runs before anything is installed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +22,10 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+# INCIDENTFLOW_VENV: an existing environment to use as it is (neither created nor
+# installed into), e.g. for the tests of this script; unset, ``.venv`` as always.
+EXISTING_VENV = os.environ.get("INCIDENTFLOW_VENV")
+VENV = Path(EXISTING_VENV) if EXISTING_VENV else ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".incidentflow-installed"
@@ -40,6 +45,10 @@ def ensure_environment() -> None:
     """Create .venv and install the project (again only when pyproject.toml changed)."""
     if sys.version_info < (3, 11):  # noqa: UP036  (this file runs before anything checks)
         sys.exit(f"IncidentFlow needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if EXISTING_VENV:
+        if not PYTHON.exists():
+            sys.exit(f"INCIDENTFLOW_VENV is {EXISTING_VENV}, but {PYTHON} does not exist.")
+        return
     if not PYTHON.exists():
         say(f"Creating the virtual environment in {VENV}")
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -72,18 +81,116 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], second
     return False
 
 
+def _listening_process(port: int) -> str | None:
+    """Which process listens on ``port`` (Linux: /proc), as "pid N (command)"."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                return f"pid {proc.name} ({command[:120]})"
+        except OSError:
+            continue
+    return None
+
+
+def refuse_if_port_taken(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            return
+        except OSError:
+            pass
+    holder = _listening_process(port) or "another program"
+    sys.exit(
+        f"Port {port} on {host} is already taken by {holder}.\n"
+        "Stop it (an IncidentFlow left running?) or choose another port: PORT=8001."
+    )
+
+
+def sqlite_worker_lock(env: dict[str, str]) -> Path | None:
+    """The embedded worker's lock file (app/ops/worker_lock.py), if the database is SQLite."""
+    url = env.get("DATABASE_URL", "")
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :] + ".worker.lock").resolve()
+    if url:
+        return None  # PostgreSQL: workers coordinate in the database
+    instance = Path(env.get("INCIDENTFLOW_INSTANCE_PATH") or ROOT / "instance")
+    return (instance / "incidentflow.db.worker.lock").resolve()
+
+
+def refuse_if_worker_running(env: dict[str, str]) -> None:
+    path = sqlite_worker_lock(env)
+    if path is None or not path.exists() or os.name == "nt":
+        return
+    import fcntl
+
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip()
+            sys.exit(
+                f"A workflow worker (pid {pid or '?'}) is already running on this database: "
+                f"it holds {path}.\nStop it first (an IncidentFlow left running?)."
+            )
+
+
+def _die_with_parent(parent: int) -> None:
+    """In each child before it runs: end when manage.py ends, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent dies
+    except (OSError, AttributeError):
+        return  # not Linux: Ctrl-C and SIGTERM still take the group down
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stop_group(group: int, processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every process of the group (gunicorn's workers too), SIGKILL after 10 s."""
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+
+
 def start() -> None:
     ensure_environment()
     env = app_env()
     env.setdefault("INCIDENTFLOW_ENV", "development")
+    host = env.get("HOST", "127.0.0.1")
+    port = int(env.get("PORT", "8000"))
+    refuse_if_port_taken(host, port)
+    refuse_if_worker_running(env)
     flask = BIN / "flask"
     say("Migrating the database")
     run(flask, "db", "upgrade", env=env)
     say("Loading demo data")
     run(flask, "demo", "load", env=env)
-    host = env.get("HOST", "127.0.0.1")
-    port = int(env.get("PORT", "8000"))
     say("Starting the web server and the workflow worker")
+    # The children share a process group of their own, which is stopped as one, and
+    # each gets SIGTERM from the kernel if this process dies without stopping them.
+    parent = os.getpid()
     server = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -99,9 +206,20 @@ def start() -> None:
         ],
         cwd=ROOT,
         env=env,
+        process_group=0,
+        preexec_fn=lambda: _die_with_parent(parent),
     )
-    worker = subprocess.Popen([str(flask), "worker", "run"], cwd=ROOT, env=env)
+    group = server.pid
+    worker = subprocess.Popen(
+        [str(flask), "worker", "run"],
+        cwd=ROOT,
+        env=env,
+        process_group=group,
+        preexec_fn=lambda: _die_with_parent(parent),
+    )
     processes = [server, worker]
+    # SIGTERM (from a supervisor or kill) stops the children as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("Stopped (SIGTERM)."))
     try:
         if not wait_for_port(host, port, server, 60):
             sys.exit(f"The server did not start on {host}:{port}; see the messages above.")
@@ -114,14 +232,7 @@ def start() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_group(group, processes)
 
 
 def test(pytest_args: list[str]) -> None:

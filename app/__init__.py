@@ -103,6 +103,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from app.engine.celery_app import wake_by_broker
 
         wake_by_broker(app)
+    from app.ops import unavailable
+
+    unavailable.register(app)
 
     @app.after_request
     def vary_on_htmx(response: Any) -> Any:

@@ -82,6 +82,20 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         # When set, /metrics needs "Authorization: Bearer <token>", and the token also
         # shows /readyz's details.
         "METRICS_TOKEN": environ.get("INCIDENTFLOW_METRICS_TOKEN", ""),
+        # /readyz: 503 when the due-work sweep (beat's dispatch, or the embedded
+        # worker's pass) has not run for this long.
+        "READY_SWEEP_SECONDS": _number(
+            environ, "INCIDENTFLOW_READY_SWEEP_SECONDS", 60.0, minimum=1
+        ),
+        # /readyz: 503 while fewer worker processes than this send heartbeats (0: any).
+        "EXPECTED_WORKERS": int(
+            _number(environ, "INCIDENTFLOW_EXPECTED_WORKERS", 0, minimum=0, whole=True)
+        ),
+        # A worker's heartbeat row is deleted once it is this many heartbeat
+        # intervals old: the worker is gone.
+        "HEARTBEAT_EXPIRY_INTERVALS": _number(
+            environ, "INCIDENTFLOW_HEARTBEAT_EXPIRY_INTERVALS", 10.0, minimum=2
+        ),
     }
 
 
@@ -99,6 +113,28 @@ def _count(environ: os._Environ[str] | dict[str, str], name: str) -> int:
     if not raw.isdigit():
         raise RuntimeError(f"{name} must be a whole number of 0 or more, not {raw!r}")
     return int(raw)
+
+
+def _number(
+    environ: os._Environ[str] | dict[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float = 0,
+    whole: bool = False,
+) -> float:
+    """A number from the environment; a clear start-up error for anything else."""
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    kind = "a whole number" if whole else "a number"
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be {kind}, not {raw!r}") from None
+    if value < minimum:
+        raise RuntimeError(f"{name} must be at least {minimum:g}, not {raw!r}")
+    return float(value)
 
 
 def engine_options(database_url: str) -> dict[str, Any]:

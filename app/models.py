@@ -3,7 +3,7 @@
 from app.api.models import IdempotentRequest
 from app.auth.models import ApiToken, SignInAttempt, Team, TeamMembership, User
 from app.incidents.models import Incident, IncidentEvent
-from app.ops.models import AuditEntry
+from app.ops.models import AuditEntry, EngineSweep
 from app.workflows.models import (
     ExecutionAttempt,
     WorkerHeartbeat,
@@ -16,6 +16,7 @@ from app.workflows.models import (
 
 __all__ = [
     "AuditEntry",
+    "EngineSweep",
     "ExecutionAttempt",
     "WorkerHeartbeat",
     "ApiToken",

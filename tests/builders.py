@@ -9,13 +9,17 @@ Node-level definition builders are in ``tests/unit/definition_builders.py``.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.db import utcnow
 from app.extensions import db
+from app.workflows.models import ExecutionAttempt, WorkerHeartbeat
 from tests.conftest import csrf_token_from, sign_in_client
 from tests.unit.definition_builders import (
     action_node,
@@ -180,3 +184,52 @@ def database_text() -> str:
             for table in db.metadata.sorted_tables
             for row in conn.execute(table.select())
         )
+
+
+# --- engine and operations helpers --------------------------------------------------
+
+
+def attempts_of(run) -> list[ExecutionAttempt]:
+    return list(
+        db.session.scalars(
+            sa.select(ExecutionAttempt)
+            .where(ExecutionAttempt.execution_id == run.id)
+            .order_by(ExecutionAttempt.id)
+        )
+    )
+
+
+def heartbeat(worker_id: str, age_seconds: float, backend: str = "embedded") -> None:
+    seen = utcnow() - timedelta(seconds=age_seconds)
+    db.session.add(
+        WorkerHeartbeat(
+            id=worker_id,
+            hostname="host",
+            pid=1,
+            backend=backend,
+            started_at=seen,
+            last_seen_at=seen,
+        )
+    )
+    db.session.commit()
+
+
+OPS_TOKEN = "ops-token-0123456789"
+
+
+def ready(client: Any) -> tuple[int, dict[str, Any]]:
+    """The readiness report with its details (shown to the metrics token)."""
+    client.application.config["METRICS_TOKEN"] = OPS_TOKEN
+    response = client.get("/readyz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.status_code, response.get_json()
+
+
+# Templates that would build enormous values; each must fail its own node quickly.
+BOMBS = {
+    "tower": '{"n": {{ 10 ** 64 ** 64 ** 64 ** 64 }}}',
+    "pad": '{"n": "{{ \'\'.ljust(10 ** 9) }}"}',
+    "spec": '{"n": "{{ \'{:>1000000000}\'.format(incident.title) }}"}',
+    "double": "{% set ns = namespace(s=incident.title) %}{% for i in range(64) %}"
+    '{% set ns.s = ns.s ~ ns.s %}{% endfor %}{"n": {{ ns.s | tojson }}}',
+}

@@ -41,6 +41,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "unsupported_content_type": (415, "The body is not sent as 'application/json'."),
     "validation_error": (422, "A field or query parameter is not valid; see 'details'."),
     "internal_error": (500, "Something went wrong on the server."),
+    "service_unavailable": (
+        503,
+        "The database cannot be reached for the moment; try again after 'Retry-After' seconds.",
+    ),
 }
 
 # The code for an HTTP-level failure raised by Flask or werkzeug.
@@ -55,6 +59,7 @@ HTTP_ERROR_CODES = {
     415: "unsupported_content_type",
     422: "validation_error",
     500: "internal_error",
+    503: "service_unavailable",
 }
 
 # The only pattern our input models use: no control characters (line breaks, tabs, NUL).

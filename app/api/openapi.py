@@ -30,6 +30,7 @@ ERROR_RESPONSE_NAMES = {
     415: "UnsupportedMediaType",
     422: "ValidationError",
     500: "InternalError",
+    503: "ServiceUnavailable",
 }
 
 DESCRIPTION = f"""\
@@ -219,6 +220,9 @@ def build_document(operations: Iterable[Operation], *, server_url: str) -> dict[
     responses = {
         name: {"description": _error_description(status), "content": _json_content(error_ref)}
         for status, name in ERROR_RESPONSE_NAMES.items()
+    }
+    responses["ServiceUnavailable"]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}
     }
     responses["Unauthorized"]["headers"] = {
         "WWW-Authenticate": {"description": "The Bearer challenge.", "schema": {"type": "string"}}

@@ -58,7 +58,7 @@ class Operation:
         """What can go wrong, derived from what the operation takes, plus its own."""
         statuses = set(self.extra_errors)
         if not self.public:
-            statuses.add(401)
+            statuses.update({401, 503})  # 503: the database cannot be reached
         if self.path_parameters:
             statuses.add(404)
         if self.body_model is not None:

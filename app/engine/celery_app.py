@@ -28,6 +28,7 @@ from celery import Celery, Task, signals
 from flask import Flask
 
 from app.extensions import db
+from app.ops.broker import transport_for
 from app.ops.settings import config_setting, engine_overrides
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -96,6 +97,8 @@ def make_celery(app: Flask) -> Celery:
     periodic = {"queue": PERIODIC_QUEUE, "expires": max(settings.dispatch_interval_seconds, 1) * 5}
     celery.conf.update(
         broker_url=broker_url(app.config),
+        # Kombu's Redis transport, minus the crash on a broker outage with tasks in flight.
+        broker_transport=transport_for(broker_url(app.config)),
         broker_connection_retry_on_startup=True,
         # No result backend: the database holds every outcome.
         task_ignore_result=True,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from types import FrameType
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.engine.worker import Worker, WorkerSettings, commit_without_waiting
 from app.ops.settings import engine_backend
+from app.ops.worker_lock import WorkerLockHeld, embedded_worker_lock
 
 worker_cli = AppGroup("worker", help="The workflow engine's worker.")
 
@@ -28,6 +30,15 @@ def run_worker(once: bool) -> None:
             "  celery -A app.engine.celery_app:celery beat\n"
             "(or unset INCIDENTFLOW_ENGINE_BACKEND to use the embedded worker)."
         )
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(embedded_worker_lock(app.config["SQLALCHEMY_DATABASE_URI"]))
+        except WorkerLockHeld as error:
+            raise click.ClickException(str(error)) from None
+        _run(app, once)
+
+
+def _run(app: Flask, once: bool) -> None:
     commit_without_waiting(app)
     worker = Worker(app, settings=WorkerSettings.from_config(app.config))
     if once:

@@ -347,11 +347,42 @@ def check_workers(app: Flask) -> Iterator[Check]:
         )
 
 
+def check_process_layout(app: Flask) -> Iterator[Check]:
+    """The shipped Procfile and systemd units (README, Production) are sound and agree."""
+    from app import PROJECT_ROOT
+    from app.ops.layout import check_layout
+
+    problems = check_layout(Path(PROJECT_ROOT))
+    if problems:
+        yield Check(
+            "process layout",
+            FAIL,
+            "; ".join(map(str, problems)) + ". See the README, Production.",
+        )
+        return
+    try:
+        backend = engine_backend(app.config)
+    except RuntimeError:
+        return  # reported by check_backend
+    note = (
+        ""
+        if backend == "celery"
+        else " (they run the Celery backend; this deployment is embedded: flask worker run)"
+    )
+    yield Check(
+        "process layout",
+        OK,
+        "Procfile and deploy/systemd agree on web, worker and beat, with restart policies, "
+        f"graceful stops and resource limits{note}.",
+    )
+
+
 CHECKS: tuple[Callable[[Flask], Iterator[Check]], ...] = (
     check_environment,
     check_secret_key,
     check_cookies,
     check_outbound_allow,
+    check_process_layout,
     check_backend,
     check_database,
     check_migrations,

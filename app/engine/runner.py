@@ -313,6 +313,10 @@ def advance(execution: WorkflowExecution, engine: Engine, memo: RunMemo | None =
     finally:
         elapsed = engine.clock.monotonic() - started_mono
         execution.working_ms = execution.working_ms + int(elapsed * 1000)
+        if execution.status == ExecutionStatus.FAILED:
+            # A run cut off by its timeout worked its timeout, not the timeout plus the
+            # milliseconds it took to notice.
+            execution.working_ms = min(execution.working_ms, timeout_ms)
 
 
 def _condition(

@@ -48,6 +48,7 @@ from app.engine.clock import Clock, SystemClock
 from app.engine.runner import Next
 from app.engine.worker import Worker, WorkerSettings, commit_without_waiting
 from app.extensions import db
+from app.ops.sweep import record_sweep
 from app.workflows.models import WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.tasks")
@@ -257,6 +258,7 @@ def advance_run_task(execution_ids: str | list[str]) -> list[str]:
 
 def dispatch_due_task() -> int:
     """Send every due run to the workers (``dispatch_due``, periodic)."""
+    record_sweep("celery", _clock().now())  # readiness: beat and a worker are running
     return dispatch_due(_sender(), _clock(), _settings())
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
+from app.db import new_id
 from app.engine import wake
 from app.engine.clock import Clock
 from app.engine.context import field_value
@@ -137,6 +138,7 @@ def new_run(
     user: User | None = None,
 ) -> WorkflowExecution:
     execution = WorkflowExecution(
+        id=new_id(),  # now, not at flush: the log line below carries it
         workflow_id=candidate.id,
         workflow_version=candidate.version,
         definition_snapshot=candidate.definition,
@@ -151,6 +153,15 @@ def new_run(
         created_at=now,
     )
     db.session.add(execution)
+    log.info(
+        "run started",
+        extra={
+            "execution_id": execution.id,
+            "workflow_id": candidate.id,
+            "incident_id": incident.id,
+            "trigger_key": trigger_key,
+        },
+    )
     return execution
 
 
@@ -214,10 +225,6 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
             triggered_by=TriggeredBy.EVENT,
             trigger_event=TriggerEvent(event.type.value),
             trigger_key=key,
-        )
-        log.info(
-            "run started",
-            extra={"workflow_id": candidate.id, "incident_id": incident.id, "event_id": event.id},
         )
     for event in events:
         event.processed_at = now

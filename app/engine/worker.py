@@ -52,6 +52,7 @@ from app.engine.store import save_progress
 from app.engine.wake import Waker
 from app.extensions import db
 from app.ops.settings import config_setting, engine_overrides
+from app.ops.sweep import record_sweep
 from app.workflows.models import WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.worker")
@@ -224,6 +225,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Do whatever is due now, one run after another; returns how much work was found."""
+        record_sweep("embedded", self.clock.now())  # readiness: the sweep runs
         work = self.consume_events() + self._maybe_scan_age()
         claimed = self.claim_runs(self.settings.claim_batch)
         for index, run in enumerate(claimed):
@@ -475,6 +477,7 @@ class Worker:
         assert self.driver is not None
         with self.app.app_context():
             try:
+                record_sweep("embedded", self.clock.now())  # readiness: the sweep runs
                 events = self.consume_events()
                 self._maybe_scan_age()
                 free = self.driver.free()

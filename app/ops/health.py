@@ -18,7 +18,13 @@ only to a signed-in admin or with ``Authorization: Bearer <METRICS_TOKEN>``:
   quiet: crashed or hung). With no row at all, the celery backend is unready
   (its workers are separate deployments that must be up) while the embedded
   backend is ready (the single-machine default, where the web may run alone,
-  for example ``flask run`` while developing).
+  for example ``flask run`` while developing). With ``EXPECTED_WORKERS`` set,
+  ready needs at least that many fresh workers (processes: a Celery worker
+  with ``--concurrency 4`` counts 4), and the check reports expected vs. live;
+* **sweep**: the due-work sweep of the backend (beat's ``dispatch_due`` for
+  celery, the embedded worker's pass) ran at most ``READY_SWEEP_SECONDS`` ago
+  (``app.ops.sweep``). Before any sweep was ever recorded the check passes,
+  saying so: a fresh installation is not "down".
 
 Nothing in a response names a host, a URL or a password: failures give the
 exception type only, since a driver's message can carry the connection string.
@@ -29,17 +35,18 @@ from __future__ import annotations
 import hmac
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from app.db import utcnow
 from app.extensions import db
 from app.ops.settings import engine_backend, setting, worker_stale_seconds
+from app.ops.sweep import last_sweep
 from app.workflows.models import WorkerHeartbeat
 
 bp = Blueprint("ops", __name__)
@@ -91,14 +98,25 @@ def metrics_token_given() -> bool:
 def readiness() -> dict[str, Any]:
     """The readiness report: each check, and ``status`` ok only if every check is ok."""
     backend = engine_backend()
-    database, workers = _check_database_and_workers(require_worker=backend == "celery")
-    checks = {"database": database, "broker": check_broker(backend), "workers": workers}
+    database, workers, sweep = _check_database_and_workers(
+        backend, require_worker=backend == "celery"
+    )
+    checks = {
+        "database": database,
+        "broker": check_broker(backend),
+        "workers": workers,
+        "sweep": sweep,
+    }
     ready = all(check["ok"] for check in checks.values())
     return {"status": "ok" if ready else "unready", "backend": backend, "checks": checks}
 
 
-def _check_database_and_workers(*, require_worker: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_database_and_workers(
+    backend: str, *, require_worker: bool
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     stale_after = worker_stale_seconds()
+    expected = int(current_app.config.get("EXPECTED_WORKERS") or 0)
+    sweep_max_age = float(current_app.config.get("READY_SWEEP_SECONDS") or 60.0)
     started = time.perf_counter()
     try:
         with db.engine.connect() as conn:
@@ -118,20 +136,31 @@ def _check_database_and_workers(*, require_worker: bool) -> tuple[dict[str, Any]
                     sa.func.max(WorkerHeartbeat.last_seen_at),
                 ).select_from(WorkerHeartbeat)
             ).one()
+            swept_at = last_sweep(conn, backend)
     except sa.exc.SQLAlchemyError as error:
         failed = {"ok": False, "error": _error_name(error)}
-        return failed, {
+        unknown_sweep = {
             "ok": False,
-            "error": "The database is unreachable, so worker heartbeats cannot be read.",
-            "fresh": None,
-            "stale": None,
-            "newestHeartbeatAgeSeconds": None,
-            "staleAfterSeconds": stale_after,
+            "error": "The database is unreachable, so the last sweep cannot be read.",
+            "maxAgeSeconds": sweep_max_age,
         }
+        return (
+            failed,
+            {
+                "ok": False,
+                "error": "The database is unreachable, so worker heartbeats cannot be read.",
+                "fresh": None,
+                "stale": None,
+                "newestHeartbeatAgeSeconds": None,
+                "staleAfterSeconds": stale_after,
+            },
+            unknown_sweep,
+        )
     database = {"ok": True, "latencyMs": round(latency_ms, 2)}
     fresh = int(fresh)
+    enough = fresh >= expected if expected else fresh > 0 or (total == 0 and not require_worker)
     workers: dict[str, Any] = {
-        "ok": fresh > 0 or (total == 0 and not require_worker),
+        "ok": enough,
         "fresh": fresh,
         "stale": int(total) - fresh,
         "newestHeartbeatAgeSeconds": (
@@ -139,13 +168,47 @@ def _check_database_and_workers(*, require_worker: bool) -> tuple[dict[str, Any]
         ),
         "staleAfterSeconds": stale_after,
     }
+    if expected:
+        workers.update(expected=expected, live=fresh)
     if not workers["ok"]:
-        workers["error"] = (
-            "Every worker's heartbeat is stale: start a worker or check why it stopped."
-            if total
-            else "No worker has sent a heartbeat: start a worker."
+        if expected and fresh:
+            workers["error"] = (
+                f"{fresh} of the {expected} expected workers are alive: "
+                "start the missing ones or check why they stopped."
+            )
+        else:
+            workers["error"] = (
+                "Every worker's heartbeat is stale: start a worker or check why it stopped."
+                if total
+                else "No worker has sent a heartbeat: start a worker."
+            )
+    return database, workers, _sweep_check(backend, swept_at, now, sweep_max_age)
+
+
+def _sweep_check(
+    backend: str, swept_at: datetime | None, now: datetime, max_age: float
+) -> dict[str, Any]:
+    who = "beat (dispatch_due)" if backend == "celery" else "the embedded worker"
+    if swept_at is None:
+        return {
+            "ok": True,
+            "checked": False,
+            "reason": f"No sweep by {who} has been recorded yet.",
+            "maxAgeSeconds": max_age,
+        }
+    age = max((now - swept_at).total_seconds(), 0.0)
+    check: dict[str, Any] = {
+        "ok": age <= max_age,
+        "checked": True,
+        "ageSeconds": round(age, 1),
+        "maxAgeSeconds": max_age,
+    }
+    if not check["ok"]:
+        check["error"] = (
+            f"The due-work sweep by {who} last ran {age:.0f} s ago: due runs are waiting. "
+            f"Check that {who} is running."
         )
-    return database, workers
+    return check
 
 
 def check_broker(backend: str) -> dict[str, Any]:

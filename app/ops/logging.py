@@ -37,6 +37,7 @@ CONTEXT_FIELDS = (
     "event_id",
     "worker_id",
     "incident_id",
+    "trigger_key",
     "status",
 )
 # Libraries whose INFO lines would carry request URLs (and so, possibly, secrets).
@@ -113,6 +114,16 @@ class PlainFormatter(logging.Formatter):
         return f"{first} [{ids}]{newline}{rest}"
 
 
+def _real_stderr() -> TextIO:
+    """``sys.stderr``, unless Celery has replaced it with its logging proxy: then the
+    process's own stderr. A record written to the proxy is logged again, and the
+    proxy's recursion guard drops it, so nothing would reach the log at all."""
+    stream = sys.stderr
+    if type(stream).__module__.startswith("celery.") and sys.__stderr__ is not None:
+        return sys.__stderr__
+    return stream
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
 
@@ -121,7 +132,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @property
     def stream(self) -> TextIO:
-        return sys.stderr
+        return _real_stderr()
 
     @stream.setter
     def stream(self, _value: TextIO) -> None:
@@ -157,4 +168,49 @@ def configure_logging(app: Flask) -> logging.Handler:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     app.logger.setLevel(level)
+    # Warnings become records of the ``py.warnings`` logger: lines of the same format.
+    logging.captureWarnings(True)
+    if "celery" in sys.modules:
+        # A ``celery worker`` or ``celery beat`` process (they import celery before
+        # they build the app): keep this set-up instead of Celery's.
+        _keep_logging_under_celery()
     return handler
+
+
+broker_log = logging.getLogger("incidentflow.broker")
+
+
+class _BrokerConnectionLines(logging.Filter):
+    """Adds a stable ``broker connection lost`` / ``broker connection restored`` line
+    next to Celery's own wording, so that operators and alerts can match one text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Connection to broker lost" in message:
+            self.lost = True
+            broker_log.warning("broker connection lost")
+        elif self.lost and message.startswith("Connected to "):
+            self.lost = False
+            broker_log.info("broker connection restored")
+        return True
+
+
+_broker_lines = _BrokerConnectionLines()
+
+
+def _keep_logging_under_celery() -> None:
+    from celery import signals
+
+    # A receiver of ``setup_logging`` tells Celery the logging is configured: it adds
+    # no handlers of its own and leaves sys.stdout and sys.stderr alone.
+    signals.setup_logging.connect(_celery_setup_logging, weak=False, dispatch_uid="incidentflow")
+    logging.getLogger("celery.worker.consumer.consumer").addFilter(_broker_lines)
+    logging.getLogger("celery.worker.consumer.connection").addFilter(_broker_lines)
+
+
+def _celery_setup_logging(**_: Any) -> None:
+    """Celery's ``--loglevel`` is ignored: ``INCIDENTFLOW_LOG_LEVEL`` decides."""

@@ -83,3 +83,16 @@ class AuditEntry(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<AuditEntry {self.id} {self.action} {self.workflow_id} by {self.actor_label!r}>"
+
+
+class EngineSweep(db.Model):  # type: ignore[name-defined,misc]
+    """When the due-work sweep last ran, per backend: readiness fails when it is old.
+
+    ``celery``: beat's ``dispatch_due`` task (so beat and a worker both work);
+    ``embedded``: an embedded worker's pass. Written by :func:`app.ops.sweep.record_sweep`.
+    """
+
+    __tablename__ = "engine_sweep"
+
+    backend: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -167,10 +167,15 @@ def worker(app: Flask, clock: Any, celery_app: Celery) -> CeleryDriver:
 class CeleryProcesses:
     """Starts ``celery worker`` / ``celery beat`` subprocesses configured like production."""
 
-    def __init__(self, app: Flask, directory: Path, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, app: Flask, directory: Path, settings: dict[str, Any], broker_url: str = REDIS_URL
+    ) -> None:
         self.app = app
         self.directory = directory
         self.settings = settings
+        self.broker_url = broker_url
+        # More environment for the processes started from now on.
+        self.environment: dict[str, str] = {}
         self.processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
     def env(self) -> dict[str, str]:
@@ -182,31 +187,37 @@ class CeleryProcesses:
                 "INCIDENTFLOW_INSTANCE_PATH": self.app.instance_path,
                 "INCIDENTFLOW_ENV": "testing",
                 "INCIDENTFLOW_ENGINE_BACKEND": "celery",
-                "INCIDENTFLOW_CELERY_BROKER_URL": REDIS_URL,
+                "INCIDENTFLOW_CELERY_BROKER_URL": self.broker_url,
                 "INCIDENTFLOW_OUTBOUND_ALLOW": "127.0.0.1",
                 "PYTHONUNBUFFERED": "1",
             }
         )
         for key, value in self.settings.items():
             env[f"INCIDENTFLOW_ENGINE_{key.upper()}"] = str(value)
+        env.update(self.environment)
         return env
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        # stderr (the log) apart from stdout (Celery's start-up banner).
         log_path = self.directory / f"{name}.log"
-        with open(log_path, "wb") as log:
+        with open(log_path, "wb") as log, open(self.directory / f"{name}.stdout", "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "app.engine.celery_app:celery", *args],
                 cwd=ROOT,
                 env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=out,
+                stderr=log,
                 start_new_session=True,  # its own process group: killed with its children
             )
         self.processes.append((name, process, log_path))
         return process
 
-    def worker(self, pool: str = "solo", concurrency: int = 1) -> subprocess.Popen[bytes]:
+    def worker(
+        self, pool: str = "solo", concurrency: int = 1, quick: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """``quick=False``: with mingle, gossip and heartbeats, as the README starts it."""
         name = f"worker{sum(1 for n, *_ in self.processes if n.startswith('worker')) + 1}"
+        quick_flags = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
         return self._start(
             name,
             [
@@ -220,9 +231,7 @@ class CeleryProcesses:
                 "--loglevel",
                 "INFO",
                 # Quicker start; these only serve monitoring and remote control.
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
+                *(quick_flags if quick else []),
             ],
         )
 
@@ -231,6 +240,10 @@ class CeleryProcesses:
             "beat",
             ["beat", "--schedule", str(self.directory / "beat-schedule"), "--loglevel", "INFO"],
         )
+
+    def stderr(self, name: str) -> str:
+        """Everything process ``name`` (``worker1``, ``beat``) wrote to its stderr."""
+        return (self.directory / f"{name}.log").read_text(errors="replace")
 
     def logs(self, tail: int = 40) -> str:
         parts = []
@@ -258,12 +271,13 @@ def celery_processes(
     """Factory: ``celery_processes(**engine_settings)`` -> CeleryProcesses (killed at the end).
 
     ``engine_settings`` become ``INCIDENTFLOW_ENGINE_<NAME>`` in the processes'
-    environment (``lease_seconds=3``, ``dispatch_window_seconds=2``, ...).
+    environment (``lease_seconds=3``, ``dispatch_window_seconds=2``, ...);
+    ``broker_url=`` points them at another Redis than the tests' database.
     """
     made: list[CeleryProcesses] = []
 
-    def make(**settings: Any) -> CeleryProcesses:
-        processes = CeleryProcesses(app, tmp_path, settings)
+    def make(broker_url: str = REDIS_URL, **settings: Any) -> CeleryProcesses:
+        processes = CeleryProcesses(app, tmp_path, settings, broker_url)
         made.append(processes)
         return processes
 

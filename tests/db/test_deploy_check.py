@@ -92,8 +92,26 @@ def test_a_sound_deployment_passes(production, make_workflow) -> None:
         "INCIDENTFLOW_SECRET_KEYS decrypts all 1 stored secret(s).",
     )
     assert checks["workers"][0] == "OK"
+    assert checks["process layout"][0] == "OK"
     assert SECRET_VALUE not in output
     assert "All checks passed" in output
+
+
+def test_a_broken_process_layout_fails(production, tmp_path, monkeypatch) -> None:
+    from tests.unit.test_process_layout import ROOT
+
+    (tmp_path / "Procfile").write_text((ROOT / "Procfile").read_text().replace("beat:", "#"))
+    monkeypatch.setattr("app.PROJECT_ROOT", str(tmp_path))
+    code, checks, output = check(production)
+    assert code == 1, output
+    status, detail = checks["process layout"]
+    assert status == "FAIL"
+    assert detail == (
+        "deploy/systemd/incidentflow-web.service: missing; "
+        "deploy/systemd/incidentflow-worker@.service: missing; "
+        "Procfile: no 'beat' process; deploy/systemd/incidentflow-beat.service: missing. "
+        "See the README, Production."
+    )
 
 
 def test_celery_needs_a_reachable_broker_and_postgresql(production) -> None:

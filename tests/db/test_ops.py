@@ -52,10 +52,10 @@ from app.workflows import service
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.models import (
     ExecutionAttempt,
-    WorkerHeartbeat,
     Workflow,
     WorkflowExecution,
 )
+from tests.builders import OPS_TOKEN, heartbeat, ready
 from tests.conftest import IsolatedClient, app_config, csrf_token_from, require_service
 from tests.factories import SIMPLE_DEFINITION
 from tests.fakes.servers import json_reply
@@ -139,32 +139,6 @@ class TcpProxy:
             for sock in (source, target):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-
-
-def heartbeat(worker_id: str, age_seconds: float, backend: str = "embedded") -> None:
-    seen = utcnow() - timedelta(seconds=age_seconds)
-    db.session.add(
-        WorkerHeartbeat(
-            id=worker_id,
-            hostname="host",
-            pid=1,
-            backend=backend,
-            started_at=seen,
-            last_seen_at=seen,
-        )
-    )
-    db.session.commit()
-
-
-OPS_TOKEN = "ops-token-0123456789"
-
-
-def ready(client: Any) -> tuple[int, dict[str, Any]]:
-    """The readiness report with its details (shown to the metrics token)."""
-    client.application.config["METRICS_TOKEN"] = OPS_TOKEN
-    response = client.get("/readyz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
-    assert response.headers["Cache-Control"] == "no-store"
-    return response.status_code, response.get_json()
 
 
 def other_app(url: str, instance: Path, **config: Any) -> Flask:

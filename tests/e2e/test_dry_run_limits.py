@@ -15,10 +15,9 @@ from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentCreate
 from app.workflows import service as workflows
 from app.workflows.enums import ScopeType
+from tests.builders import BOMBS, webhook
 from tests.conftest import csrf_token_from
 from tests.e2e.conftest import PASSWORD, LiveServer
-from tests.engine.test_engine_e2e import webhook
-from tests.engine.test_template_limits import BOMBS
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 

@@ -10,8 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.workflows.models import ExecutionAttempt
-from tests.builders import benchmark_workflow, webhook
+from tests.builders import attempts_of, benchmark_workflow, webhook
 from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import LINEAR_TEAM_ID, Reply, json_reply
 from tests.unit.definition_builders import (
@@ -30,16 +29,6 @@ def allow_loopback(app, fake_linear):
     """The tests' fake servers live on 127.0.0.1, which the guard refuses by default."""
     app.config["OUTBOUND_ALLOW"] = "127.0.0.1"
     app.config["LINEAR_API_URL"] = fake_linear.endpoint
-
-
-def attempts_of(run) -> list[ExecutionAttempt]:
-    return list(
-        db.session.scalars(
-            sa.select(ExecutionAttempt)
-            .where(ExecutionAttempt.execution_id == run.id)
-            .order_by(ExecutionAttempt.id)
-        )
-    )
 
 
 def test_the_benchmark_workflow_runs_end_to_end(

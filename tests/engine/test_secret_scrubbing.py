@@ -8,8 +8,8 @@ import html
 import pytest
 
 from app.engine.scrub import basic_credentials
+from tests.builders import attempts_of, webhook
 from tests.engine.conftest import drain, runs_of
-from tests.engine.test_engine_e2e import attempts_of, webhook
 from tests.fakes.servers import Reply
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 from tests.unit.test_scrub import spellings

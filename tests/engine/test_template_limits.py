@@ -9,17 +9,9 @@ import time
 import pytest
 
 from app.engine.dry_run import dry_run
+from tests.builders import BOMBS, attempts_of, webhook
 from tests.engine.conftest import drain, runs_of
-from tests.engine.test_engine_e2e import attempts_of, webhook
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
-
-BOMBS = {
-    "tower": '{"n": {{ 10 ** 64 ** 64 ** 64 ** 64 }}}',
-    "pad": '{"n": "{{ \'\'.ljust(10 ** 9) }}"}',
-    "spec": '{"n": "{{ \'{:>1000000000}\'.format(incident.title) }}"}',
-    "double": "{% set ns = namespace(s=incident.title) %}{% for i in range(64) %}"
-    '{% set ns.s = ns.s ~ ns.s %}{% endfor %}{"n": {{ ns.s | tojson }}}',
-}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,100 @@
+"""Zero-downtime upgrades: the previous release's worker runs on the current schema
+(README, "Upgrading without downtime": migrate first, then roll the workers).
+
+"Previous release" is the code just before the newest migration was added, taken
+from git (``git archive``, read-only); its ``flask worker run --once`` starts and
+finishes a run on a database migrated by the current code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.ops.models import EngineSweep
+from tests.builders import webhook
+from tests.engine import conftest as engine_fixtures
+from tests.engine.conftest import runs_of
+from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
+
+ROOT = Path(__file__).resolve().parents[2]
+
+admin = engine_fixtures.admin
+clock = engine_fixtures.clock
+make_enabled_workflow = engine_fixtures.make_enabled_workflow
+open_incident = engine_fixtures.open_incident
+responder = engine_fixtures.responder
+
+
+def git(*args: str) -> bytes:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, timeout=60
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def previous_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The code before the newest migration, unpacked into a directory."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs the git history of the project")
+    newest = sorted((ROOT / "migrations" / "versions").glob("[0-9]*.py"))[-1]
+    # First-parent history, merges diffed against their first parent: the commit that
+    # brought the migration to this branch, whether made here or merged in.
+    added = (
+        git(
+            "log", "--first-parent", "-m", "--diff-filter=A", "--format=%H", "-1", "--", str(newest)
+        )
+        .decode()
+        .strip()
+    )
+    if not added:
+        pytest.skip(f"{newest.name} is not committed yet")
+    target = tmp_path_factory.mktemp("previous-release")
+    archive = git("archive", "--format=tar", f"{added}^", "app", "migrations", "wsgi.py")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    assert not (target / "migrations" / "versions" / newest.name).exists()
+    return target
+
+
+def test_the_previous_release_worker_runs_on_the_current_schema(
+    app, previous_release, webhook_receiver, make_enabled_workflow, open_incident
+) -> None:
+    workflow = make_enabled_workflow(
+        definition(
+            [trigger_node(), webhook("hook", webhook_receiver.url + "/hook")],
+            [edge("start", "hook")],
+            trigger_config("incident_created"),
+        )
+    )
+    open_incident(title="Upgrade in progress")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTFLOW_")}
+    env.update(
+        FLASK_APP="wsgi",
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        SECRET_KEY=app.config["SECRET_KEY"],
+        INCIDENTFLOW_INSTANCE_PATH=app.instance_path,
+        INCIDENTFLOW_ENV="testing",
+        INCIDENTFLOW_OUTBOUND_ALLOW="127.0.0.1",
+    )
+    old = subprocess.run(
+        [sys.executable, "-m", "flask", "worker", "run", "--once"],
+        cwd=previous_release, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert old.returncode == 0, old.stdout + old.stderr
+
+    db.session.rollback()
+    (run,) = runs_of(workflow)
+    assert run.status == "COMPLETED", run.error
+    assert [r.json() for r in webhook_receiver.requests] == [{"title": "Upgrade in progress"}]
+    # It was the old code: it knows nothing of the newest migration's table.
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(EngineSweep)) == 0
