@@ -33,7 +33,7 @@ from app.api.schemas import (
 )
 from app.extensions import db
 from app.incidents import service
-from app.incidents.models import IncidentEvent
+from app.incidents.models import Incident, IncidentEvent
 from app.incidents.schemas import IncidentCreate, IncidentOut, IncidentUpdate
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -48,9 +48,9 @@ IDEMPOTENT = (
 )
 
 
-def _incident_response(incident_id: str, status: int = 200, **headers: str) -> Response:
-    """The incident as stored (re-read after the flush), built before the commit."""
-    incident = service.get_incident(api_user(), incident_id)
+def _incident_response(incident: Incident, status: int = 200, **headers: str) -> Response:
+    """The incident as flushed, built before the commit: the service just wrote every
+    field, and its team and assignee are already in the session (no query again)."""
     return json_response(incident_out(incident), status, headers)
 
 
@@ -71,7 +71,7 @@ def create_incident() -> Response:
     data = parse_body(IncidentCreate)
     incident = service.create_incident(api_actor(), data)
     location = url_for("api.get_incident", id=incident.id)
-    return finish(_incident_response(incident.id, 201, Location=location))
+    return finish(_incident_response(incident, 201, Location=location))
 
 
 @routes.operation(
@@ -145,7 +145,7 @@ def update_incident(id: str) -> Response:
     data = parse_body(IncidentUpdate)
     incident = service.get_incident(api_user(), id, for_update=True)
     service.update_incident(api_actor(), incident, data)
-    return finish(_incident_response(id))
+    return finish(_incident_response(incident))
 
 
 def _status_change(action: str) -> Callable[[str], Response]:
@@ -155,7 +155,7 @@ def _status_change(action: str) -> Callable[[str], Response]:
             service.escalate(api_actor(), incident)
         else:
             service.change_status(api_actor(), incident, action)
-        return finish(_incident_response(id))
+        return finish(_incident_response(incident))
 
     return change
 

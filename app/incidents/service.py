@@ -144,7 +144,7 @@ def create_incident(actor: Actor, data: IncidentCreate) -> Incident:
         status=IncidentStatus.TRIGGERED,
         service=data.service,
         metadata_=data.metadata,
-        team_id=team.id,
+        team=team,  # the object, not just its id: the response reads it without a query
         assignee_id=data.assignee_id,
     )
     db.session.add(incident)
