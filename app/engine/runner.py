@@ -169,6 +169,7 @@ def _settle(
 def _end(
     execution: WorkflowExecution, status: ExecutionStatus, now: datetime, error: str | None = None
 ) -> Next:
+    last_node = execution.current_node_id
     execution.status = status
     execution.error = error
     execution.due_at = None
@@ -180,7 +181,9 @@ def _end(
         execution.failed_at = now
     else:
         execution.completed_at = now
-    log.info("run ended", extra={"execution_id": execution.id, "status": status.value})
+    # node_id: where a failed or cancelled run stopped (the last node it worked on).
+    details = {"execution_id": execution.id, "status": status.value, "node_id": last_node}
+    log.info("run finished", extra=details)
     return Next.DONE
 
 

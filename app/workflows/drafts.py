@@ -608,6 +608,30 @@ def _problems(definition: Mapping[str, Any], error: ValidationError) -> list[Edi
     return result
 
 
+def _body_problems(definition: Mapping[str, Any]) -> list[EditorProblem]:
+    """Webhook bodies that a sample incident shows cannot be JSON: saving allows them
+    (a draft is work in progress), enabling does not."""
+    from app.engine.sample_render import json_body_problems
+
+    trigger_id = _trigger_id(definition)
+    result = []
+    for problem in json_body_problems(definition):
+        section, node_id, rel, edge_index = _place(definition, parse_loc(problem.loc), trigger_id)
+        result.append(
+            EditorProblem(
+                loc=problem.loc,
+                message=problem.message,
+                code="body_not_json",
+                section=section,
+                node_id=node_id,
+                rel=rel,
+                edge_index=edge_index,
+                warning=True,
+            )
+        )
+    return result
+
+
 def _only_for_enabling(code: str, message: str) -> bool:
     """Problems the schema reports only when told the workflow's secrets: a secret
     that does not exist yet. Saving allows them; enabling does not."""
@@ -631,7 +655,8 @@ def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked
     except ValidationError as error:
         problems = _problems(definition, error)
     else:
-        return Checked(valid=True)
+        bodies = _body_problems(definition)
+        return Checked(valid=True, problems=bodies) if bodies else Checked(valid=True)
     if not any(p.section == "node" and p.code == "unknown_variable" for p in problems):
         taken = {(p.node_id, p.rel) for p in problems}
         for extra in _variable_problems(definition, names):

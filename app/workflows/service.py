@@ -268,6 +268,22 @@ def _check_runnable(workflow: Workflow, definition: dict[str, Any]) -> None:
         raise DefinitionInvalid(error) from error
 
 
+def _check_json_bodies(definition: dict[str, Any]) -> None:
+    """Enabling renders each webhook body for a sample incident: one that cannot be JSON
+    would fail every run, so it is refused here, at its place. (The editor shows the
+    same problem while the draft is edited; saving a version does not render, so that
+    a save parses each template once.)"""
+    from app.engine.sample_render import json_body_problems
+    from app.errors import Problem
+
+    bodies = json_body_problems(definition)
+    if bodies:
+        raise InvalidInput(
+            "A webhook body would not be valid JSON; every run would fail there.",
+            problems=[Problem(p.loc, p.message) for p in bodies],
+        )
+
+
 def _require_runnable_if_enabled(workflow: Workflow, defn: WorkflowDefinition) -> None:
     """An enabled workflow must stay runnable, whatever version it moves to."""
     if workflow.is_enabled:
@@ -338,6 +354,7 @@ def set_enabled(user: User, workflow: Workflow, enabled: bool) -> None:
         raise InvalidInput.at("isEnabled", "Templates are never enabled; use the template instead.")
     if enabled:
         _check_runnable(workflow, workflow.definition)
+        _check_json_bodies(workflow.definition)
     if workflow.is_enabled != enabled:
         action = AuditAction.WORKFLOW_ENABLED if enabled else AuditAction.WORKFLOW_DISABLED
         audit.record(user, action, workflow, version=workflow.version)

@@ -137,8 +137,8 @@ def test_workers_survive_redis_killed_with_tasks_in_flight(
             assert "broker connection lost" in [r["message"] for r in lines], name
             assert "broker connection restored" in [r["message"] for r in lines], name
         started = {r["execution_id"] for r in every if r["message"] == "run started"}
-        ended = {r["execution_id"] for r in every if r["message"] == "run ended"}
+        ended = {r["execution_id"] for r in every if r["message"] == "run finished"}
         assert len(started) == RUNS and started == ended
-        assert {r["status"] for r in every if r["message"] == "run ended"} == {"COMPLETED"}
+        assert {r["status"] for r in every if r["message"] == "run finished"} == {"COMPLETED"}
     finally:
         receiver.stop()

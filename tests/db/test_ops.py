@@ -856,11 +856,11 @@ def test_plain_lines_name_the_ids_too() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        logger.info("run ended", extra={"execution_id": "run-1", "status": "FAILED"})
+        logger.info("run finished", extra={"execution_id": "run-1", "status": "FAILED"})
     finally:
         logger.removeHandler(handler)
     line = stream.getvalue().strip()
-    assert line.endswith("run ended [execution_id=run-1 status=FAILED]"), line
+    assert line.endswith("run finished [execution_id=run-1 status=FAILED]"), line
 
 
 def test_configure_logging_takes_level_and_format_from_the_environment(
@@ -962,7 +962,7 @@ def test_engine_log_lines_never_carry_secret_values(
     assert run.status == ExecutionStatus.FAILED
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert any(
-        line["message"] == "run ended" and line.get("execution_id") == run.id for line in lines
+        line["message"] == "run finished" and line.get("execution_id") == run.id for line in lines
     ), lines
     assert secret not in stream.getvalue()
 

@@ -199,19 +199,20 @@ def test_a_client_error_fails_at_once_with_the_reason(
 def test_a_body_that_is_not_json_fails_the_step_clearly(
     app, worker, webhook_receiver, make_enabled_workflow, open_incident
 ) -> None:
+    # Valid JSON for most titles (enabling's sample render passes), not for this one.
     workflow = make_enabled_workflow(
         definition(
             [
                 trigger_node(),
                 webhook(
-                    "hook", webhook_receiver.url + "/hook", body='{"title": {{ incident.title }}}'
+                    "hook", webhook_receiver.url + "/hook", body='{"title": "{{ incident.title }}"}'
                 ),
             ],
             [edge("start", "hook")],
             trigger_config("incident_created"),
         )
     )
-    open_incident(title="Two words")
+    open_incident(title='Say "hi"')
     drain(worker)
     (run,) = runs_of(workflow)
     assert run.status == "FAILED" and "valid JSON" in run.error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,8 +73,12 @@ class Start:
         return self.log.read_text(errors="replace")
 
     def wait_running(self, seconds: float = 180) -> None:
+        """Until the web server answers and the workflow worker holds its lock (it says
+        "running" once it does; on a busy machine that can come after the web server)."""
         deadline = time.monotonic() + seconds
-        while "IncidentFlow is running at" not in self.output():
+        while "IncidentFlow is running at" not in self.output() or not re.search(
+            r"Worker \S+ running", self.output()
+        ):
             assert self.process.poll() is None, self.output()
             assert time.monotonic() < deadline, self.output()
             time.sleep(0.2)

@@ -107,7 +107,7 @@ def prepare_webhook(
                 f"The body rendered to {len(body):,} bytes; the limit is "
                 f"{MAX_REQUEST_BODY_BYTES:,}. Send less data (for example fewer loop items)."
             )
-        _check_json(text)
+        check_json(text)
 
     present = {name.lower() for name in headers}
     if body is not None and "content-type" not in present:
@@ -133,7 +133,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _check_json(text: str) -> None:
+def check_json(text: str) -> None:
     try:
         json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

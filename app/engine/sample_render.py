@@ -1,0 +1,88 @@
+"""Webhook bodies rendered against a sample incident, before any run.
+
+A body such as ``{"title": {{ incident.title }}}`` parses as a template but can
+never render valid JSON; without this check it is saved, enabled, and fails
+every run. Here each webhook body is rendered (in the same bounded sandbox as a
+run) against a plain sample incident and parsed as the webhook action would.
+A body that depends on what the sample cannot know (an earlier step's result,
+a secret) and so does not render is left to the run: only a body that renders
+and is not JSON is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.engine import templating
+from app.engine.actions.base import ActionInputError
+from app.engine.actions.webhook import check_json
+
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "incident": {
+        "id": "sample-incident",
+        "title": "Checkout latency above 2 s",
+        "description": "p95 latency of the checkout API is above 2 seconds.",
+        "priority": "P1",
+        "status": "TRIGGERED",
+        "service": "checkout",
+        "createdAt": "2026-01-01T12:00:00+00:00",
+        "acknowledgedAt": None,
+        "resolvedAt": None,
+        "escalationLevel": 0,
+        "teamName": "Payments",
+        "metadata": {},
+    },
+    "assignee": {
+        "id": "sample-user",
+        "email": "oncall@example.com",
+        "firstName": "Sam",
+        "lastName": "Oncall",
+        "phone": None,
+    },
+    "team": {"id": "sample-team", "name": "Payments", "slackChannel": "#payments"},
+    "workflow": {"id": "sample-workflow", "name": "Sample", "executionId": "sample-run"},
+    "steps": {},
+    "secrets": {},
+}
+
+
+@dataclass(frozen=True)
+class BodyProblem:
+    loc: str
+    message: str
+
+
+def json_body_problems(definition: Mapping[str, Any]) -> list[BodyProblem]:
+    """Webhook bodies that render for the sample incident but are not JSON."""
+    problems = []
+    nodes = definition.get("nodes")
+    for index, node in enumerate(nodes if isinstance(nodes, list) else []):
+        data = node.get("data") if isinstance(node, Mapping) else None
+        if not isinstance(data, Mapping) or data.get("actionType") != "webhook":
+            continue
+        config = data.get("config")
+        body = config.get("body") if isinstance(config, Mapping) else None
+        if not isinstance(body, str) or not body.strip():
+            continue
+        try:
+            text = templating.render(body, SAMPLE_CONTEXT)
+        except ValueError:
+            continue  # needs what only a run knows (a step's result, a secret): the run checks
+        try:
+            check_json(text)
+        except ActionInputError as error:
+            problems.append(
+                BodyProblem(
+                    f"nodes[{index}].data.config.body",
+                    f"For a sample incident this body renders as {_excerpt(text)}, which is "
+                    f"not JSON. {error.message}",
+                )
+            )
+    return problems
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
