@@ -588,24 +588,41 @@ def _trigger_id(definition: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _placed(
+    definition: Mapping[str, Any],
+    trigger_id: str | None,
+    loc: str,
+    message: str,
+    code: str,
+    *,
+    warning: bool,
+) -> EditorProblem:
+    section, node_id, rel, edge_index = _place(definition, parse_loc(loc), trigger_id)
+    return EditorProblem(
+        loc=loc,
+        message=message,
+        code=code,
+        section=section,
+        node_id=node_id,
+        rel=rel,
+        edge_index=edge_index,
+        warning=warning,
+    )
+
+
 def _problems(definition: Mapping[str, Any], error: ValidationError) -> list[EditorProblem]:
     trigger_id = _trigger_id(definition)
-    result = []
-    for problem in definition_errors(error):
-        section, node_id, rel, edge_index = _place(definition, parse_loc(problem.loc), trigger_id)
-        result.append(
-            EditorProblem(
-                loc=problem.loc,
-                message=problem.message,
-                code=problem.code,
-                section=section,
-                node_id=node_id,
-                rel=rel,
-                edge_index=edge_index,
-                warning=_only_for_enabling(problem.code, problem.message),
-            )
+    return [
+        _placed(
+            definition,
+            trigger_id,
+            problem.loc,
+            problem.message,
+            problem.code,
+            warning=_only_for_enabling(problem.code, problem.message),
         )
-    return result
+        for problem in definition_errors(error)
+    ]
 
 
 def _body_problems(definition: Mapping[str, Any]) -> list[EditorProblem]:
@@ -614,22 +631,10 @@ def _body_problems(definition: Mapping[str, Any]) -> list[EditorProblem]:
     from app.engine.sample_render import json_body_problems
 
     trigger_id = _trigger_id(definition)
-    result = []
-    for problem in json_body_problems(definition):
-        section, node_id, rel, edge_index = _place(definition, parse_loc(problem.loc), trigger_id)
-        result.append(
-            EditorProblem(
-                loc=problem.loc,
-                message=problem.message,
-                code="body_not_json",
-                section=section,
-                node_id=node_id,
-                rel=rel,
-                edge_index=edge_index,
-                warning=True,
-            )
-        )
-    return result
+    return [
+        _placed(definition, trigger_id, p.loc, p.message, "body_not_json", warning=True)
+        for p in json_body_problems(definition)
+    ]
 
 
 def _only_for_enabling(code: str, message: str) -> bool:
