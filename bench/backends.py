@@ -29,6 +29,17 @@ class Backend:
         noun = "worker" if workers == 1 else "workers"
         return f"{self.label}, {workers} {noun}"
 
+    def web_env(self) -> dict[str, str]:
+        """What the web processes need to know of the engine: with Celery, the broker, so
+        that a committed incident wakes one worker process with a message (as every
+        process gets the same environment in production)."""
+        if self.engine == "celery":
+            return {
+                "INCIDENTFLOW_ENGINE_BACKEND": "celery",
+                "INCIDENTFLOW_CELERY_BROKER_URL": env.REDIS_URL,
+            }
+        return {}
+
     def unavailable(self) -> str | None:
         """Why this set-up cannot be measured here, or None."""
         if self.database == "postgresql":

@@ -276,7 +276,7 @@ class Web:
 
 
 @contextlib.contextmanager
-def web_server(database: env.Database) -> Iterator[Web]:
+def web_server(database: env.Database, **extra_env: str) -> Iterator[Web]:
     """gunicorn as ``manage.py start`` runs it, on a free port of 127.0.0.1."""
     port = free_port()
     log = database.workdir / f"gunicorn-{port}.log"
@@ -292,7 +292,7 @@ def web_server(database: env.Database) -> Iterator[Web]:
         "4",
         "wsgi:app",
     ]
-    process = env.spawn(command, env.process_env(database), log)
+    process = env.spawn(command, env.process_env(database, **extra_env), log)
     web = Web(process, port, log)
     try:
         deadline = time.monotonic() + 60
@@ -721,7 +721,7 @@ def measure_setup(options: Options, setup: SetUp) -> list[Figure]:
             )
             with (
                 setup.backend.workers(database, setup.workers) as workers,
-                web_server(database) as web,
+                web_server(database, **setup.backend.web_env()) as web,
             ):
                 ctx = Context(
                     options, setup, database, app, seed, token, receiver, aside, web, workers
