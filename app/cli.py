@@ -43,7 +43,7 @@ def demo_load() -> None:
 
 
 def schema_document() -> str:
-    from app.workflows.schema import definition_json_schema
+    from app.definition import definition_json_schema
 
     return json.dumps(definition_json_schema(), indent=2, sort_keys=True) + "\n"
 

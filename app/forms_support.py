@@ -7,12 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from app.definition.messages import plain_message
 from app.errors import ServiceError
-
-FRIENDLY = {
-    "missing": "This field is required.",
-    "string_too_short": "This field cannot be empty.",
-}
 
 
 def _field_for(form: Any, loc: str) -> Any:
@@ -27,8 +23,8 @@ def attach_errors(form: Any, error: ValidationError | ServiceError) -> list[str]
     """Attach each problem to its field; return the ones that belong to no field."""
     if isinstance(error, ValidationError):
         problems = [
-            (".".join(str(part) for part in e["loc"]), FRIENDLY.get(e["type"], e["msg"]))
-            for e in error.errors()
+            (".".join(str(part) for part in e["loc"]), plain_message(e))
+            for e in error.errors(include_url=False)
         ]
     else:
         problems = [(p.loc, p.message) for p in error.problems] or [("", error.message)]
@@ -38,5 +34,5 @@ def attach_errors(form: Any, error: ValidationError | ServiceError) -> list[str]
         if field is None:
             unplaced.append(message)
         else:
-            field.errors = [*field.errors, message.removeprefix("Value error, ")]
+            field.errors = [*field.errors, message]
     return unplaced

@@ -32,6 +32,7 @@ from typing import Any
 from flask import Flask, render_template, request
 from werkzeug.wrappers import Response
 
+from app.definition.messages import format_loc as plain_loc
 from app.errors import InvalidInput, NotFound, Problem, ServiceError
 
 # Incident metadata and workflow definitions need a handful of levels; 32 leaves room
@@ -66,14 +67,8 @@ def text_problem(text: str) -> str | None:
 
 
 def format_loc(parts: Iterable[str | int], prefix: str = "") -> str:
-    """``("nodes", 2, "data")`` -> ``nodes[2].data`` (the API's way to name a place)."""
-    path = prefix
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
+    """``("nodes", 2, "data")`` -> ``nodes[2].data``; with a prefix, ``query.status``."""
+    return plain_loc([*([prefix] if prefix else []), *parts])
 
 
 def _shown(key: str) -> str:
@@ -109,9 +104,9 @@ def json_problems(
                     problem = text_problem(key)
                     if problem is not None:
                         problems.append(
-                            Problem(format_loc((*path, _shown(key)), prefix), f"A key {problem}")
+                            Problem(format_loc((*path, key), prefix), f"A key {problem}")
                         )
-                    children.append((child, (*path, _shown(key))))
+                    children.append((child, (*path, key)))
                 stack.extend(reversed(children))
             else:
                 stack.extend(reversed([(child, (*path, i)) for i, child in enumerate(item)]))

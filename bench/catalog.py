@@ -82,9 +82,9 @@ def insert_workflows(
     Every definition is validated by the schema before it is stored.
     """
     from app.db import new_id
+    from app.definition import parse_definition
     from app.extensions import db
     from app.workflows.models import Workflow, WorkflowVersion
-    from app.workflows.schema import parse_definition
 
     rng = random.Random(rng_seed)
     now = datetime.now(UTC)

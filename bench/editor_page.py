@@ -44,11 +44,11 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.auth.models import User
+from app.definition import parse_definition, referenced_secrets
 from app.extensions import db
 from app.workflows import graph, service
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ScopeType
-from app.workflows.schema import parse_definition, referenced_secrets
 
 Json = dict[str, Any]
 

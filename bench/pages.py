@@ -182,11 +182,11 @@ def editor_workflow(app: Flask, seed: env.Seed, nodes: int) -> tuple[str, str]:
     editor's own benchmark), created through the workflow service with the secrets its
     actions use. Returns its id and a webhook node's id."""
     from app.auth.models import User
+    from app.definition import parse_definition, referenced_secrets
     from app.extensions import db
     from app.workflows import secrets as secret_store
     from app.workflows import service
     from app.workflows.enums import ScopeType
-    from app.workflows.schema import parse_definition, referenced_secrets
     from bench import editor_page
 
     definition = editor_page.fifty_node_definition()

@@ -84,7 +84,7 @@ def main() -> None:
 
     from app import create_app
     from app.auth.models import User
-    from app.engine import templating
+    from app.definition import templating
     from app.extensions import db
     from app.workflows import secrets as secret_store
     from app.workflows import service

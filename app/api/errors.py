@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
 from app.api.limits import API_MAX_BODY_TEXT
+from app.definition.messages import format_loc, plain_message
 from app.errors import Problem, ServiceError
 from app.extensions import db
 
@@ -63,7 +63,6 @@ HTTP_ERROR_CODES = {
 }
 
 # The only pattern our input models use: no control characters (line breaks, tabs, NUL).
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f]*$"
 
 
 class ErrorDetail(BaseModel):
@@ -122,63 +121,21 @@ def body_too_large_message() -> str:
     return f"The request body is too large; the API accepts at most {API_MAX_BODY_TEXT}."
 
 
-def format_loc(loc: Iterable[int | str], prefix: str | None = None) -> str:
-    """``("nodes", 2, "data")`` -> ``nodes[2].data``; with a prefix, ``query.status``."""
-    path = prefix or ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
-
-
-def plain_message(error: ErrorDetails, *, unknown: str = "field") -> str:
-    """Say what is wrong in words a person understands (pydantic's are for programmers)."""
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    name = str(error["loc"][-1]) if error["loc"] else "body"
-    if kind == "extra_forbidden":
-        return f"Unknown {unknown} '{name}'; remove it."
-    if kind == "missing":
-        return f"'{name}' is required."
-    if kind == "dict_type":
-        return f'\'{name}\' must be a JSON object, like {{"key": "value"}}.'
-    if kind == "string_type":
-        return f"'{name}' must be a string."
-    if kind == "string_too_short":
-        if ctx.get("min_length") == 1:
-            return f"'{name}' must not be empty."
-        return f"'{name}' must be at least {ctx.get('min_length')} characters long."
-    if kind == "string_too_long":
-        return f"'{name}' must be at most {ctx.get('max_length')} characters long."
-    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NO_CONTROL_CHARACTERS:
-        return f"'{name}' must not contain line breaks, tabs or other control characters."
-    if kind == "enum":
-        return f"'{name}' must be one of {ctx.get('expected')}."
-    if kind in {"int_parsing", "int_type", "int_from_float"}:
-        return f"'{name}' must be a whole number."
-    if kind == "greater_than_equal":
-        return f"'{name}' must be {ctx.get('ge')} or more."
-    if kind == "less_than_equal":
-        return f"'{name}' must be {ctx.get('le')} or less."
-    if kind in {"value_error", "assertion_error"} and "error" in ctx:
-        return str(ctx["error"])
-    return error["msg"]
-
-
 def validation_error(
     error: ValidationError, *, prefix: str | None = None, unknown: str = "field"
 ) -> ApiError:
     details = [
-        ErrorDetail(loc=format_loc(e["loc"], prefix), message=plain_message(e, unknown=unknown))
+        ErrorDetail(
+            loc=format_loc([*([prefix] if prefix else []), *e["loc"]]) or "body",
+            message=plain_message(e, unknown=unknown),
+        )
         for e in error.errors(include_url=False)
     ]
     where = "query parameters" if prefix == "query" else "request body"
     return ApiError(
         422,
         "validation_error",
-        f"The {where} is not valid: {details[0].message}"
+        f"The {where} is not valid: {details[0].loc}: {details[0].message}"
         if len(details) == 1
         else f"The {where} has {len(details)} problems; see details.",
         details=details,

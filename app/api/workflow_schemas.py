@@ -1,7 +1,7 @@
 """Request and response shapes of the workflow operations under /api/v1.
 
 A definition in a request is taken as any JSON object and validated by
-``app.workflows.schema`` inside the service, so an API client gets exactly the
+``app.definition`` inside the service, so an API client gets exactly the
 locations the schema reports (``definition.nodes[2].data.config.url``) rather
 than pydantic's. The OpenAPI document still describes it with the schema's own
 JSON Schema.
@@ -19,18 +19,18 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from app.api.errors import NO_CONTROL_CHARACTERS
 from app.api.schemas import DEFAULT_PER_PAGE, PageNumber, PerPage
 from app.auth.models import User
-from app.incidents.schemas import UserRef
-from app.workflows.enums import ScopeType, TemplateCategory
-from app.workflows.models import Workflow, WorkflowVersion
-from app.workflows.schema import (
+from app.definition import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
     MAX_VERSION,
     WorkflowDefinition,
 )
+from app.definition.messages import NO_CONTROL_CHARACTERS
+from app.incidents.schemas import UserRef
+from app.workflows.enums import ScopeType, TemplateCategory
+from app.workflows.models import Workflow, WorkflowVersion
 from app.workflows.secrets import MAX_SECRET_LENGTH
 
 MAX_CHANGE_NOTE_LENGTH = 2_000

@@ -46,12 +46,12 @@ from app.api.workflow_schemas import (
     version_summary,
     workflow_out,
 )
+from app.definition import MAX_VERSION, parse_definition, referenced_secrets
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowVersion
-from app.workflows.schema import MAX_VERSION, parse_definition, referenced_secrets
 from app.workflows.service import DefinitionInvalid
 
 WORKFLOWS = "Workflows"

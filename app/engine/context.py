@@ -10,17 +10,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.auth.models import Team, User
-from app.extensions import db
-from app.incidents.enums import IncidentPriority, IncidentStatus
-from app.incidents.models import Incident
-from app.workflows.models import WorkflowExecution
-from app.workflows.schema import (
+from app.definition import (
     AssigneeContext,
     IncidentContext,
     TeamContext,
     TemplateContext,
     WorkflowContext,
 )
+from app.extensions import db
+from app.incidents.enums import IncidentPriority, IncidentStatus
+from app.incidents.models import Incident
+from app.workflows.models import WorkflowExecution
 
 
 @dataclass(frozen=True)

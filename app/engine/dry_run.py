@@ -12,19 +12,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.engine import actions, templating
+from app.definition import (
+    ActionNode,
+    ConditionNode,
+    DelayNode,
+    WorkflowDefinition,
+    templating,
+    topological_order,
+)
+from app.engine import actions
 from app.engine.context import field_value, template_context
 from app.incidents.models import Incident
 from app.workflows import secrets as secret_store
 from app.workflows.enums import NodeStatus
 from app.workflows.models import Workflow, WorkflowExecution
-from app.workflows.schema import (
-    ActionNode,
-    ConditionNode,
-    DelayNode,
-    WorkflowDefinition,
-    topological_order,
-)
 
 
 class StepPlaceholder(str):

@@ -24,7 +24,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.engine import templating
+from app.definition import (
+    ActionNode,
+    ConditionNode,
+    DelayNode,
+    NodeResult,
+    TriggerNode,
+    WorkflowDefinition,
+    templating,
+    topological_order,
+)
+from app.definition.limits import RUN_TIMEOUTS_MS
 from app.engine.clock import Clock
 from app.engine.context import IncidentView, field_value, read_incident, template_context
 from app.engine.driver import DestinationSlots
@@ -33,19 +43,10 @@ from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, NodeStatus
 from app.workflows.models import ExecutionAttempt, WorkflowExecution
-from app.workflows.schema import (
-    ActionNode,
-    ConditionNode,
-    DelayNode,
-    NodeResult,
-    TriggerNode,
-    WorkflowDefinition,
-    topological_order,
-)
 
 log = logging.getLogger("incidentflow.engine.runner")
 
-TIMEOUTS_MS = {"1min": 60_000, "5min": 300_000, "15min": 900_000}
+TIMEOUTS_MS = RUN_TIMEOUTS_MS
 TERMINAL = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.engine import templating
+from app.definition import templating
 from app.engine.actions.base import ActionInputError
 from app.engine.actions.webhook import check_json
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.workflows.schema import format_loc
+from app.definition import format_loc
 
 __all__ = [
     "ChangeKind",

@@ -27,15 +27,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import User
-from app.engine.templating import TemplateSyntaxProblem, template_references
-from app.errors import Conflict, InvalidInput
-from app.extensions import db
-from app.workflows import graph, service
-from app.workflows import secrets as secret_store
-from app.workflows.enums import NodeType
-from app.workflows.forms import Credential
-from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
-from app.workflows.schema import (
+from app.definition import (
     MAX_BODY_LENGTH,
     AssigneeContext,
     DelayNode,
@@ -50,6 +42,14 @@ from app.workflows.schema import (
     format_loc,
     parse_definition,
 )
+from app.definition.templating import TemplateSyntaxProblem, template_references
+from app.errors import Conflict, InvalidInput
+from app.extensions import db
+from app.workflows import graph, service
+from app.workflows import secrets as secret_store
+from app.workflows.enums import NodeType
+from app.workflows.forms import Credential
+from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from app.workflows.templates_builtin import unfilled_placeholders
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Editor forms: one WTForms form per node type, and the small forms around the graph.
 
 WTForms renders the fields and collects what was typed; the definition schema
-(``app.workflows.schema``) decides what is valid. Each node form maps both ways:
+(``app.definition``) decides what is valid. Each node form maps both ways:
 ``from_node(node)`` fills the form from a node of the definition (wire names),
 ``to_node_data()`` builds the node's ``data`` from what was typed. Nothing is
 validated here beyond turning text into the JSON types the schema expects, so a
@@ -33,6 +33,7 @@ from wtforms import (
 )
 from wtforms.widgets import NumberInput
 
+from app.definition.limits import SECRET_NAME_RE, SECRET_REFERENCE_RE
 from app.incidents.enums import IncidentStatus
 from app.workflows.enums import ActionType, NodeType, TriggerType
 
@@ -58,8 +59,6 @@ __all__ = [
 ]
 
 PREFIX = "node-"
-_REFERENCE_RE = re.compile(r"^\{\{\s*secrets\.([a-z][a-z0-9_]{0,63})\s*\}\}$")
-_SECRET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _INT_RE = re.compile(r"^[+-]?\d{1,12}$")
 _LIST_SPLIT_RE = re.compile(r"[\s,]+")
 
@@ -91,7 +90,7 @@ def secret_reference(name: str) -> str:
 
 def _secret_name_of(value: Any) -> str:
     """The name in a ``{{ secrets.<name> }}`` reference; '' for anything else."""
-    match = _REFERENCE_RE.fullmatch(value) if isinstance(value, str) else None
+    match = SECRET_REFERENCE_RE.fullmatch(value) if isinstance(value, str) else None
     return match.group(1) if match else ""
 
 
@@ -431,12 +430,12 @@ class WebhookForm(_RetryMixin, NodeForm):
         loc, ref_field, suffix = self.SECRETS[field_name]
         typed = self[field_name].data or ""
         known = self[ref_field].data or ""
-        known = known if _SECRET_NAME_RE.fullmatch(known) else ""
+        known = known if SECRET_NAME_RE.fullmatch(known) else ""
         return self._reference(loc, typed, known, f"{_secret_base(self.node_id)}_{suffix}")
 
     def _reference(self, loc: Loc, typed: str, known: str, fallback: str) -> str | None:
         """The reference to store for a secret input: typed value -> secret, or the known one."""
-        if typed.strip() and _REFERENCE_RE.fullmatch(typed.strip()):
+        if typed.strip() and SECRET_REFERENCE_RE.fullmatch(typed.strip()):
             return typed.strip()  # a reference to an existing secret, typed by hand
         if typed:
             name = known or fallback[:64]
@@ -451,7 +450,7 @@ class WebhookForm(_RetryMixin, NodeForm):
             name = (entry.form.name.data or "").strip()
             typed = entry.form.value.data or ""
             known = entry.form.ref.data or ""
-            known = known if _SECRET_NAME_RE.fullmatch(known) else ""
+            known = known if SECRET_NAME_RE.fullmatch(known) else ""
             if not name and not typed and not known:
                 continue
             if name in headers:

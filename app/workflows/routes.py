@@ -34,6 +34,7 @@ from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from app import input_policy
 from app.auth.models import Team
 from app.auth.permissions import team_visible_clause
+from app.definition import parse_definition, referenced_secrets
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
@@ -44,7 +45,6 @@ from app.workflows.diff import diff_definitions
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.graph import render_svg
 from app.workflows.models import Workflow, WorkflowVersion
-from app.workflows.schema import parse_definition, referenced_secrets
 from app.workflows.templates_builtin import unfilled_placeholders
 
 __all__ = ["bp"]

@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
+from app.definition import SECRET_NAME_RE, parse_definition, referenced_secrets
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.ops import audit
 from app.ops.models import AuditAction
 from app.workflows.models import Workflow, WorkflowActionSecret
-from app.workflows.schema import SECRET_NAME_RE, parse_definition, referenced_secrets
 
 if TYPE_CHECKING:
     from app.auth.models import User

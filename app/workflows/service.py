@@ -1,6 +1,6 @@
 """Workflow operations: create, save a version, roll back, enable, delete, templates.
 
-Every definition is validated by ``app.workflows.schema`` before it is stored;
+Every definition is validated by ``app.definition`` before it is stored;
 every stored definition is the schema's canonical JSON. Functions flush and
 never commit: the caller (page, API, CLI) owns the transaction.
 """
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.models import Team, User
 from app.auth.permissions import can_access_team, member_team_ids
 from app.db import utcnow
+from app.definition import WorkflowDefinition, parse_definition, parse_definition_json
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.extensions import db
 from app.ops import audit
@@ -25,7 +26,6 @@ from app.ops.models import AuditAction
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
-from app.workflows.schema import WorkflowDefinition, parse_definition, parse_definition_json
 
 IN_FLIGHT = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
@@ -150,8 +150,8 @@ class DefinitionInvalid(InvalidInput):
     """The definition failed the schema; ``.validation_error`` has each location."""
 
     def __init__(self, error: ValidationError) -> None:
+        from app.definition import definition_errors
         from app.errors import Problem
-        from app.workflows.schema import definition_errors
 
         problems = [Problem(e.loc, e.message) for e in definition_errors(error)]
         super().__init__(

@@ -26,10 +26,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.auth.models import User
+from app.definition import format_loc, parse_definition
 from app.extensions import db
 from app.workflows.enums import ScopeType, TemplateCategory
 from app.workflows.models import Workflow, WorkflowVersion
-from app.workflows.schema import format_loc, parse_definition
 
 Json = dict[str, Any]
 

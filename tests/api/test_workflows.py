@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from app.api.routes import routes
+from app.definition import definition_errors, parse_definition
 from app.extensions import db
 from app.workflows.enums import ExecutionStatus, TemplateCategory
 from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowVersion
-from app.workflows.schema import definition_errors, parse_definition
 from tests.factories import SIMPLE_DEFINITION
 
 WORKFLOWS = "/api/v1/workflows"

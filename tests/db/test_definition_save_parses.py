@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.engine import templating
+from app.definition import templating
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service

@@ -110,7 +110,7 @@ def test_open_an_incident_through_the_form(client, member, team):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("title", "", "cannot be empty"),
+        ("title", "", "This field must not be empty."),
         ("title", "x" * 201, "at most 200"),
         ("metadata", "[1, 2]", "must be a JSON object"),
         ("metadata", "{not json", "not valid JSON"),

@@ -9,13 +9,13 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from app.definition import parse_definition, referenced_secrets
 from app.errors import InvalidInput
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.enums import ExecutionStatus
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
-from app.workflows.schema import parse_definition, referenced_secrets
 from app.workflows.templates_builtin import install_builtin_templates
 from tests.conftest import csrf_token_from
 from tests.unit.definition_builders import chain, webhook_node

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app.engine import templating
+from app.definition import JiraAction, LinearAction, WebhookAction, templating
 from app.engine.actions import (
     ActionSettings,
     AttemptOutcome,
@@ -33,7 +33,6 @@ from app.engine.actions import (
 from app.engine.actions.jira import adf_document
 from app.engine.actions.oauth import TokenCache
 from app.engine.outbound import AllowList
-from app.workflows.schema import JiraAction, LinearAction, WebhookAction
 from tests.fakes.connections import (
     CONNECTION_CLOSE,
     HANG_UP,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.workflows.schema import DefinitionError, definition_errors, parse_definition
+from app.definition import DefinitionError, definition_errors, parse_definition
 
 Json = dict[str, Any]
 

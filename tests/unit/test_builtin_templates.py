@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.engine.templating import template_environment
+from app.definition import parse_definition, referenced_secrets
+from app.definition.templating import template_environment
 from app.workflows.enums import TemplateCategory
-from app.workflows.schema import parse_definition, referenced_secrets
 from app.workflows.templates_builtin import (
     BUILTIN_TEMPLATES,
     PLACEHOLDER_LINEAR_ID,

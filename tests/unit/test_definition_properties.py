@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.workflows.schema import (
+from app.definition import (
     always_runs_before,
     definition_errors,
     parse_definition,

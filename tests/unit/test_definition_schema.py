@@ -12,13 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from app.engine.templating import (
-    TemplateSyntaxProblem,
-    parse_template,
-    template_environment,
-    template_references,
-)
-from app.workflows.schema import (
+from app.definition import (
     MAX_DEFINITION_TEXT,
     IncidentContext,
     WorkflowDefinition,
@@ -31,6 +25,12 @@ from app.workflows.schema import (
     parse_definition_json,
     referenced_secrets,
     topological_order,
+)
+from app.definition.templating import (
+    TemplateSyntaxProblem,
+    parse_template,
+    template_environment,
+    template_references,
 )
 from tests.unit.definition_builders import (
     LABEL_ID,
@@ -787,7 +787,9 @@ FIELD_CASES = [
     pytest.param(
         set_at("nodes", "all of them"), None, "nodes", "Expected a list", id="nodes-not-list"
     ),
-    pytest.param(set_at("nodes.1", None), None, "nodes[1]", "Expected an object", id="node-null"),
+    pytest.param(
+        set_at("nodes.1", None), None, "nodes[1]", "Expected a JSON object", id="node-null"
+    ),
 ]
 
 

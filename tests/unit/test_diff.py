@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.definition import format_loc
 from app.workflows.diff import (
     DefinitionDiff,
     EdgeChange,
@@ -17,7 +18,6 @@ from app.workflows.diff import (
     NodeMove,
     diff_definitions,
 )
-from app.workflows.schema import format_loc
 from tests.conftest import property_examples
 from tests.strategies import definitions
 from tests.unit.definition_builders import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app.cli import schema_document
-from app.workflows.schema import definition_json_schema
+from app.definition import definition_json_schema
 
 
 def test_export_command_writes_the_schema(runner, tmp_path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.definition import parse_definition
 from app.workflows import drafts
-from app.workflows.schema import parse_definition
 from tests.unit.definition_builders import chain, error_at, webhook_node
 
 # (template, what the error says the template does)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.engine import templating
-from app.engine.templating import TemplateRenderError, render
+from app.definition import templating
+from app.definition.templating import TemplateRenderError, render
 
 CONTEXT: dict[str, Any] = {
     "incident": {"title": "Payments down", "metadata": {"region": "eu"}},

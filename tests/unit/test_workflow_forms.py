@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 
+from app.definition import definition_errors, parse_definition
 from app.workflows.drafts import parse_loc
 from app.workflows.forms import (
     ConditionForm,
@@ -25,7 +26,6 @@ from app.workflows.forms import (
     WebhookForm,
     form_class_for,
 )
-from app.workflows.schema import definition_errors, parse_definition
 from tests.unit.definition_builders import LABEL_ID, TEAM_ID, definition, edge, trigger_node
 
 Json = dict[str, Any]

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from app.definition import JiraAction, LinearAction, WebhookAction
 from app.engine.actions import jira, linear, webhook
 from app.engine.actions.base import (
     MAX_RESPONSE_BYTES,
@@ -42,7 +43,6 @@ from app.engine.outbound import (
 from app.engine.retry import parse_retry_after
 from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
-from app.workflows.schema import JiraAction, LinearAction, WebhookAction
 
 __all__ = [
     "ActionClock",

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from app.definition.limits import SECRET_REFERENCE_RE
 from app.engine.actions.oauth import OAuthParams, TokenCache, default_token_cache
 from app.engine.outbound import AllowList, OutboundGuard, Resolver
 from app.engine.scrub import NOT_CREDENTIALS, Scrubber
@@ -62,7 +63,6 @@ REDACTED = "[redacted]"
 #: ValueError subclass (TemplateRenderError) with a message for users.
 Render = Callable[[str], str]
 
-_SECRET_REFERENCE_RE = re.compile(r"^\{\{\s*secrets\.([a-z][a-z0-9_]{0,63})\s*\}\}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c0d8e-3c1b-5d2a-9a57-6e2f1f0b7c41")
 
@@ -348,7 +348,7 @@ def credential_values(secrets: Mapping[str, str]) -> tuple[str, ...]:
 
 def secret_from_reference(reference: str, secrets: Mapping[str, str], label: str) -> str:
     """The value of a ``{{ secrets.<name> }}`` credential field."""
-    match = _SECRET_REFERENCE_RE.fullmatch(reference.strip())
+    match = SECRET_REFERENCE_RE.fullmatch(reference.strip())
     if match is None:
         raise ActionInputError(
             f"The {label} must be a secret reference like {{{{ secrets.<name> }}}}."

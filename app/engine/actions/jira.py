@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from app.definition import JiraAction
 from app.engine.actions.base import (
     ActionInputError,
     Interpretation,
@@ -30,7 +31,6 @@ from app.engine.outbound import InvalidDestination, target_url
 from app.engine.retry import retryable_status
 from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
-from app.workflows.schema import JiraAction
 
 __all__ = ["CREATE_ISSUE_PATH", "MAX_SUMMARY_LENGTH", "adf_document", "interpret", "prepare_jira"]
 

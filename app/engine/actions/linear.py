@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from app.definition import LinearAction
 from app.engine.actions.base import (
     ActionInputError,
     Interpretation,
@@ -25,7 +26,6 @@ from app.engine.actions.base import (
 from app.engine.retry import retryable_status
 from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
-from app.workflows.schema import LinearAction
 
 __all__ = ["ISSUE_CREATE_MUTATION", "interpret", "prepare_linear"]
 

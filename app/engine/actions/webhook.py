@@ -6,6 +6,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from app.definition import (
+    BasicAuth,
+    BearerAuth,
+    CustomHeaderAuth,
+    NoAuth,
+    OAuth2Auth,
+    WebhookAction,
+)
 from app.engine.actions.base import (
     EXCERPT_BYTES,
     MAX_RESULT_BODY_BYTES,
@@ -24,14 +32,6 @@ from app.engine.outbound import InvalidDestination, target_url
 from app.engine.retry import retryable_status
 from app.engine.scrub import Scrubber, basic_credentials, clip
 from app.workflows.enums import ActionType
-from app.workflows.schema import (
-    BasicAuth,
-    BearerAuth,
-    CustomHeaderAuth,
-    NoAuth,
-    OAuth2Auth,
-    WebhookAction,
-)
 
 __all__ = ["MAX_REQUEST_BODY_BYTES", "interpret", "prepare_webhook"]
 

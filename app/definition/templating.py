@@ -30,7 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
-from app.engine import template_bounds as bounds
+from app.definition import template_bounds as bounds
 
 __all__ = [
     "MAX_TEMPLATE_NESTING",
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: Bounds on rendering: a template's output, the time it may take, and the size of
-#: any sequence or string it builds on the way (see app.engine.template_bounds).
+#: any sequence or string it builds on the way (see app.definition.template_bounds).
 MAX_OUTPUT_CHARS = 200_000
 MAX_RENDER_SECONDS = 1.0
 MAX_SEQUENCE = 10_000

@@ -1,0 +1,136 @@
+"""The workflow definition: the JSON a workflow is, below both ``app.workflows`` (which
+stores and edits definitions) and ``app.engine`` (which runs them).
+
+- ``models``: the pydantic models, the only description of a definition, and parsing;
+- ``limits``: every bound and pattern, defined once;
+- ``rules``: input bounds checked before any copy, and the whole-definition rules;
+- ``graph``: order and reachability; ``messages``: problems in plain words with their place;
+- ``json_schema``: the exported JSON Schema; ``templating`` and ``template_bounds``: the
+  template sandbox and the bounds on what a template may build.
+
+Import the public names from here: ``from app.definition import parse_definition``.
+"""
+
+from __future__ import annotations
+
+from app.definition.graph import (
+    always_runs_before,
+    ancestors,
+    topological_order,
+)
+from app.definition.json_schema import (
+    definition_json_schema,
+)
+from app.definition.limits import (
+    IMPLICIT_SECRETS,
+    MAX_BODY_LENGTH,
+    MAX_DEFINITION_TEXT,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_VERSION,
+    SECRET_NAME_RE,
+)
+from app.definition.messages import (
+    DefinitionError,
+    definition_errors,
+    format_loc,
+)
+from app.definition.models import (
+    ActionData,
+    ActionNode,
+    AssigneeContext,
+    BasicAuth,
+    BearerAuth,
+    ConditionData,
+    ConditionNode,
+    CustomHeaderAuth,
+    DelayData,
+    DelayNode,
+    IncidentContext,
+    JiraAction,
+    JiraConfig,
+    LinearAction,
+    LinearConfig,
+    NoAuth,
+    NodeResult,
+    OAuth2Auth,
+    Position,
+    RetryConfig,
+    StateTransition,
+    TeamContext,
+    TemplateContext,
+    TriggerCondition,
+    TriggerConfig,
+    TriggerData,
+    TriggerNode,
+    WebhookAction,
+    WebhookAuth,
+    WebhookConfig,
+    WorkflowContext,
+    WorkflowDefinition,
+    WorkflowEdge,
+    WorkflowExecutionResult,
+    WorkflowNode,
+    WorkflowSettings,
+    parse_definition,
+    parse_definition_json,
+)
+from app.definition.rules import (
+    referenced_secrets,
+)
+
+__all__ = [
+    "ActionData",
+    "ActionNode",
+    "AssigneeContext",
+    "BasicAuth",
+    "BearerAuth",
+    "ConditionData",
+    "ConditionNode",
+    "CustomHeaderAuth",
+    "DefinitionError",
+    "DelayData",
+    "DelayNode",
+    "IMPLICIT_SECRETS",
+    "IncidentContext",
+    "JiraAction",
+    "JiraConfig",
+    "LinearAction",
+    "LinearConfig",
+    "MAX_BODY_LENGTH",
+    "MAX_DEFINITION_TEXT",
+    "MAX_DESCRIPTION_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_VERSION",
+    "NoAuth",
+    "NodeResult",
+    "OAuth2Auth",
+    "Position",
+    "RetryConfig",
+    "SECRET_NAME_RE",
+    "StateTransition",
+    "TeamContext",
+    "TemplateContext",
+    "TriggerCondition",
+    "TriggerConfig",
+    "TriggerData",
+    "TriggerNode",
+    "WebhookAction",
+    "WebhookAuth",
+    "WebhookConfig",
+    "WorkflowContext",
+    "WorkflowDefinition",
+    "WorkflowEdge",
+    "WorkflowExecutionResult",
+    "WorkflowNode",
+    "WorkflowSettings",
+    "always_runs_before",
+    "ancestors",
+    "definition_errors",
+    "definition_json_schema",
+    "format_loc",
+    "parse_definition",
+    "parse_definition_json",
+    "referenced_secrets",
+    "topological_order",
+]
