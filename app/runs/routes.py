@@ -17,7 +17,7 @@ from app.engine.triggers import manual_candidates
 from app.errors import NotFound, ServiceError
 from app.extensions import db
 from app.incidents import service as incidents
-from app.runs import service
+from app.runs import replay, service
 from app.workflows import service as workflows
 from app.workflows.enums import ExecutionStatus, ScopeType
 from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
@@ -110,6 +110,10 @@ def _render_run(
         "rows": _timeline(execution),
         "active": execution.status not in TERMINAL,
         "message": message,
+        "replay_of": replay.replay_origin(current_user, execution),
+        "replays": replay.replays_of(current_user, execution),
+        "can_replay": execution.status in replay.REPLAYABLE
+        and workflows.can_edit(current_user, execution.workflow),
     }
     template = "runs/_run.html" if request.htmx else "runs/show.html"
     return render_template(template, **context), status
@@ -236,3 +240,48 @@ def dry_run() -> tuple[str, int]:
         steps=steps,
         message=message,
     ), status
+
+
+# --- replay -----------------------------------------------------------------------
+
+
+def _replay_page(
+    execution: WorkflowExecution, *, problem: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    try:
+        mode = replay.parse_mode(request.values.get("mode"))
+        on = replay.parse_version(request.values.get("version"))
+    except ServiceError as error:
+        mode, on = replay.ReplayMode.NODE, replay.ReplayVersion.OWN
+        problem, status = error.message, 422
+    try:
+        plan = replay.plan_replay(current_user, execution, mode, on)
+    except ServiceError as error:
+        abort(404 if isinstance(error, NotFound) else error.status)
+    return render_template(
+        "runs/replay.html", run=execution, plan=plan, problem=problem or plan.problem
+    ), status
+
+
+@bp.get("/<execution_id>/replay")
+def replay_preview(execution_id: str) -> tuple[str, int]:
+    """What a replay would run, carry over and change, before it is started."""
+    return _replay_page(_run_or_404(execution_id))
+
+
+@bp.post("/<execution_id>/replay")
+def replay_run(execution_id: str) -> Response | tuple[str, int]:
+    execution = _run_or_404(execution_id)
+    try:
+        mode = replay.parse_mode(request.form.get("mode"))
+        on = replay.parse_version(request.form.get("version"))
+        new = replay.replay(current_user, execution, mode, on, engine_clock())
+    except ServiceError as error:
+        db.session.rollback()
+        return _replay_page(_run_or_404(execution_id), problem=error.message, status=error.status)
+    db.session.commit()
+    flash(f"Replay of #{execution.id[-8:]} started.")
+    target = url_for("runs.show", execution_id=new.id)
+    if request.htmx:
+        return Response(status=204, headers={"HX-Redirect": target})
+    return redirect(target, code=303)
