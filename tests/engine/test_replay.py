@@ -277,3 +277,49 @@ def test_members_without_edit_rights_see_no_replay(
     csrf = csrf_token_from(client.get(f"/runs/{failed_run.id}").text)
     refused = client.post(f"/runs/{failed_run.id}/replay", data={"csrf_token": csrf})
     assert refused.status_code == 403
+
+
+def test_bulk_replay_pages_count_confirm_and_replay_once(
+    app,
+    client,
+    sign_in,
+    responder,
+    clock,
+    worker,
+    webhook_receiver,
+    make_enabled_workflow,
+    open_incident,
+) -> None:
+    team = responder.team
+    workflow = make_enabled_workflow(two_hooks(webhook_receiver.url), team=team)
+    webhook_receiver.reply(*[json_reply(503, {"error": "down"}) for _ in range(2)])
+    open_incident(title="A")
+    open_incident(title="B")
+    drain(worker)
+    assert [r.status for r in runs_of(workflow)] == ["FAILED", "FAILED"]
+    sign_in(responder.email)
+    window = {
+        "since": (clock.now() - timedelta(hours=1)).isoformat(),
+        "until": (clock.now() + timedelta(hours=1)).isoformat(),
+    }
+    page = client.get("/runs/replay-failed", query_string={"team": team.id, **window})
+    assert page.status_code == 200
+    assert 'data-testid="bulk-count">2<' in page.text
+    csrf = csrf_token_from(page.text)
+    form = {"csrf_token": csrf, "team": team.id, "mode": "start", **window}
+    done = client.post("/runs/replay-failed", data=form)
+    assert done.status_code == 303
+    assert len([r for r in runs_of(workflow) if r.replay_of_id]) == 2
+    again = client.get("/runs/replay-failed", query_string={"workflow": workflow.id, **window})
+    assert 'data-testid="bulk-count">0<' in again.text and "2 failed runs were" in again.text
+    assert client.post("/runs/replay-failed", data=form).status_code == 303
+    assert len(runs_of(workflow)) == 4
+    clock.advance(seconds=5)
+    drain(worker)
+    assert {r.status for r in runs_of(workflow) if r.replay_of_id} == {"COMPLETED"}
+    # An inverted window is named; another team's workflows are not offered.
+    bad = client.get(
+        "/runs/replay-failed",
+        query_string={"team": team.id, "since": window["until"], "until": window["since"]},
+    )
+    assert bad.status_code == 422 and "must come after its start" in bad.text
