@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from app.auth.tokens import create_token
 from app.errors import Conflict, Forbidden
 from app.extensions import db
 from app.ops.models import AuditEntry
@@ -323,3 +324,68 @@ def test_bulk_replay_pages_count_confirm_and_replay_once(
         query_string={"team": team.id, "since": window["until"], "until": window["since"]},
     )
     assert bad.status_code == 422 and "must come after its start" in bad.text
+
+
+def bearer(user) -> dict[str, str]:
+    _, token = create_token(user, "replays")
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_replay_over_the_api(
+    app, client, admin, responder, clock, worker, webhook_receiver, failed_run
+) -> None:
+    headers = bearer(admin)
+    url = f"/api/v1/runs/{failed_run.id}/replay"
+    preview = client.get(url, headers=headers, query_string={"mode": "node"})
+    assert preview.status_code == 200, preview.get_json()
+    body = preview.get_json()
+    assert [s["id"] for s in body["carriedOver"]] == ["start", "one"]
+    assert [s["id"] for s in body["willRun"]] == ["two"]
+    assert body["problem"] is None and body["versionChanges"] is None
+    assert client.get(url, headers=bearer(responder)).status_code == 403
+
+    key = {"Idempotency-Key": "replay-once-1"}
+    started = client.post(url, headers={**headers, **key}, json={"mode": "node"})
+    assert started.status_code == 201, started.get_json()
+    run = started.get_json()
+    assert run["replayOfId"] == failed_run.id and run["replayMode"] == "node"
+    assert started.headers["Location"] == f"/api/v1/runs/{run['id']}"
+    # The same key again answers the first response and starts nothing.
+    repeat = client.post(url, headers={**headers, **key}, json={"mode": "node"})
+    assert repeat.get_json()["id"] == run["id"]
+    drain(worker)
+    origin = client.get(f"/api/v1/runs/{failed_run.id}", headers=headers).get_json()
+    assert origin["replayedAs"] == [run["id"]]
+    assert client.get(f"/api/v1/runs/{run['id']}", headers=headers).get_json()["status"] == (
+        "COMPLETED"
+    )
+    assert [r.path for r in webhook_receiver.requests] == ["/two"]
+    refused = client.post(f"/api/v1/runs/{run['id']}/replay", headers=headers, json={})
+    assert refused.status_code == 409
+    bad = client.post(url, headers=headers, json={"mode": "sideways"})
+    assert bad.status_code == 422
+
+
+def test_bulk_replay_over_the_api(
+    app, client, admin, clock, worker, webhook_receiver, failed_run
+) -> None:
+    headers = bearer(admin)
+    window = {
+        "workflowId": failed_run.workflow_id,
+        "since": (clock.now() - timedelta(hours=1)).isoformat(),
+        "until": (clock.now() + timedelta(hours=1)).isoformat(),
+    }
+    counted = client.get("/api/v1/replays", headers=headers, query_string=window)
+    assert counted.status_code == 200, counted.get_json()
+    assert counted.get_json()["count"] == 1
+    assert counted.get_json()["runIds"] == [failed_run.id]
+    started = client.post("/api/v1/replays", headers=headers, json=window)
+    assert started.status_code == 201, started.get_json()
+    (replay_id,) = started.get_json()["runIds"]
+    again = client.post("/api/v1/replays", headers=headers, json=window).get_json()
+    assert (again["count"], again["alreadyReplayed"], again["runIds"]) == (0, 1, [])
+    drain(worker)
+    assert [r.path for r in webhook_receiver.requests] == ["/two"]
+    naive = {**window, "since": "2026-01-01T00:00:00"}
+    assert client.post("/api/v1/replays", headers=headers, json=naive).status_code == 422
