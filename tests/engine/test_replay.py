@@ -16,13 +16,20 @@ from app.extensions import db
 from app.ops.models import AuditEntry
 from app.runs import replay
 from app.runs.replay import ReplayMode, ReplayVersion
+from app.runs.service import cancel_run
 from app.workflows import service as workflows
 from app.workflows.models import WorkflowExecution
 from tests.builders import webhook
 from tests.conftest import csrf_token_from
 from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import WebhookReceiver, json_reply
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
+from tests.unit.definition_builders import (
+    definition,
+    delay_node,
+    edge,
+    trigger_config,
+    trigger_node,
+)
 
 NODE, START = ReplayMode.NODE, ReplayMode.START
 OWN, CURRENT = ReplayVersion.OWN, ReplayVersion.CURRENT
@@ -389,3 +396,31 @@ def test_bulk_replay_over_the_api(
     assert [r.path for r in webhook_receiver.requests] == ["/two"]
     naive = {**window, "since": "2026-01-01T00:00:00"}
     assert client.post("/api/v1/replays", headers=headers, json=naive).status_code == 422
+
+
+def test_a_cancelled_run_replays_from_the_step_it_was_waiting_at(
+    app, admin, clock, worker, webhook_receiver, make_enabled_workflow, open_incident
+) -> None:
+    workflow = make_enabled_workflow(
+        definition(
+            [trigger_node(), delay_node("pause", 30), webhook("hook", webhook_receiver.url)],
+            [edge("start", "pause"), edge("pause", "hook")],
+            trigger_config("incident_created"),
+        )
+    )
+    open_incident()
+    drain(worker)
+    (run,) = runs_of(workflow)
+    assert run.parked_until is not None
+    cancel_run(admin, run, clock)
+    db.session.commit()
+    plan = replay.plan_replay(admin, run, NODE, OWN)
+    assert plan.problem is None and plan.from_node.id == "pause"
+    assert [s.id for s in plan.will_run] == ["pause", "hook"]
+    new = replay_now(admin, run, NODE, OWN, clock)
+    drain(worker)
+    assert webhook_receiver.requests == []  # waiting again, as the original was
+    clock.advance(minutes=30)
+    drain(worker)
+    assert db.session.get(WorkflowExecution, new.id).status == "COMPLETED"
+    assert len(webhook_receiver.requests) == 1
