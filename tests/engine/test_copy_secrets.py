@@ -67,7 +67,7 @@ def no_value_in(*texts: str) -> None:
 
 
 def test_a_duplicate_with_its_secrets_runs_with_them(
-    app, client, sign_in, responder, worker, webhook_receiver, original, open_incident
+    app, client, sign_in, admin, responder, worker, webhook_receiver, original, open_incident
 ) -> None:
     original.is_enabled = False  # only the copy runs
     db.session.commit()
@@ -102,6 +102,10 @@ def test_a_duplicate_with_its_secrets_runs_with_them(
     assert webhook_receiver.last.header("Authorization") == f"Bearer {TOKEN}"
     assert webhook_receiver.last.json() == {"sig": SIGNING}
     no_value_in(client.get(f"/runs/{run.id}").text)
+    sign_in(admin.email)
+    audit_page = client.get("/admin/audit?action=secret.copied").text
+    assert audit_page.count("Secret copied") >= 2
+    no_value_in(audit_page)
 
 
 def test_a_duplicate_without_its_secrets_lists_them_as_missing(

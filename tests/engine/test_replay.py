@@ -263,6 +263,8 @@ def test_replay_from_the_pages(
     drain(worker)
     shown = client.get(f"/runs/{new.id}").text
     assert f'Replay of <a href="/runs/{failed_run.id}">#{failed_run.id[-8:]}</a>' in shown
+    listed = client.get(f"/runs?workflow={new.workflow_id}").text
+    assert f"(replay of #{failed_run.id[-8:]})" in listed
     origin_page = client.get(f"/runs/{failed_run.id}").text
     assert f'href="/runs/{new.id}">#{new.id[-8:]}</a>' in origin_page.split("Replayed as", 1)[1]
 
