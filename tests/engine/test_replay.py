@@ -426,3 +426,20 @@ def test_a_cancelled_run_replays_from_the_step_it_was_waiting_at(
     drain(worker)
     assert db.session.get(WorkflowExecution, new.id).status == "COMPLETED"
     assert len(webhook_receiver.requests) == 1
+
+
+def test_two_bulk_replays_racing_over_one_run_replay_it_once(
+    app, admin, clock, worker, webhook_receiver, failed_run
+) -> None:
+    targets = replay.bulk_workflows(admin, workflow_id=failed_run.workflow_id)
+    window = (clock.now() - timedelta(hours=1), clock.now() + timedelta(hours=1))
+    first = replay.plan_bulk(admin, targets, *window, START, OWN)
+    second = replay.plan_bulk(admin, targets, *window, START, OWN)  # planned before either ran
+    assert first.count == second.count == 1
+    replay.bulk_replay(admin, first, clock)
+    db.session.commit()
+    with pytest.raises(sa.exc.IntegrityError):
+        replay.bulk_replay(admin, second, clock)
+    db.session.rollback()
+    drain(worker)
+    assert paths(webhook_receiver) == ["/one", "/two"]
