@@ -28,6 +28,7 @@ from app.engine import templating
 from app.engine.clock import Clock
 from app.engine.context import IncidentView, field_value, read_incident, template_context
 from app.engine.driver import DestinationSlots
+from app.engine.guards import run_marker
 from app.engine.scrub import NOT_CREDENTIALS, Scrubber
 from app.extensions import db
 from app.workflows import secrets as secret_store
@@ -401,6 +402,7 @@ def _action(
         render=lambda source: templating.render(source, context, clock=engine.clock),
         secrets=secrets,
         idempotency_key=actions.idempotency_key(execution.id, node.id),
+        run_marker=run_marker(execution.id),
         timeout=timeout,
         clock=engine.clock,
         slots=engine.slots,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
 from app.db import new_id
-from app.engine import wake
+from app.engine import guards, wake
 from app.engine.clock import Clock
 from app.engine.context import field_value
 from app.errors import InvalidInput
@@ -136,9 +136,11 @@ def new_run(
     trigger_event: TriggerEvent | None,
     trigger_key: str | None,
     user: User | None = None,
+    run_id: str | None = None,
+    caused_by: str | None = None,
 ) -> WorkflowExecution:
     execution = WorkflowExecution(
-        id=new_id(),  # now, not at flush: the log line below carries it
+        id=run_id or new_id(),  # now, not at flush: the log line below carries it
         workflow_id=candidate.id,
         workflow_version=candidate.version,
         definition_snapshot=candidate.definition,
@@ -151,6 +153,7 @@ def new_run(
         completed_nodes=[],
         due_at=now,
         created_at=now,
+        caused_by_execution_id=caused_by,
     )
     db.session.add(execution)
     log.info(
@@ -218,6 +221,13 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
     for key, candidate, incident, event in planned:
         if key in done:
             continue
+        run_id = new_id()
+        name = str(candidate.definition.get("name", candidate.id))
+        if not guards.loop_guard_allows(name, incident, event.execution_id, now):
+            continue
+        settings = candidate.definition.get("settings") or {}
+        if not guards.run_limit_allows(candidate.id, name, settings, incident, run_id, now):
+            continue
         new_run(
             candidate,
             incident,
@@ -225,6 +235,8 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
             triggered_by=TriggeredBy.EVENT,
             trigger_event=TriggerEvent(event.type.value),
             trigger_key=key,
+            run_id=run_id,
+            caused_by=event.execution_id,
         )
     for event in events:
         event.processed_at = now

@@ -33,6 +33,8 @@ class Actor:
 
     user: User | None
     source: ChangeSource
+    #: The workflow run making the change (an API request carrying its marker), if any.
+    execution_id: str | None = None
 
     @classmethod
     def system(cls) -> Actor:
@@ -94,11 +96,22 @@ def _record(
             changes=changes,
             actor_id=actor.user.id if actor.user else None,
             source=actor.source,
+            execution_id=actor.execution_id,
         )
         db.session.add(event)
         # Workers wake when this commits (and only if it does).
         wake.signal_work(db.session)
     return event
+
+
+def record_engine_event(
+    incident: Incident,
+    type_: IncidentEventType,
+    changes: dict[str, Any],
+    execution_id: str | None = None,
+) -> IncidentEvent:
+    """A timeline entry written by the workflow engine (a run not started, a run failed)."""
+    return _record(Actor(None, ChangeSource.SYSTEM, execution_id), incident, type_, changes)
 
 
 def _flush() -> None:

@@ -322,15 +322,31 @@ def update_trigger(draft: WorkflowDraft, node_id: str, data: Json, trigger: Json
     _store(draft, definition)
 
 
-def update_settings(draft: WorkflowDraft, *, name: str, description: str, timeout: str) -> None:
+RUN_LIMIT_KEYS = ("oncePerIncident", "oncePerIncidentMinutes")
+
+
+def update_settings(
+    draft: WorkflowDraft,
+    *,
+    name: str,
+    description: str,
+    timeout: str,
+    run_limit: Mapping[str, Any] | None = None,
+) -> None:
+    """Name, description, time limit and (when given) the run limit, replacing the old one."""
     definition = copy.deepcopy(draft.definition)
     definition["name"] = name
     definition["description"] = description
     settings = definition.get("settings")
-    definition["settings"] = {
+    new_settings = {
         **(settings if isinstance(settings, dict) else {"enabled": False}),
         "timeout": timeout,
     }
+    if run_limit is not None:
+        for key in RUN_LIMIT_KEYS:
+            new_settings.pop(key, None)
+        new_settings.update(run_limit)
+    definition["settings"] = new_settings
     _store(draft, definition)
 
 

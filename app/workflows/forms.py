@@ -766,10 +766,19 @@ class AddEdgeForm(Form):  # type: ignore[misc]
         super().__init__(*args, prefix="edge-", **kwargs)
 
 
+RUN_LIMIT_CHOICES = [
+    SelectChoice("", "Every matching event"),
+    SelectChoice("once", "Once per incident"),
+    SelectChoice("window", "Once per incident per N minutes"),
+]
+
+
 class SettingsForm(Form):  # type: ignore[misc]
     name = StringField("Workflow name")
     description = TextAreaField("Description")
     timeout = SelectField("Time limit per run", choices=TIMEOUT_CHOICES, default="5min")
+    run_limit = SelectField("Runs per incident", choices=RUN_LIMIT_CHOICES, default="")
+    run_limit_minutes = StringField("Minutes between runs on one incident")
 
     FIELDS: ClassVar[dict[Loc, str]] = {
         ("name",): "name",
@@ -777,6 +786,8 @@ class SettingsForm(Form):  # type: ignore[misc]
         ("settings",): "timeout",
         ("settings", "timeout"): "timeout",
         ("settings", "enabled"): "timeout",
+        ("settings", "oncePerIncident"): "run_limit",
+        ("settings", "oncePerIncidentMinutes"): "run_limit_minutes",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -790,6 +801,14 @@ class SettingsForm(Form):  # type: ignore[misc]
                 "name": _text(definition.get("name")),
                 "description": _text(definition.get("description")),
                 "timeout": _text(settings.get("timeout")) or "5min",
+                "run_limit": (
+                    "once"
+                    if settings.get("oncePerIncident") is True
+                    else "window"
+                    if "oncePerIncidentMinutes" in settings
+                    else ""
+                ),
+                "run_limit_minutes": _number_text(settings.get("oncePerIncidentMinutes")),
             }
         )
         return form
@@ -800,6 +819,16 @@ class SettingsForm(Form):  # type: ignore[misc]
             (self.description.data or "").strip(),
             self.timeout.data or "5min",
         )
+
+    def run_limit_settings(self) -> dict[str, Any]:
+        """The definition's run limit settings as chosen (none: every event starts a run)."""
+        if self.run_limit.data == "once":
+            return {"oncePerIncident": True}
+        if self.run_limit.data == "window":
+            minutes = _parse_int(self.run_limit_minutes.data)
+            # Nothing typed: the schema says a number is needed, next to the field.
+            return {"oncePerIncidentMinutes": "" if minutes is None else minutes}
+        return {}
 
     def field_for(self, loc: Loc) -> Any:
         for prefix, name in sorted(self.FIELDS.items(), key=lambda item: -len(item[0])):

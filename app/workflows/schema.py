@@ -113,6 +113,7 @@ MAX_CONDITIONS = 20
 MAX_CONDITION_VALUE_LENGTH = 500
 MAX_AGE_THRESHOLD_MINUTES = 43_200  # 30 days
 MAX_DELAY_MINUTES = 10_080  # 7 days
+MAX_ONCE_PER_MINUTES = 43_200  # 30 days
 MAX_RETRY_ATTEMPTS = 10
 MIN_INITIAL_DELAY_MS = 100
 MAX_INITIAL_DELAY_MS = 300_000
@@ -837,6 +838,30 @@ class WorkflowSettings(_Schema):
         description="Working time allowed per run, delays excluded."
     )
     enabled: bool = Field(strict=True)
+    # Absent (the seed's JSON) means every matching event starts a run.
+    once_per_incident: bool | None = Field(
+        default=None,
+        strict=True,
+        description="At most one run per incident, ever (event and age triggers).",
+    )
+    once_per_incident_minutes: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_ONCE_PER_MINUTES,
+        description=(
+            f"At most one run per incident within this many minutes, 1 to "
+            f"{MAX_ONCE_PER_MINUTES} (30 days); not with oncePerIncident."
+        ),
+    )
+
+    def run_limit_minutes(self) -> float | None:
+        """None: no limit; infinity: once per incident; else the window in minutes."""
+        if self.once_per_incident:
+            return float("inf")
+        if self.once_per_incident_minutes is not None:
+            return float(self.once_per_incident_minutes)
+        return None
 
 
 class WorkflowDefinition(_Schema):
@@ -1303,6 +1328,7 @@ def _definition_problems(
                 )
 
     _check_trigger(defn.trigger, problems)
+    _check_run_limit(defn.settings, problems)
 
     runs_before: dict[str, frozenset[str]] | None = None
     if trigger_id is not None and len(triggers) == 1 and not cyclic and not duplicate_nodes:
@@ -1510,6 +1536,17 @@ def _dominators(
             common &= result[pred]
         result[node_id] = common | {node_id}
     return result
+
+
+def _check_run_limit(settings: WorkflowSettings, problems: _Problems) -> None:
+    if settings.once_per_incident and settings.once_per_incident_minutes is not None:
+        problems.add(
+            ("settings", "oncePerIncidentMinutes"),
+            "conflicting_settings",
+            "Choose one limit: oncePerIncident (one run per incident, ever) or "
+            "oncePerIncidentMinutes (one run per incident per N minutes), not both.",
+            settings.once_per_incident_minutes,
+        )
 
 
 def _check_trigger(trigger: TriggerConfig, problems: _Problems) -> None:

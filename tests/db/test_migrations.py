@@ -98,6 +98,7 @@ NULLABLE = {
     ("workflow_execution", "due_at"),
     ("workflow_execution", "lease_owner"),
     ("workflow_execution", "parked_until"),
+    ("workflow_execution", "caused_by_execution_id"),
 }
 
 
