@@ -99,7 +99,7 @@ def chain_before(execution_id: str, since: datetime, limit: int) -> list[Link]:
 def _skipped(incident: Incident, workflow_name: str, reason: str, **more: str) -> None:
     shown = {"workflow": workflow_name, "reason": reason, **more}
     changes = {key: {"from": None, "to": value} for key, value in shown.items()}
-    incidents.record_engine_event(incident, IncidentEventType.WORKFLOW_SKIPPED, changes)
+    incidents.record_engine_event(incident.id, IncidentEventType.WORKFLOW_SKIPPED, changes)
 
 
 def loop_guard_allows(

@@ -36,6 +36,7 @@ EVENT_TRIGGERS = {
     IncidentEventType.INCIDENT_CREATED: TriggerType.INCIDENT_CREATED,
     IncidentEventType.STATE_CHANGED: TriggerType.STATE_CHANGED,
     IncidentEventType.ESCALATION: TriggerType.ESCALATION,
+    IncidentEventType.WORKFLOW_FAILED: TriggerType.WORKFLOW_FAILED,
 }
 
 
@@ -123,6 +124,15 @@ def event_matches(candidate: Candidate, incident: Incident, event: IncidentEvent
         if transition.get("to") != change.get("to"):
             return False
         if transition.get("from") is not None and transition["from"] != change.get("from"):
+            return False
+    if event.type == IncidentEventType.WORKFLOW_FAILED:
+        failed = {key: (value or {}).get("to") for key, value in event.changes.items()}
+        if failed.get("failureWorkflow"):
+            return False  # a failure workflow's own failure starts no other
+        wanted = trigger.get("workflowIds")
+        if wanted is not None and failed.get("workflowId") not in wanted:
+            return False
+        if (failed.get("failuresInADay") or 1) < (trigger.get("minFailures") or 1):
             return False
     return conditions_match(trigger, incident)
 

@@ -87,11 +87,17 @@ def get_incident(user: User, incident_id: str, *, for_update: bool = False) -> I
 def _record(
     actor: Actor, incident: Incident, type_: IncidentEventType, changes: dict[str, Any]
 ) -> IncidentEvent:
+    return _add_event(actor, incident.id, type_, changes)
+
+
+def _add_event(
+    actor: Actor, incident_id: str, type_: IncidentEventType, changes: dict[str, Any]
+) -> IncidentEvent:
     # By id, not through the relationship: appending to ``incident.events`` would
     # load the whole history and autoflush before the stale-row check below.
     with db.session.no_autoflush:
         event = IncidentEvent(
-            incident_id=incident.id,
+            incident_id=incident_id,
             type=type_,
             changes=changes,
             actor_id=actor.user.id if actor.user else None,
@@ -105,13 +111,13 @@ def _record(
 
 
 def record_engine_event(
-    incident: Incident,
+    incident_id: str,
     type_: IncidentEventType,
     changes: dict[str, Any],
     execution_id: str | None = None,
 ) -> IncidentEvent:
     """A timeline entry written by the workflow engine (a run not started, a run failed)."""
-    return _record(Actor(None, ChangeSource.SYSTEM, execution_id), incident, type_, changes)
+    return _add_event(Actor(None, ChangeSource.SYSTEM, execution_id), incident_id, type_, changes)
 
 
 def _flush() -> None:

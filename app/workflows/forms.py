@@ -643,6 +643,7 @@ TRIGGER_CHOICES = [
     SelectChoice(TriggerType.ESCALATION.value, "An incident is escalated"),
     SelectChoice(TriggerType.AGE.value, "An unresolved incident grows old"),
     SelectChoice(TriggerType.MANUAL.value, "Someone clicks Run"),
+    SelectChoice(TriggerType.WORKFLOW_FAILED.value, "A workflow run fails"),
 ]
 STATUS_CHOICES = [SelectChoice(s.value, s.value.title()) for s in IncidentStatus]
 
@@ -660,6 +661,8 @@ class TriggerForm(NodeForm):
         ("trigger", "stateTransition"): "state_to",
         ("trigger", "stateTransition", "to"): "state_to",
         ("trigger", "stateTransition", "from"): "state_from",
+        ("trigger", "workflowIds"): "workflow_ids",
+        ("trigger", "minFailures"): "min_failures",
     }
     ROWS = {("trigger", "conditions"): "conditions"}
 
@@ -670,6 +673,8 @@ class TriggerForm(NodeForm):
         "From status", choices=[SelectChoice("", "Any status"), *STATUS_CHOICES], default=""
     )
     state_to = SelectField("To status", choices=STATUS_CHOICES, default="ACKNOWLEDGED")
+    workflow_ids = StringField("Only for these workflows")
+    min_failures = StringField("Only after this many failures in 24 hours", widget=NUMBER)
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
@@ -686,6 +691,10 @@ class TriggerForm(NodeForm):
             "age_threshold_minutes": _number_text(trigger.get("ageThresholdMinutes")),
             "state_from": _text(transition.get("from")),
             "state_to": _text(transition.get("to")) or IncidentStatus.ACKNOWLEDGED.value,
+            "min_failures": _number_text(trigger.get("minFailures")),
+            "workflow_ids": ", ".join(
+                str(i) for i in trigger.get("workflowIds") or [] if isinstance(i, str)
+            ),
         }
 
     @classmethod
@@ -710,6 +719,11 @@ class TriggerForm(NodeForm):
             transition: Json = {"to": self.state_to.data or ""}
             _put(transition, "from", self.state_from.data or None)
             trigger["stateTransition"] = transition
+        if kind == TriggerType.WORKFLOW_FAILED.value:
+            ids = [part.strip() for part in (self.workflow_ids.data or "").split(",")]
+            if any(ids):
+                trigger["workflowIds"] = [i for i in ids if i]
+            _put(trigger, "minFailures", _parse_int(self.min_failures.data))
         return trigger
 
 

@@ -1,6 +1,7 @@
-"""run guards: once per incident (a guard row per workflow and incident), the loop guard's
-links (which run made an incident change, which run's change started a run), and the
-timeline's engine events
+"""run guards and failure workflows: once per incident (a guard row per workflow and
+incident), the loop guard's links (which run made an incident change, which run's change
+started a run), the timeline's engine events (workflow skipped, workflow failed) and the
+workflow_failed trigger event
 
 Revision ID: 0011_run_guards
 Revises: 0010
@@ -21,7 +22,9 @@ _OLD_EVENT_TYPES = (
     'incident_created', 'state_changed', 'escalation', 'priority_changed',
     'assignee_changed', 'service_changed', 'metadata_changed', 'details_changed',
 )
-_NEW_EVENT_TYPES = _OLD_EVENT_TYPES + ('workflow_skipped',)
+_NEW_EVENT_TYPES = _OLD_EVENT_TYPES + ('workflow_skipped', 'workflow_failed')
+_OLD_TRIGGER_EVENTS = ('incident_created', 'state_changed', 'escalation', 'age')
+_NEW_TRIGGER_EVENTS = _OLD_TRIGGER_EVENTS + ('workflow_failed',)
 
 
 def _in(column, values):
@@ -44,12 +47,17 @@ def upgrade():
         batch_op.create_check_constraint('incident_event_type', _in('type', _NEW_EVENT_TYPES))
     with op.batch_alter_table('workflow_execution', schema=None) as batch_op:
         batch_op.add_column(sa.Column('caused_by_execution_id', sa.String(length=32), nullable=True))
+        batch_op.drop_constraint(op.f('ck_workflow_execution_trigger_event'), type_='check')
+        batch_op.create_check_constraint('trigger_event', _in('trigger_event', _NEW_TRIGGER_EVENTS))
 
 
 def downgrade():
+    op.execute("UPDATE workflow_execution SET trigger_event = NULL WHERE trigger_event = 'workflow_failed'")
     with op.batch_alter_table('workflow_execution', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_workflow_execution_trigger_event'), type_='check')
+        batch_op.create_check_constraint('trigger_event', _in('trigger_event', _OLD_TRIGGER_EVENTS))
         batch_op.drop_column('caused_by_execution_id')
-    op.execute("DELETE FROM incident_event WHERE type = 'workflow_skipped'")
+    op.execute("DELETE FROM incident_event WHERE type IN ('workflow_skipped', 'workflow_failed')")
     with op.batch_alter_table('incident_event', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_incident_event_incident_event_type'), type_='check')
         batch_op.create_check_constraint('incident_event_type', _in('type', _OLD_EVENT_TYPES))
