@@ -62,3 +62,34 @@ def test_the_version_diff_shows_a_run_limit_change(editor: Editor, mia, workflow
     assert db.session.get(Workflow, workflow.id).version == 2
     page = editor.client.get(f"/workflows/{workflow.id}/diff?from=1&to=2").text
     assert "settings.oncePerIncident" in page
+
+
+def test_the_trigger_form_sets_up_a_failure_workflow(editor: Editor, mia, workflow) -> None:  # noqa: F811
+    editor.page()
+    response = editor.apply_node(
+        "trigger", {"name": "A run failed", "trigger_type": "workflow_failed"}, op="refresh"
+    )
+    assert 'id="node-workflow_ids"' in response.text and 'id="node-min_failures"' in response.text
+    assert 'id="node-age_threshold_minutes"' not in response.text
+    editor.apply_node(
+        "trigger",
+        {
+            "name": "A run failed",
+            "trigger_type": "workflow_failed",
+            "workflow_ids": " wf_one, wf-two ,",
+            "min_failures": "3",
+        },
+    )
+    trigger = draft_of(mia, workflow).definition["trigger"]
+    assert trigger == {
+        "type": "workflow_failed",
+        "conditions": [],
+        "workflowIds": ["wf_one", "wf-two"],
+        "minFailures": 3,
+    }
+    bad = editor.apply_node(
+        "trigger",
+        {"name": "A run failed", "trigger_type": "workflow_failed", "min_failures": "0"},
+    )
+    assert bad.status_code == 422
+    assert re.search(r'id="node-min_failures-error">', bad.text)

@@ -217,7 +217,7 @@ def test_two_events_handled_at_once_by_two_workers_start_one_run(
 
 
 def test_a_workflow_that_resolves_and_reopens_its_incident_stops_at_the_chain_depth(
-    app, worker, served_app, make_enabled_workflow, open_incident, responder, admin
+    app, client, sign_in, worker, served_app, make_enabled_workflow, open_incident, responder, admin
 ) -> None:
     app.config["LOOP_GUARD_DEPTH"] = 3
     _, token = create_token(admin, "loop")
@@ -267,6 +267,11 @@ def test_a_workflow_that_resolves_and_reopens_its_incident_stops_at_the_chain_de
     assert reopened_by_runs == [run.id for run in runs]
     db.session.rollback()
     assert db.session.get(Incident, incident.id).status == "TRIGGERED"
+    # The incident's timeline says why, naming the chain.
+    sign_in(responder.email)
+    page = client.get(f"/incidents/{incident.id}").text
+    assert "Workflow skipped" in page and "Not started by the loop guard" in page
+    assert f"Health check flip-flop (run {runs[0].id})" in page
 
 
 def test_a_forged_run_marker_is_refused_with_a_clear_error(app, client, admin, open_incident):
