@@ -20,6 +20,7 @@ MAX_CONDITIONS = 20
 MAX_CONDITION_VALUE_LENGTH = 500
 MAX_AGE_THRESHOLD_MINUTES = 43_200  # 30 days
 MAX_DELAY_MINUTES = 10_080  # 7 days
+MAX_ONCE_PER_MINUTES = 43_200  # 30 days
 MAX_RETRY_ATTEMPTS = 10
 MIN_INITIAL_DELAY_MS = 100
 MAX_INITIAL_DELAY_MS = 300_000
@@ -38,7 +39,9 @@ MAX_DEFINITION_JSON_LENGTH = 4_000_000  # characters (or bytes) of JSON text
 MAX_DEFINITION_DEPTH = 16  # nested objects/lists; a valid definition needs 7
 MAX_DEFINITION_ITEMS = 50_000  # values of any kind
 
-TEMPLATE_ROOTS = ("incident", "assignee", "team", "workflow", "steps", "secrets")
+TEMPLATE_ROOTS = ("incident", "assignee", "team", "workflow", "steps", "secrets", "failure")
+MAX_FAILED_WORKFLOWS = 50
+MAX_MIN_FAILURES = 1_000
 
 #: Secrets that Jira and Linear actions read without naming them in a template.
 IMPLICIT_SECRETS: Mapping[ActionType, tuple[str, ...]] = {

@@ -57,14 +57,17 @@ from app.definition.limits import (
     MAX_DELAY_MINUTES,
     MAX_DESCRIPTION_LENGTH,
     MAX_EDGES,
+    MAX_FAILED_WORKFLOWS,
     MAX_HEADER_NAME_LENGTH,
     MAX_HEADERS,
     MAX_ID_LENGTH,
     MAX_INITIAL_DELAY_MS,
     MAX_LABEL_LENGTH,
     MAX_LABELS,
+    MAX_MIN_FAILURES,
     MAX_NAME_LENGTH,
     MAX_NODES,
+    MAX_ONCE_PER_MINUTES,
     MAX_RETRY_ATTEMPTS,
     MAX_SHORT_TEXT_LENGTH,
     MAX_TEMPLATE_LENGTH,
@@ -726,6 +729,24 @@ class TriggerConfig(_Schema):
         default=None,
         description="Required for 'state_changed' triggers only; 'from' differs from 'to'.",
     )
+    workflow_ids: list[Identifier] | None = Field(
+        default=None,
+        max_length=MAX_FAILED_WORKFLOWS,
+        description=(
+            "'workflow_failed' triggers only: fire only for failed runs of these workflows "
+            "(ids); absent: any workflow in scope."
+        ),
+    )
+    min_failures: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_MIN_FAILURES,
+        description=(
+            "'workflow_failed' triggers only: fire only once the failed workflow has failed "
+            f"at least this many times in 24 hours (1 to {MAX_MIN_FAILURES})."
+        ),
+    )
 
 
 # The values of RUN_TIMEOUTS_MS (a test checks the two agree).
@@ -737,6 +758,30 @@ class WorkflowSettings(_Schema):
 
     timeout: RunTimeout = Field(description="Working time allowed per run, delays excluded.")
     enabled: bool = Field(strict=True)
+    # Absent (the seed's JSON) means every matching event starts a run.
+    once_per_incident: bool | None = Field(
+        default=None,
+        strict=True,
+        description="At most one run per incident, ever (event and age triggers).",
+    )
+    once_per_incident_minutes: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_ONCE_PER_MINUTES,
+        description=(
+            f"At most one run per incident within this many minutes, 1 to "
+            f"{MAX_ONCE_PER_MINUTES} (30 days); not with oncePerIncident."
+        ),
+    )
+
+    def run_limit_minutes(self) -> float | None:
+        """None: no limit; infinity: once per incident; else the window in minutes."""
+        if self.once_per_incident:
+            return float("inf")
+        if self.once_per_incident_minutes is not None:
+            return float(self.once_per_incident_minutes)
+        return None
 
 
 class WorkflowDefinition(_Schema):
@@ -828,6 +873,21 @@ class WorkflowContext(_Schema):
     execution_id: str
 
 
+class FailureContext(_Schema):
+    """What a ``workflow_failed`` workflow's templates see as ``failure``: the failed run."""
+
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    node_id: str | None = None
+    node_name: str | None = None
+    error: str = Field(description="The run's error, scrubbed of its workflow's secrets.")
+    failures_in_a_day: int = Field(
+        ge=1, description="Failed runs of the workflow in the last 24 hours, this one included."
+    )
+    failed_at: AwareDatetime
+
+
 class TemplateContext(_Schema):
     """What templates see, besides ``steps`` (earlier results) and ``secrets``."""
 
@@ -866,6 +926,7 @@ CONTEXT_FIELDS: Mapping[str, frozenset[str]] = {
     "team": _field_aliases(TeamContext),
     "workflow": _field_aliases(WorkflowContext),
 }
+FAILURE_FIELDS = _field_aliases(FailureContext)
 
 
 # --- Parsing ---------------------------------------------------------------

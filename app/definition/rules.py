@@ -23,6 +23,7 @@ from app.definition.limits import (
 from app.definition.messages import clip, error_detail
 from app.definition.models import (
     CONTEXT_FIELDS,
+    FAILURE_FIELDS,
     ActionNode,
     BasicAuth,
     BearerAuth,
@@ -35,6 +36,7 @@ from app.definition.models import (
     TriggerNode,
     WebhookAction,
     WorkflowDefinition,
+    WorkflowSettings,
 )
 from app.definition.templating import TemplateSyntaxProblem, template_references
 from app.workflows.enums import TriggerType
@@ -216,6 +218,7 @@ def definition_problems(
                 )
 
     _check_trigger(defn.trigger, problems)
+    _check_run_limit(defn.settings, problems)
 
     runs_before: dict[str, frozenset[str]] | None = None
     if trigger_id is not None and len(triggers) == 1 and not cyclic and not duplicate_nodes:
@@ -362,6 +365,17 @@ def _check_cycles(
     return cyclic
 
 
+def _check_run_limit(settings: WorkflowSettings, problems: _Problems) -> None:
+    if settings.once_per_incident and settings.once_per_incident_minutes is not None:
+        problems.add(
+            ("settings", "oncePerIncidentMinutes"),
+            "conflicting_settings",
+            "Choose one limit: oncePerIncident (one run per incident, ever) or "
+            "oncePerIncidentMinutes (one run per incident per N minutes), not both.",
+            settings.once_per_incident_minutes,
+        )
+
+
 def _check_trigger(trigger: TriggerConfig, problems: _Problems) -> None:
     kind = trigger.type
     if kind == TriggerType.AGE:
@@ -380,6 +394,17 @@ def _check_trigger(trigger: TriggerConfig, problems: _Problems) -> None:
             f"'{kind.value}' trigger.",
             trigger.age_threshold_minutes,
         )
+    for key, value in (
+        ("workflowIds", trigger.workflow_ids),
+        ("minFailures", trigger.min_failures),
+    ):
+        if value is not None and kind != TriggerType.WORKFLOW_FAILED:
+            problems.add(
+                ("trigger", key),
+                "not_applicable",
+                f"Only 'workflow_failed' triggers use {key}; remove it from this "
+                f"'{kind.value}' trigger.",
+            )
     transition = trigger.state_transition
     if kind == TriggerType.STATE_CHANGED:
         if transition is None:
@@ -549,6 +574,22 @@ def _check_reference(
         else:
             return
         problems.add(loc, "unknown_step", message, step)
+    elif root == "failure":
+        if defn.trigger.type != TriggerType.WORKFLOW_FAILED:
+            problems.add(
+                loc,
+                "unknown_variable",
+                "Only workflows with a 'workflow_failed' trigger have 'failure'.",
+                root,
+            )
+        elif len(reference) > 1 and reference[1] not in FAILURE_FIELDS:
+            problems.add(
+                loc,
+                "unknown_variable",
+                f"'failure' has no field '{clip(reference[1])}'; available: "
+                f"{', '.join(sorted(FAILURE_FIELDS))}.",
+                ".".join(reference[:2]),
+            )
     elif root == "secrets":
         if kind == "issue_template":
             problems.add(
