@@ -450,7 +450,7 @@ def edit_node(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     node_id = request.form.get("node_id", "")
     op = request.form.get("op", "apply")
-    draft = drafts.load_draft(current_user, workflow)
+    draft = drafts.current_draft(current_user, workflow)
     node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -468,6 +468,11 @@ def edit_node(workflow_id: str) -> Response:
             ],
         )
     form = cls.from_formdata(request.form, node_id)
+    if form.text_problems:  # shown at their fields; the draft is left as it was
+        return _respond(
+            workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
+        )
+    draft = drafts.load_draft(current_user, workflow)
     add_row = None
     if op.startswith("remove:"):
         _remove_row(form, op)
@@ -678,8 +683,18 @@ def edit_remove_edge(workflow_id: str) -> Response:
 def edit_settings(workflow_id: str) -> Response:
     """The workflow's name, description and time limit."""
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
     form = SettingsForm(formdata=request.form)
+    if form.text_problems:  # shown at their fields; the draft is left as it was
+        draft = drafts.current_draft(current_user, workflow)
+        return _respond(
+            workflow,
+            draft,
+            panels=("settings",),
+            status=422,
+            selected=_selected_from_request(),
+            settings_form=form,
+        )
+    draft = drafts.load_draft(current_user, workflow)
     name, description, timeout = form.values()
     drafts.update_settings(draft, name=name, description=description, timeout=timeout)
     db.session.commit()
@@ -706,6 +721,10 @@ def edit_save(workflow_id: str) -> Response:
     draft = drafts.current_draft(current_user, workflow)
     form = SaveForm(formdata=request.form)
     selected = _selected_from_request()
+    if form.text_problems:  # shown at the field; nothing is saved
+        return _respond(
+            workflow, draft, panels=("save",), status=422, selected=selected, save_form=form
+        )
     try:
         version = drafts.save(current_user, workflow, draft, form.change_note.data)
     except Conflict as error:

@@ -36,7 +36,7 @@ from app.auth.models import Team
 from app.auth.permissions import team_visible_clause
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.forms_support import attach_errors
+from app.forms_support import TextPolicy, attach_errors
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.blueprint import bp
@@ -66,7 +66,7 @@ def _signed_in() -> None:
 # --- forms ------------------------------------------------------------------
 
 
-class WorkflowFilterForm(FlaskForm):  # type: ignore[misc]
+class WorkflowFilterForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     class Meta:
         csrf = False  # a GET search form
 
@@ -104,40 +104,40 @@ def _category_field() -> Any:
     )
 
 
-class NewWorkflowForm(FlaskForm):  # type: ignore[misc]
+class NewWorkflowForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     owner = _owner_field()
     category = _category_field()
 
 
-class ImportForm(FlaskForm):  # type: ignore[misc]
+class ImportForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     file = FileField("JSON file")
     text = TextAreaField("Or paste the JSON")
     owner = _owner_field()
     category = _category_field()
 
 
-class CopyForm(FlaskForm):  # type: ignore[misc]
+class CopyForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     """Duplicate a workflow, or make one from a template."""
 
     name = StringField("Name of the new workflow")
     owner = _owner_field()
 
 
-class SecretForm(FlaskForm):  # type: ignore[misc]
+class SecretForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     # Rendered by hand in the template: the value is never written back into a page.
     value = StringField("Value")
 
 
-class TemplateForm(FlaskForm):  # type: ignore[misc]
+class TemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
 
-class SaveAsTemplateForm(FlaskForm):  # type: ignore[misc]
+class SaveAsTemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Template name")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
