@@ -343,8 +343,9 @@ def toggle(workflow_id: str) -> Page:
             lambda: (_render_row(workflow_id, problems), status), back_to, *problems
         )
     done = f"{workflow.name} is {'enabled' if wanted else 'disabled'}."
-    db.session.commit()
-    return _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    response = _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- create, import, export, duplicate, delete ------------------------------
@@ -686,6 +687,9 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(_load(workflow_id), error=error.message, status=error.status)
     form = SecretForm()
     to_delete = request.form.get("delete")
+    if form.text_problems and to_delete is None:  # shown at the field; nothing is stored
+        form.value.data = None
+        return _render_secrets(workflow, form, status=422)
     try:
         if to_delete is not None:
             secret_store.delete_secret(workflow, to_delete, actor=current_user)
@@ -703,12 +707,13 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(
             workflow, form, error=" ".join(unplaced) or None, status=error.status
         )
-    db.session.commit()
-    return _fragment_or_back(
+    response = _fragment_or_back(
         lambda: _render_secrets(_load(workflow_id), message=done),
         url_for("workflows.secrets", workflow_id=workflow_id),
         done,
     )
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- template gallery -------------------------------------------------------------
