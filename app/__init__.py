@@ -13,7 +13,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 # ``extensions`` by module: ``app.db`` is the column-types module, not the extension
 from app import extensions, input_policy, security_headers
-from app.config import check_test_hooks, engine_options, load_settings
+from app.config import (
+    check_test_hooks,
+    engine_options,
+    environment,
+    instance_path_from_environment,
+    load_settings,
+)
 from app.ops.settings import engine_backend
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,13 +31,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=config.pop("INSTANCE_PATH", None)
-        or os.environ.get("INCIDENTFLOW_INSTANCE_PATH")
+        or instance_path_from_environment()
         or os.path.join(PROJECT_ROOT, "instance"),
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         static_folder=os.path.join(PROJECT_ROOT, "static"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.from_mapping(load_settings(app.instance_path, os.environ))
+    app.config.from_mapping(load_settings(app.instance_path, environment()))
     if config:
         app.config.from_mapping(config)
         if "SQLALCHEMY_ENGINE_OPTIONS" not in config:
