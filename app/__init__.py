@@ -126,6 +126,7 @@ def _configure_engine(engine: Engine) -> None:
         from app import sqlite_writer
 
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         sqlite_writer.install(engine)
 
 
@@ -135,3 +136,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin_before_savepoint(conn: sa.Connection, _name: str) -> None:
+    """Open the real transaction before a first savepoint.
+
+    Python's sqlite3 starts a transaction only before a write, so a SAVEPOINT issued
+    first (a service's ``begin_nested`` around its first insert) would itself start
+    it, and releasing the savepoint would commit everything: a later failure could
+    no longer roll the request back.
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")

@@ -173,10 +173,6 @@ CASES: dict[str, tuple[bool, Callable[[World], str], Callable[[World], str], dic
 }
 
 
-# Their service's first write is in a savepoint (to catch a lost race on a unique name).
-SAVEPOINT_FIRST = {"admin new user", "admin add member"}
-
-
 def _rows() -> dict[str, list[str]]:
     db.session.rollback()
     return {
@@ -204,11 +200,6 @@ def _post(world: World, name: str, monkeypatch: pytest.MonkeyPatch | None) -> An
 def test_a_change_whose_answer_fails_to_render_is_not_committed(
     app, world, name, monkeypatch
 ) -> None:
-    if name in SAVEPOINT_FIRST and db.engine.dialect.name == "sqlite":
-        pytest.xfail(
-            "pysqlite's legacy transactions: a savepoint opened before any write starts the "
-            "transaction, and releasing it commits (auth/services.py begin_nested)"
-        )
     app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the 500 handler runs
     before = _rows()
     response = _post(world, name, monkeypatch)
