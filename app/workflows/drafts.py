@@ -16,6 +16,7 @@ Functions flush and never commit; the editor's routes own the transaction.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -55,6 +56,7 @@ from app.workflows.templates_builtin import unfilled_placeholders
 __all__ = [
     "NODE_KINDS",
     "Checked",
+    "EditConflict",
     "EditorProblem",
     "FillItem",
     "Variables",
@@ -69,11 +71,13 @@ __all__ = [
     "is_stale",
     "is_stored",
     "load_draft",
+    "merge_edits",
     "must_fill",
     "parse_loc",
     "rebase",
     "remove_edge",
     "remove_node",
+    "revision_of",
     "save",
     "store_credentials",
     "unknown_references",
@@ -225,6 +229,56 @@ def _without_enabled(definition: Mapping[str, Any]) -> Json:
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return _without_enabled(a) == _without_enabled(b)
+
+
+def revision_of(definition: Mapping[str, Any]) -> str:
+    """A short fingerprint of a draft's content, posted back by every form that changes it.
+
+    A form whose revision is no longer the draft's was rendered before another tab
+    (or request) changed the draft; its edits are merged field by field, and where
+    both sides changed the same field the apply is refused (``merge_edits``).
+    """
+    text = json.dumps(_without_enabled(definition), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+#: A key one side of a merge does not have.
+MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class EditConflict:
+    """A field both this form and another change touched: the draft's value and the form's."""
+
+    path: Loc
+    theirs: Any
+    yours: Any
+
+
+def merge_edits(
+    base: Any, yours: Any, theirs: Any, path: Loc = ()
+) -> tuple[Any, list[EditConflict]]:
+    """Three-way merge of a form's edits (``yours``, made on ``base``) into the draft's
+    current value (``theirs``). Objects merge key by key; other values are leaves."""
+    if yours in (theirs, base):
+        return theirs, []
+    if theirs == base:
+        return yours, []
+    if isinstance(base, Mapping) and isinstance(yours, Mapping) and isinstance(theirs, Mapping):
+        merged: Json = {}
+        conflicts: list[EditConflict] = []
+        for key in [*theirs, *(k for k in yours if k not in theirs)]:
+            value, found = merge_edits(
+                base.get(key, MISSING),
+                yours.get(key, MISSING),
+                theirs.get(key, MISSING),
+                (*path, key),
+            )
+            conflicts.extend(found)
+            if value is not MISSING:
+                merged[key] = value
+        return merged, conflicts
+    return theirs, [EditConflict(path, theirs, yours)]
 
 
 def has_changes(draft: WorkflowDraft, workflow: Workflow) -> bool:

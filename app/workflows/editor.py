@@ -13,6 +13,7 @@ read-only picture of the workflow.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -122,8 +123,71 @@ def _node_form(
     if cls is None:
         return None
     form = cls.from_node(node, trigger=definition.get("trigger"))
+    _stamp(form, definition, node)
     _decorate(form, checked, fill)
     return form
+
+
+def _origin_text(definition: Mapping[str, Any], node: Mapping[str, Any]) -> str:
+    """The node as the form shows it (JSON), posted back so edits can be merged later."""
+    origin: dict[str, Any] = {"data": node.get("data")}
+    if node.get("type") == NodeType.TRIGGER.value:
+        origin["trigger"] = definition.get("trigger")
+    return json.dumps(origin, separators=(",", ":"), sort_keys=True)
+
+
+def _stamp(form: Any, definition: Mapping[str, Any], node: Mapping[str, Any] | None) -> None:
+    """Mark a form with the draft revision (and node content) it is rendered from."""
+    form.form_revision = drafts.revision_of(definition)
+    if node is not None:
+        form.form_origin = _origin_text(definition, node)
+
+
+def _posted_origin() -> dict[str, Any] | None:
+    try:
+        origin = json.loads(request.form.get("origin", ""))
+    except ValueError:
+        return None
+    return origin if isinstance(origin, dict) and isinstance(origin.get("data"), dict) else None
+
+
+def _unknown_base(value: Any) -> Any:
+    """A base that equals nothing: without the form's origin every differing field conflicts."""
+    if isinstance(value, Mapping):
+        return {key: _unknown_base(item) for key, item in value.items()}
+    return object()
+
+
+def _shown(value: Any) -> str:
+    if value is drafts.MISSING or value is None:
+        return "(not set)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _merge_node_form(
+    form: NodeForm, cls: type[NodeForm], definition: Mapping[str, Any], node: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[drafts.EditConflict], bool]:
+    """The form's values merged into the node as the draft has it now.
+
+    Returns (values, conflicts, merged): when the form was rendered from the draft's
+    current revision its values apply as they are; otherwise each field the user
+    changed is merged into the draft's, and a field both sides changed is a conflict.
+    """
+    yours = form.values()
+    if request.form.get("revision") == drafts.revision_of(definition):
+        return yours, [], False
+    trigger = definition.get("trigger")
+    theirs = cls.from_node(node, trigger=trigger).values()
+    origin = _posted_origin()
+    if origin is None:
+        base = _unknown_base(theirs)
+    else:
+        base = cls.from_node(
+            {"id": node.get("id"), "data": origin["data"]}, trigger=origin.get("trigger")
+        ).values()
+    merged, conflicts = drafts.merge_edits(base, yours, theirs)
+    return merged, conflicts, True
 
 
 def _decorate(form: NodeForm, checked: drafts.Checked, fill: list[drafts.FillItem]) -> None:
@@ -248,6 +312,7 @@ def _context(
     selected: str | None,
     node_form: NodeForm | None = None,
     node_notes: list[str] | None = None,
+    node_notice: str | None = None,
     settings_form: SettingsForm | None = None,
     add_node_form: AddNodeForm | None = None,
     add_edge_form: AddEdgeForm | None = None,
@@ -270,10 +335,13 @@ def _context(
             first_input.render_kw = {"autofocus": True}
     if node_form is not None and node_notes:
         node_form.node_errors = [*node_notes, *node_form.node_errors]
+    if node_form is not None and node_notice:
+        node_form.notice = node_notice
     variables = drafts.variables_for(definition, node_id, secret_names) if node_id else None
 
     if settings_form is None:
         settings_form = SettingsForm.from_definition(definition)
+        _stamp_settings(settings_form, definition)
         for problem in checked.settings:
             settings_form.attach(problem.rel, problem.message)
         for item in fill:
@@ -344,6 +412,8 @@ def _context(
         "save_form": save_form or SaveForm(),
         "save_error": save_error,
         "next_version": workflow.version + 1,
+        "revision": drafts.revision_of(definition),
+        "node_origin": _origin_text(definition, node) if node is not None else "",
     }
 
 
@@ -473,19 +543,38 @@ def edit_node(workflow_id: str) -> Response:
         _remove_row(form, op)
     elif op.startswith("add:"):
         add_row = op.removeprefix("add:")
-    data = form.to_node_data()
+    values, conflicts, merged = _merge_node_form(form, cls, draft.definition, node)
     notes = list(form.node_errors)
+    if conflicts:
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        current = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), node)
+        _stamp(form, draft.definition, current)
+        form.conflicts = [
+            (cls.label_for(c.path), _shown(c.theirs), _shown(c.yours)) for c in conflicts
+        ]
+        return _respond(
+            workflow, draft, panels=("node_form",), status=409, selected=node_id, node_form=form
+        )
+    notice = (
+        "Applied. This draft was changed elsewhere (another tab?) since you opened this "
+        "form; those changes were kept together with yours."
+        if merged
+        else None
+    )
     try:
         drafts.store_credentials(workflow, form.credentials, actor=current_user)
         if isinstance(form, TriggerForm):
-            drafts.update_trigger(draft, node_id, data, form.to_trigger())
+            drafts.update_trigger(draft, node_id, values["data"], values["trigger"])
         else:
-            drafts.update_node(draft, node_id, data)
+            drafts.update_node(draft, node_id, values["data"])
     except InvalidInput as error:
         db.session.rollback()
         for problem in error.problems:
             form.attach(drafts.parse_loc(problem.loc), "", problem.message)
         workflow, draft = _fresh_state(workflow_id)
+        form.form_revision = request.form.get("revision", "")
+        form.form_origin = request.form.get("origin", "")
         return _respond(
             workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
         )
@@ -499,6 +588,7 @@ def edit_node(workflow_id: str) -> Response:
         status=lambda context: 422 if _node_has_errors(context) else 200,
         selected=node_id,
         node_notes=notes,
+        node_notice=notice,
         add_row=add_row,
     )
 
@@ -574,6 +664,22 @@ def edit_remove_node(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     draft = drafts.load_draft(current_user, workflow)
     node_id = request.form.get("node_id", "")
+    changed = _changed_since_rendered(draft.definition, node_id)
+    if changed:
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow,
+            draft,
+            panels=("node_form",),
+            status=409,
+            selected=node_id,
+            node_notes=[
+                "Not removed: this node was changed elsewhere (another tab?) since you opened "
+                f"it ({changed}). Its form now shows the draft as it is; remove it again if "
+                "you still want to."
+            ],
+        )
     try:
         drafts.remove_node(draft, node_id)
     except InvalidInput as error:
@@ -591,6 +697,39 @@ def edit_remove_node(workflow_id: str) -> Response:
     if not request.htmx:
         return _done(workflow, None)
     return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True)
+
+
+def _changed_since_rendered(definition: Mapping[str, Any], node_id: str) -> str:
+    """For a stale "remove": the fields of the node changed since the form was rendered."""
+    if request.form.get("revision") == drafts.revision_of(definition):
+        return ""
+    node = next((n for n in _nodes(definition) if n.get("id") == node_id), None)
+    cls = form_class_for(node) if node is not None else None
+    if node is None or cls is None:
+        return ""  # remove_node reports a node that is gone
+    theirs = cls.from_node(node, trigger=definition.get("trigger")).values()
+    origin = _posted_origin()
+    if origin is None:
+        return "the form did not say which version of the node it showed"
+    base = cls.from_node(
+        {"id": node_id, "data": origin["data"]}, trigger=origin.get("trigger")
+    ).values()
+    changed = _leaf_differences(base, theirs)
+    return ", ".join(sorted({cls.label_for(path) for path in changed}))
+
+
+def _leaf_differences(a: Any, b: Any, path: tuple[str | int, ...] = ()) -> list[Any]:
+    if a == b:
+        return []
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return [
+            found
+            for key in {*a, *b}
+            for found in _leaf_differences(
+                a.get(key, drafts.MISSING), b.get(key, drafts.MISSING), (*path, key)
+            )
+        ]
+    return [path]
 
 
 def _add_refused(
@@ -680,10 +819,44 @@ def edit_settings(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     draft = drafts.load_draft(current_user, workflow)
     form = SettingsForm(formdata=request.form)
-    name, description, timeout = form.values()
-    drafts.update_settings(draft, name=name, description=description, timeout=timeout)
-    db.session.commit()
     selected = _selected_from_request()
+    yours = form.as_dict()
+    values = yours
+    if request.form.get("revision") != drafts.revision_of(draft.definition):
+        theirs = SettingsForm.from_definition(draft.definition).as_dict()
+        try:
+            origin = json.loads(request.form.get("origin", ""))
+        except ValueError:
+            origin = None
+        if isinstance(origin, dict):
+            base: Any = SettingsForm(data=origin).as_dict()
+        else:
+            base = _unknown_base(theirs)
+        values, conflicts = drafts.merge_edits(base, yours, theirs)
+        if conflicts:
+            db.session.rollback()
+            workflow, draft = _fresh_state(workflow_id)
+            _stamp_settings(form, draft.definition)
+            form.conflicts = [
+                (
+                    SettingsForm.LABELS.get(str(c.path[0]), "Settings"),
+                    _shown(c.theirs),
+                    _shown(c.yours),
+                )
+                for c in conflicts
+            ]
+            return _respond(
+                workflow,
+                draft,
+                panels=("settings",),
+                status=409,
+                selected=selected,
+                settings_form=form,
+            )
+    drafts.update_settings(
+        draft, name=values["name"], description=values["description"], timeout=values["timeout"]
+    )
+    db.session.commit()
     if not request.htmx:
         return _done(workflow, selected)
     return _respond(
@@ -692,6 +865,13 @@ def edit_settings(workflow_id: str) -> Response:
         panels=("banner", "graph", "settings", "problems", "save"),
         status=lambda context: 422 if context["checked"].settings else 200,
         selected=selected,
+    )
+
+
+def _stamp_settings(form: SettingsForm, definition: Mapping[str, Any]) -> None:
+    form.form_revision = drafts.revision_of(definition)
+    form.form_origin = json.dumps(
+        SettingsForm.from_definition(definition).as_dict(), separators=(",", ":")
     )
 
 

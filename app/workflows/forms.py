@@ -85,6 +85,10 @@ class Credential:
     value: str = field(repr=False)
 
 
+def format_path(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc)
+
+
 def secret_reference(name: str) -> str:
     return "{{ secrets." + name + " }}"
 
@@ -178,6 +182,12 @@ class NodeForm(Form):  # type: ignore[misc]
         self.credentials: list[Credential] = []
         self.node_errors: list[str] = []
         self.group_errors: dict[str, list[str]] = {}
+        #: The draft revision and node content (JSON) this form was rendered from.
+        self.form_revision = ""
+        self.form_origin = ""
+        #: Fields another change touched too: (label, the draft's value, the form's value).
+        self.conflicts: list[tuple[str, str, str]] = []
+        self.notice = ""
 
     # -- both ways ------------------------------------------------------------
 
@@ -199,6 +209,33 @@ class NodeForm(Form):  # type: ignore[misc]
 
     def to_node_data(self) -> Json:
         raise NotImplementedError
+
+    def values(self) -> Json:
+        """What the form stands for in the definition: ``{"data": …}`` (the trigger form
+        adds ``"trigger"``), the unit that edits from two tabs are merged in."""
+        return {"data": self.to_node_data()}
+
+    @classmethod
+    def label_for(cls, loc: Loc) -> str:
+        """A field's label for a location in ``values()``, for messages."""
+        target = cls.target_for(loc)
+        if target is None:
+            return format_path(loc)
+        field = cls._unbound_fields_by_name().get(target.name)
+        label: Any = target.name
+        if field is not None:
+            label = field.kwargs.get("label") or next(
+                (arg for arg in field.args if isinstance(arg, str)), target.name
+            )
+        if target.row is not None:
+            return f"{label}: {target.row}" if isinstance(target.row, str) else label
+        return str(label)
+
+    @classmethod
+    def _unbound_fields_by_name(cls) -> dict[str, Any]:
+        return {
+            name: value for name in dir(cls) if hasattr(value := getattr(cls, name), "field_class")
+        }
 
     # -- errors and hints ---------------------------------------------------------
 
@@ -696,6 +733,9 @@ class TriggerForm(NodeForm):
     def to_node_data(self) -> Json:
         return {"name": (self.name.data or "").strip()}
 
+    def values(self) -> Json:
+        return {"data": self.to_node_data(), "trigger": self.to_trigger()}
+
     def to_trigger(self) -> Json:
         kind = self.trigger_type.data or TriggerType.MANUAL.value
         trigger: Json = {"type": kind, "conditions": []}
@@ -779,8 +819,21 @@ class SettingsForm(Form):  # type: ignore[misc]
         ("settings", "enabled"): "timeout",
     }
 
+    LABELS: ClassVar[dict[str, str]] = {
+        "name": "Workflow name",
+        "description": "Description",
+        "timeout": "Time limit per run",
+    }
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix="settings-", **kwargs)
+        self.form_revision = ""
+        self.form_origin = ""
+        self.conflicts: list[tuple[str, str, str]] = []
+
+    def as_dict(self) -> dict[str, str]:
+        name, description, timeout = self.values()
+        return {"name": name, "description": description, "timeout": timeout}
 
     @classmethod
     def from_definition(cls, definition: Mapping[str, Any]) -> SettingsForm:

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service
-from app.workflows.drafts import parse_loc
+from app.workflows.drafts import MISSING, merge_edits, parse_loc
 from app.workflows.forms import form_class_for
 from app.workflows.models import (
     Workflow,
@@ -49,12 +49,25 @@ class Editor:
     def post(self, path: str, data: Json, *, htmx: bool = True, node: str | None = None) -> Any:
         if not self.token:
             self.token = csrf_token_from(self.client.get("/").text)
+        if "revision" not in data:
+            # As a browser tab would: post the revision the form was rendered from.
+            data = {**self.rendered(node), **data}
         headers = {"HX-Request": "true"} if htmx else {}
         if htmx and node:
             headers["HX-Current-URL"] = f"http://localhost{self.url}?node={node}"
         return self.client.post(
             f"{self.url}{path}", data={"csrf_token": self.token, **data}, headers=headers
         )
+
+    def rendered(self, node: str | None = None) -> Json:
+        """The draft revision and node origin the editor page renders its forms with."""
+        text = self.client.get(self.url, query_string={"node": node} if node else {}).text
+        revision = re.search(r'name="revision" value="([^"]*)"', text)
+        origin = re.search(r'name="origin" value="([^"]*)"', text)
+        return {
+            "revision": revision.group(1) if revision else "",
+            "origin": html.unescape(origin.group(1)) if origin else "",
+        }
 
     def apply_node(self, node_id: str, fields: Json, op: str = "apply") -> Any:
         data = {"node_id": node_id, "op": op, **{f"node-{k}": v for k, v in fields.items()}}
@@ -840,3 +853,169 @@ def test_the_page_makes_as_many_queries_for_50_nodes_as_for_3(app, mia, team) ->
         counts[length] = len(statements)
     assert counts[50] == counts[3], counts
     assert counts[50] <= 8, counts
+
+
+# -- draft revisions: two tabs --------------------------------------------------------------
+
+
+def node_post(rendered: Json, node_id: str, fields: Json) -> Json:
+    return {
+        "node_id": node_id,
+        "op": "apply",
+        **rendered,
+        **{f"node-{k}": v for k, v in fields.items()},
+    }
+
+
+def test_merge_keeps_both_sides_and_reports_fields_both_changed() -> None:
+    base = {"a": 1, "b": {"c": 1, "d": 1}, "gone": 1}
+    yours = {"a": 2, "b": {"c": 1, "d": 5}, "gone": 1, "new": 1}
+    theirs = {"a": 1, "b": {"c": 3, "d": 7}}
+    merged, conflicts = merge_edits(base, yours, theirs)
+    assert merged == {"a": 2, "b": {"c": 3, "d": 7}, "new": 1}
+    assert [(c.path, c.theirs, c.yours) for c in conflicts] == [(("b", "d"), 7, 5)]
+    assert merge_edits(1, 1, 1) == (1, [])
+    _, gone = merge_edits({"x": 1}, {"x": 2}, {})
+    assert gone[0].theirs is MISSING and gone[0].yours == 2
+
+
+def test_two_tabs_changing_different_fields_keep_both(editor, mia, workflow) -> None:
+    tab_a = editor
+    tab_b = Editor(editor.client, workflow.id)
+    a_form, b_form = tab_a.rendered("notify"), tab_b.rendered("notify")
+    assert a_form["revision"] and a_form == b_form
+
+    renamed = tab_a.post(
+        "/node", node_post(a_form, "notify", {**WEBHOOK_FIELDS, "name": "Renamed in A"})
+    )
+    assert renamed.status_code == 200
+    # Tab B still shows the old name and changes only the URL.
+    moved = tab_b.post(
+        "/node",
+        node_post(b_form, "notify", {**WEBHOOK_FIELDS, "url": "https://hooks.example.com/b"}),
+    )
+    assert moved.status_code == 200
+    assert "those changes were kept together with yours" in moved.text
+    data = nodes_of(draft_of(mia, workflow).definition)["notify"]["data"]
+    assert data["name"] == "Renamed in A"
+    assert data["config"]["url"] == "https://hooks.example.com/b"
+
+
+def test_two_tabs_changing_the_same_field_show_the_conflict_and_lose_nothing(
+    editor, mia, workflow
+) -> None:
+    tab_b = Editor(editor.client, workflow.id)
+    a_form, b_form = editor.rendered("notify"), tab_b.rendered("notify")
+    editor.post("/node", node_post(a_form, "notify", {**WEBHOOK_FIELDS, "name": "From A"}))
+
+    refused = tab_b.post(
+        "/node",
+        node_post(
+            b_form,
+            "notify",
+            {**WEBHOOK_FIELDS, "name": "From B", "url": "https://hooks.example.com/b"},
+        ),
+    )
+    assert refused.status_code == 409
+    text = html.unescape(refused.text)
+    assert "this node was changed elsewhere" in text
+    assert '<th scope="row">Name</th><td><code>From A</code></td><td><code>From B</code>' in text
+    assert "reload the node" in text
+    # Tab B's values are still in its form; the draft keeps A's and nothing of B's.
+    assert 'value="From B"' in refused.text
+    assert 'value="https://hooks.example.com/b"' in refused.text
+    data = nodes_of(draft_of(mia, workflow).definition)["notify"]["data"]
+    assert data["name"] == "From A"
+    assert data["config"]["url"] == "https://hooks.example.com/incident"
+
+    # The refused form carries the draft's new revision: applying it again keeps B's values.
+    again = {
+        "revision": _hidden(refused.text, "revision"),
+        "origin": html.unescape(_hidden(refused.text, "origin")),
+    }
+    assert again["revision"] != b_form["revision"]
+    kept = tab_b.post(
+        "/node",
+        node_post(
+            again,
+            "notify",
+            {**WEBHOOK_FIELDS, "name": "From B", "url": "https://hooks.example.com/b"},
+        ),
+    )
+    assert kept.status_code == 200
+    data = nodes_of(draft_of(mia, workflow).definition)["notify"]["data"]
+    assert (data["name"], data["config"]["url"]) == ("From B", "https://hooks.example.com/b")
+
+
+def _hidden(text: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_form_without_its_revision_cannot_overwrite_changed_fields(editor, mia, workflow) -> None:
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Current"})
+    blind = editor.post(
+        "/node",
+        node_post({"revision": "", "origin": ""}, "notify", {**WEBHOOK_FIELDS, "name": "Blind"}),
+    )
+    assert blind.status_code == 409
+    assert nodes_of(draft_of(mia, workflow).definition)["notify"]["data"]["name"] == "Current"
+
+
+def test_stale_trigger_form_merges_into_the_trigger_settings(editor, mia, workflow) -> None:
+    tab_b = Editor(editor.client, workflow.id)
+    a_form, b_form = editor.rendered("trigger"), tab_b.rendered("trigger")
+    trigger = {
+        "name": "Incident created",
+        "trigger_type": "incident_created",
+        "conditions-0-field": "priority",
+        "conditions-0-value": "P1",
+    }
+    editor.post("/node", node_post(a_form, "trigger", {**trigger, "name": "Renamed"}))
+    changed = tab_b.post(
+        "/node", node_post(b_form, "trigger", {**trigger, "conditions-0-value": "P2"})
+    )
+    assert changed.status_code == 200
+    definition = draft_of(mia, workflow).definition
+    assert nodes_of(definition)["trigger"]["data"]["name"] == "Renamed"
+    assert definition["trigger"]["conditions"] == [{"field": "priority", "value": "P2"}]
+
+
+def test_settings_from_two_tabs_merge_or_conflict(editor, mia, workflow) -> None:
+    tab_b = Editor(editor.client, workflow.id)
+    page = editor.client.get(editor.url).text
+    revision = _settings_hidden(page, "revision")
+    origin = html.unescape(_settings_hidden(page, "origin"))
+    base = {"settings-name": "Notify on P1", "settings-description": "Posts to a webhook."}
+    sent = {"revision": revision, "origin": origin, "settings-timeout": "5min"}
+    assert editor.post("/settings", {**sent, **base, "settings-name": "A"}).status_code == 200
+    merged = tab_b.post("/settings", {**sent, **base, "settings-timeout": "15min"})
+    assert merged.status_code == 200
+    definition = draft_of(mia, workflow).definition
+    assert (definition["name"], definition["settings"]["timeout"]) == ("A", "15min")
+
+    refused = tab_b.post("/settings", {**sent, **base, "settings-name": "B"})
+    assert refused.status_code == 409
+    assert "<td><code>A</code></td><td><code>B</code></td>" in refused.text
+    assert draft_of(mia, workflow).definition["name"] == "A"
+
+
+def _settings_hidden(page: str, name: str) -> str:
+    return _hidden(page[page.index('id="settings-panel"') :], name)
+
+
+def test_removing_a_node_changed_in_another_tab_is_refused(editor, mia, workflow) -> None:
+    tab_b = Editor(editor.client, workflow.id)
+    b_form = tab_b.rendered("notify")
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "url": "https://hooks.example.com/new"})
+    refused = tab_b.post("/nodes/remove", {"node_id": "notify", **b_form})
+    assert refused.status_code == 409
+    assert "Not removed: this node was changed elsewhere" in refused.text
+    assert "(URL)" in refused.text
+    assert "notify" in nodes_of(draft_of(mia, workflow).definition)
+    # A stale form for a node nobody changed still removes it (another node changed).
+    b_form = tab_b.rendered("notify")
+    editor.apply_node("trigger", {"name": "Renamed", "trigger_type": "manual"})
+    assert tab_b.post("/nodes/remove", {"node_id": "notify", **b_form}).status_code == 200
+    assert "notify" not in nodes_of(draft_of(mia, workflow).definition)

@@ -56,7 +56,7 @@ def test_build_branches_fix_an_error_and_save_twice(page, live_app, workflow_id)
     expect(node.get_by_role("heading")).to_contain_text("Condition")
     expect(page).to_have_url(re.compile(r"\?node=condition_1$"))
     htmx_settled(page)
-    node.get_by_label("Name").fill("Still open?")
+    node.get_by_label("Name", exact=True).fill("Still open?")
     node.get_by_label("Incident field").fill("status")
     node.get_by_label("Equals").fill("TRIGGERED")
     apply(page)
@@ -116,3 +116,62 @@ def test_build_branches_fix_an_error_and_save_twice(page, live_app, workflow_id)
     assert delay["data"]["durationMinutes"] == 30
     handles = {e.get("sourceHandle") for e in saved.definition["edges"]}
     assert handles == {None, "true", "false"}
+
+
+def test_two_tabs_editing_one_draft_keep_both_edits_or_show_the_conflict(
+    page, live_app, workflow_id
+) -> None:
+    sign_in_as(page, "mia@example.com")
+    page.goto(f"/workflows/{workflow_id}/edit")
+    add_node(page, "webhook", after="trigger")
+    expect(page).to_have_url(re.compile(r"\?node=webhook_1$"))
+    tab_a = page
+    tab_b = page.context.new_page()
+    for tab in (tab_a, tab_b):
+        tab.goto(f"/workflows/{workflow_id}/edit?node=webhook_1")
+        htmx_settled(tab)
+
+    # Different fields: A renames, then B (whose form still shows the old name) sets the URL.
+    tab_a.locator("#node-panel").get_by_label("Name", exact=True).fill("Page the team")
+    apply(tab_a)
+    expect(tab_a.locator("#node-heading")).to_contain_text("Page the team")
+    tab_b.locator("#node-panel").get_by_label("URL").fill("https://hooks.example.com/b")
+    apply(tab_b)
+    expect(tab_b.locator("#node-notice")).to_contain_text("kept together with yours")
+    expect(tab_b.locator("#node-heading")).to_contain_text("Page the team")
+    webhook = lambda: next(  # noqa: E731
+        n for n in stored_draft(live_app, workflow_id)["nodes"] if n["id"] == "webhook_1"
+    )
+    assert webhook()["data"]["name"] == "Page the team"
+    assert webhook()["data"]["config"]["url"] == "https://hooks.example.com/b"
+
+    # The same field: A's form is stale now; its rename is refused, showing both values.
+    tab_b.locator("#node-panel").get_by_label("Name", exact=True).fill("Name from B")
+    apply(tab_b)
+    expect(tab_b.locator("#node-heading")).to_contain_text("Name from B")
+    tab_a.locator("#node-panel").get_by_label("Name", exact=True).fill("Name from A")
+    apply(tab_a)
+    conflict = tab_a.locator("#node-conflict")
+    expect(conflict).to_contain_text("changed elsewhere")
+    expect(conflict.get_by_role("row", name="Name")).to_contain_text("Name from B")
+    expect(conflict.get_by_role("row", name="Name")).to_contain_text("Name from A")
+    expect(tab_a.locator("#node-panel").get_by_label("Name", exact=True)).to_have_value("Name from A")
+    assert webhook()["data"]["name"] == "Name from B"
+    # Applying again keeps A's value; reloading would have taken B's.
+    apply(tab_a)
+    expect(tab_a.locator("#node-conflict")).to_have_count(0)
+    expect(tab_a.locator("#node-heading")).to_contain_text("Name from A")
+    assert webhook()["data"]["name"] == "Name from A"
+
+
+def stored_draft(live_app: Flask, workflow_id: str) -> dict:
+    from app.workflows.models import WorkflowDraft
+
+    with live_app.app_context():
+        draft = db.session.scalar(
+            sa.select(WorkflowDraft).where(WorkflowDraft.workflow_id == workflow_id)
+        )
+        assert draft is not None
+        definition: dict = draft.definition
+        db.session.remove()
+        return definition
