@@ -32,12 +32,14 @@ from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
 from app.workflows.enums import NodeType
 from app.workflows.forms import (
+    PREFIX,
     AddEdgeForm,
     AddNodeForm,
     NodeForm,
     SaveForm,
     SettingsForm,
     TriggerForm,
+    auto_name,
     form_class_for,
     node_kind,
 )
@@ -123,6 +125,7 @@ def _node_form(
     if cls is None:
         return None
     form = cls.from_node(node, trigger=definition.get("trigger"))
+    form.follow_settings()
     _stamp(form, definition, node)
     _decorate(form, checked, fill)
     return form
@@ -537,13 +540,15 @@ def edit_node(workflow_id: str) -> Response:
                 "nothing was changed."
             ],
         )
+    if op != "apply":
+        db.session.rollback()  # nothing changes until "Apply"
+        return _render_node_form(workflow_id, node_id, cls, op)
     form = cls.from_formdata(request.form, node_id)
     add_row = None
-    if op.startswith("remove:"):
-        _remove_row(form, op)
-    elif op.startswith("add:"):
-        add_row = op.removeprefix("add:")
     values, conflicts, merged = _merge_node_form(form, cls, draft.definition, node)
+    generated = (form.generated_name.data or "").strip()
+    if generated and values["data"].get("name") == generated:
+        values["data"]["name"] = auto_name(cls.kind, values) or generated
     notes = list(form.node_errors)
     if conflicts:
         db.session.rollback()
@@ -591,6 +596,69 @@ def edit_node(workflow_id: str) -> Response:
         node_notice=notice,
         add_row=add_row,
     )
+
+
+@bp.post("/<workflow_id>/edit/node/form")
+@login_required
+def edit_node_form(workflow_id: str) -> Response:
+    """The node's form again for what is chosen in it (a trigger or authentication type,
+    a row added or removed); the draft does not change until "Apply"."""
+    node_id = request.form.get("node_id", "")
+    workflow = _workflow(workflow_id)
+    draft = drafts.current_draft(current_user, workflow)
+    node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
+    cls = form_class_for(node) if node else None
+    if node is None or cls is None:
+        return _respond(
+            workflow,
+            draft,
+            panels=("node_form",),
+            status=409,
+            node_notes=[f"The node '{node_id}' is no longer in your draft; reload the page."],
+        )
+    return _render_node_form(workflow_id, node_id, cls, request.form.get("op", "refresh"))
+
+
+def _render_node_form(workflow_id: str, node_id: str, cls: type[NodeForm], op: str) -> Response:
+    """The node form as the user has filled it in; fields the chosen type hides keep the
+    values the form was rendered with, so switching back restores them."""
+    workflow = _workflow(workflow_id)
+    draft = drafts.current_draft(current_user, workflow)
+    node = next(n for n in _nodes(draft.definition) if n.get("id") == node_id)
+    origin = _posted_origin()
+    shown = (
+        {"id": node_id, "data": origin["data"]} if origin is not None else node,
+        origin.get("trigger") if origin is not None else draft.definition.get("trigger"),
+    )
+    form = cls(
+        formdata=request.form, data=cls.initial(_mapping(shown[0].get("data")), trigger=shown[1])
+    )
+    form.node_id = node_id
+    for name, rows in form._fields.items():
+        posted = f"{PREFIX}{name}-shown" in request.form or any(
+            key.startswith(f"{PREFIX}{name}-") for key in request.form
+        )
+        if hasattr(rows, "entries") and not posted:
+            # A list the form did not show: keep the rows it was rendered with.
+            rows.entries = []
+            rows.last_index = -1
+            for row in cls.initial(_mapping(shown[0].get("data")), trigger=shown[1]).get(name, []):
+                rows.append_entry(row)
+    if op.startswith("remove:"):
+        _remove_row(form, op)
+    elif op.startswith("add:") and op.removeprefix("add:") in form._fields:
+        rows = form[op.removeprefix("add:")]
+        if hasattr(rows, "append_entry"):
+            rows.append_entry()
+            next(iter(rows.entries[-1].form)).render_kw = {"autofocus": True}
+    form.follow_settings()
+    form.form_revision = request.form.get("revision", "")
+    form.form_origin = request.form.get("origin", "")
+    return _respond(workflow, draft, panels=("node_form",), selected=node_id, node_form=form)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _node_has_errors(context: dict[str, Any]) -> bool:

@@ -52,6 +52,7 @@ __all__ = [
     "Target",
     "TriggerForm",
     "WebhookForm",
+    "auto_name",
     "form_class_for",
     "node_kind",
     "secret_reference",
@@ -175,6 +176,9 @@ class NodeForm(Form):  # type: ignore[misc]
     )
 
     name = StringField("Name")
+    #: The name the editor generated for the settings shown, while the user has not
+    #: renamed the node: the name then follows the settings.
+    generated_name = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix=PREFIX, **kwargs)
@@ -209,6 +213,18 @@ class NodeForm(Form):  # type: ignore[misc]
 
     def to_node_data(self) -> Json:
         raise NotImplementedError
+
+    def follow_settings(self) -> None:
+        """While the name is the generated one, generate it again for the settings shown."""
+        generated = self.generated_name.data or ""
+        if generated and (self.name.data or "").strip() == generated:
+            fresh = auto_name(self.kind, self.values())
+            if fresh:
+                self.name.data = self.generated_name.data = fresh
+        elif not generated and (self.name.data or "").strip() == auto_name(
+            self.kind, self.values()
+        ):
+            self.generated_name.data = (self.name.data or "").strip()
 
     def values(self) -> Json:
         """What the form stands for in the definition: ``{"data": …}`` (the trigger form
@@ -751,6 +767,45 @@ class TriggerForm(NodeForm):
             _put(transition, "from", self.state_from.data or None)
             trigger["stateTransition"] = transition
         return trigger
+
+
+def _minutes(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return "1 minute" if value == 1 else f"{value} minutes"
+
+
+def auto_name(kind: str, values: Mapping[str, Any]) -> str | None:
+    """The name the editor gives a node from its settings (``values()`` shape), or None
+    for kinds whose name does not describe a setting. A node keeps following its
+    settings until the user gives it another name."""
+    data = _mapping(values.get("data"))
+    if kind == "delay":
+        minutes = _minutes(data.get("durationMinutes"))
+        return f"Wait {minutes}" if minutes else None
+    if kind == "condition":
+        field_name, value = _text(data.get("field")), _text(data.get("value"))
+        if not field_name or not value:
+            return None
+        return f"Is it a {value}?" if field_name == "priority" else f"Is {field_name} {value}?"
+    if kind == "trigger":
+        trigger = _mapping(values.get("trigger"))
+        kind_of = _text(trigger.get("type"))
+        if kind_of == TriggerType.STATE_CHANGED.value:
+            to = _text(_mapping(trigger.get("stateTransition")).get("to"))
+            return f"Incident becomes {to.lower()}" if to else None
+        if kind_of == TriggerType.AGE.value:
+            minutes = _minutes(trigger.get("ageThresholdMinutes"))
+            return f"Unresolved for {minutes}" if minutes else None
+        return TRIGGER_NAMES.get(kind_of)
+    return None
+
+
+TRIGGER_NAMES = {
+    TriggerType.INCIDENT_CREATED.value: "Incident created",
+    TriggerType.ESCALATION.value: "Incident escalated",
+    TriggerType.MANUAL.value: "Run by hand",
+}
 
 
 NODE_FORMS: dict[str, type[NodeForm]] = {

@@ -1019,3 +1019,104 @@ def test_removing_a_node_changed_in_another_tab_is_refused(editor, mia, workflow
     editor.apply_node("trigger", {"name": "Renamed", "trigger_type": "manual"})
     assert tab_b.post("/nodes/remove", {"node_id": "notify", **b_form}).status_code == 200
     assert "notify" not in nodes_of(draft_of(mia, workflow).definition)
+
+
+# -- selects change the form, not the draft ---------------------------------------------------
+
+
+def form_post(editor: Editor, node_id: str, fields: Json, op: str = "refresh") -> Any:
+    data = {"node_id": node_id, "op": op, **{f"node-{k}": v for k, v in fields.items()}}
+    return editor.post("/node/form", data, node=node_id)
+
+
+def test_choosing_a_trigger_type_changes_the_form_not_the_draft(editor, mia, workflow) -> None:
+    editor.apply_node(
+        "trigger",
+        {"name": "Resolved!", "trigger_type": "state_changed", "state_to": "RESOLVED"},
+    )
+    before = draft_of(mia, workflow).definition
+    assert before["trigger"]["stateTransition"] == {"to": "RESOLVED"}
+
+    age = form_post(editor, "trigger", {"name": "Resolved!", "trigger_type": "age"})
+    assert age.status_code == 200
+    assert 'id="node-age_threshold_minutes"' in age.text
+    assert 'id="node-state_to"' not in age.text
+    assert draft_of(mia, workflow).definition == before
+
+    # Switched back (the age form did not post the state fields): what was there returns.
+    back = form_post(editor, "trigger", {"name": "Resolved!", "trigger_type": "state_changed"})
+    assert re.search(r'<option selected value="RESOLVED">', back.text)
+    assert draft_of(mia, workflow).definition == before
+
+
+def test_choosing_an_authentication_type_changes_the_form_not_the_draft(
+    editor, mia, workflow
+) -> None:
+    basic = {**WEBHOOK_FIELDS, "auth_type": "basic", "username": "bob"}
+    editor.apply_node("notify", basic)
+    before = draft_of(mia, workflow).definition
+    bearer = {k: v for k, v in basic.items() if k != "username"} | {"auth_type": "bearer"}
+    shown = form_post(editor, "notify", bearer)
+    assert 'id="node-token"' in shown.text and 'id="node-username"' not in shown.text
+    back = form_post(editor, "notify", {**bearer, "auth_type": "basic"})
+    assert 'id="node-username"' in back.text and 'value="bob"' in back.text
+    assert draft_of(mia, workflow).definition == before
+
+
+def test_adding_a_row_changes_the_form_not_the_draft(editor, mia, workflow) -> None:
+    editor.page()
+    rows = form_post(
+        editor,
+        "trigger",
+        {
+            "name": "Incident created",
+            "trigger_type": "incident_created",
+            "conditions-0-field": "priority",
+            "conditions-0-value": "P1",
+        },
+        op="add:conditions",
+    )
+    assert 'id="node-conditions-1-field"' in rows.text
+    assert draft_of(mia, workflow) is None
+
+
+def test_generated_names_follow_their_settings_until_renamed(editor, mia, workflow) -> None:
+    editor.add_node("delay", after="notify")
+    assert nodes_of(draft_of(mia, workflow).definition)["delay_1"]["data"]["name"] == (
+        "Wait 10 minutes"
+    )
+    page = editor.page(node="delay_1").text
+    assert 'name="node-generated_name" type="hidden" value="Wait 10 minutes"' in page
+    editor.apply_node(
+        "delay_1",
+        {"name": "Wait 10 minutes", "generated_name": "Wait 10 minutes", "duration_minutes": "99"},
+    )
+    data = nodes_of(draft_of(mia, workflow).definition)["delay_1"]["data"]
+    assert data == {"name": "Wait 99 minutes", "durationMinutes": 99}
+
+    # Renamed by the user: the name stays when the setting changes.
+    editor.apply_node(
+        "delay_1",
+        {"name": "Cool down", "generated_name": "Wait 99 minutes", "duration_minutes": "99"},
+    )
+    assert 'name="node-generated_name" type="hidden" value=""' in editor.page(node="delay_1").text
+    editor.apply_node(
+        "delay_1", {"name": "Cool down", "generated_name": "", "duration_minutes": "5"}
+    )
+    data = nodes_of(draft_of(mia, workflow).definition)["delay_1"]["data"]
+    assert data == {"name": "Cool down", "durationMinutes": 5}
+
+
+def test_a_generated_trigger_name_follows_the_type_in_the_form(editor, workflow) -> None:
+    editor.page()
+    shown = form_post(
+        editor,
+        "trigger",
+        {
+            "name": "Incident created",
+            "generated_name": "Incident created",
+            "trigger_type": "state_changed",
+            "state_to": "RESOLVED",
+        },
+    )
+    assert 'value="Incident becomes resolved"' in shown.text

@@ -155,7 +155,9 @@ def test_two_tabs_editing_one_draft_keep_both_edits_or_show_the_conflict(
     expect(conflict).to_contain_text("changed elsewhere")
     expect(conflict.get_by_role("row", name="Name")).to_contain_text("Name from B")
     expect(conflict.get_by_role("row", name="Name")).to_contain_text("Name from A")
-    expect(tab_a.locator("#node-panel").get_by_label("Name", exact=True)).to_have_value("Name from A")
+    expect(tab_a.locator("#node-panel").get_by_label("Name", exact=True)).to_have_value(
+        "Name from A"
+    )
     assert webhook()["data"]["name"] == "Name from B"
     # Applying again keeps A's value; reloading would have taken B's.
     apply(tab_a)
