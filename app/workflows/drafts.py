@@ -6,9 +6,11 @@ of the current version (``base_version``) and may be invalid while work is in
 progress; only saving it as a new version requires the schema's approval, and
 saving a draft based on an older version than the current one is refused.
 
-Credentials never enter a draft: what a user types into a secret input is
-stored with :func:`store_credentials` as the workflow's encrypted secret, and
-the draft refers to it as ``{{ secrets.<name> }}``.
+Credentials never enter a draft's definition: what a user types into a secret
+input waits, encrypted, in the draft's ``pending_secrets`` (:func:`store_credentials`)
+and the definition refers to it as ``{{ secrets.<name> }}``. Only saving the
+draft as a version makes it the workflow's secret (:func:`save`): until then the
+versions that run keep the secrets they have, and discarding the draft drops it.
 
 Functions flush and never commit; the editor's routes own the transaction.
 """
@@ -74,6 +76,7 @@ __all__ = [
     "merge_edits",
     "must_fill",
     "parse_loc",
+    "pending_names",
     "rebase",
     "remove_edge",
     "remove_node",
@@ -183,7 +186,7 @@ def current_draft(user: User, workflow: Workflow) -> WorkflowDraft:
                 WorkflowVersion.version == draft.base_version,
             )
         )
-        if base is not None and _same(base, draft.definition):
+        if base is not None and _same(base, draft.definition) and not draft.pending_secrets:
             db.session.delete(draft)
             db.session.flush()
             return _fresh(user, workflow)
@@ -282,7 +285,9 @@ def merge_edits(
 
 
 def has_changes(draft: WorkflowDraft, workflow: Workflow) -> bool:
-    return is_stored(draft) and not _same(draft.definition, workflow.definition)
+    return is_stored(draft) and (
+        bool(draft.pending_secrets) or not _same(draft.definition, workflow.definition)
+    )
 
 
 def discard(draft: WorkflowDraft) -> None:
@@ -313,6 +318,8 @@ def save(
         raise InvalidInput.at(
             "changeNote", f"There are no changes to save; this is version {workflow.version}."
         )
+    for name, token in sorted((draft.pending_secrets or {}).items()):
+        secret_store.adopt_encrypted(workflow, name, token, actor=user)
     version = service.save_version(
         user,
         workflow,
@@ -389,9 +396,9 @@ def update_settings(draft: WorkflowDraft, *, name: str, description: str, timeou
 
 
 def store_credentials(
-    workflow: Workflow, credentials: Iterable[Credential], *, actor: User | None = None
+    draft: WorkflowDraft, credentials: Iterable[Credential], *, actor: User | None = None
 ) -> None:
-    """Store typed credentials as the workflow's encrypted secrets (all or none).
+    """Keep typed credentials with the draft, encrypted, until it is saved (all or none).
 
     Raises InvalidInput located at the credential's place in the node's data;
     the message never contains the value.
@@ -403,8 +410,17 @@ def store_credentials(
                 _format(("data", *credential.loc)),
                 f"A secret can be at most {secret_store.MAX_SECRET_LENGTH:,} characters.",
             )
-    for credential in credentials:
-        secret_store.set_secret(workflow, credential.secret_name, credential.value, actor=actor)
+    if credentials:
+        draft.pending_secrets = {
+            **(draft.pending_secrets or {}),
+            **{c.secret_name: secret_store.encrypt(c.value) for c in credentials},
+        }
+        db.session.flush()
+
+
+def pending_names(draft: WorkflowDraft) -> list[str]:
+    """Secrets typed in this draft that its save will store."""
+    return sorted(draft.pending_secrets or {})
 
 
 def _unique_id(taken: set[str], base: str) -> str:

@@ -325,7 +325,8 @@ def _context(
     add_row: str | None = None,
 ) -> dict[str, Any]:
     definition = draft.definition
-    secret_names = secret_store.secret_names(workflow)
+    pending = drafts.pending_names(draft)
+    secret_names = sorted({*secret_store.secret_names(workflow), *pending})
     checked = drafts.check(definition, secret_names)
     fill = drafts.must_fill(definition)
     node = _choose_node(definition, selected)
@@ -399,6 +400,7 @@ def _context(
         "node_form": node_form,
         "variables": variables,
         "secret_names": secret_names,
+        "pending_secrets": pending,
         "picture": graph.render_svg(
             definition,
             selected=node_id,
@@ -568,7 +570,7 @@ def edit_node(workflow_id: str) -> Response:
         else None
     )
     try:
-        drafts.store_credentials(workflow, form.credentials, actor=current_user)
+        drafts.store_credentials(draft, form.credentials, actor=current_user)
         if isinstance(form, TriggerForm):
             drafts.update_trigger(draft, node_id, values["data"], values["trigger"])
         else:
@@ -686,7 +688,9 @@ def edit_check_template(workflow_id: str) -> str:
     messages: list[tuple[str, bool]] = []
     if node is not None and text:
         variables = drafts.variables_for(
-            draft.definition, node_id, secret_store.secret_names(workflow)
+            draft.definition,
+            node_id,
+            [*secret_store.secret_names(workflow), *drafts.pending_names(draft)],
         )
         messages = drafts.unknown_references(text, variables)
     return render_template("workflows/editor/_live_check.html", messages=messages)

@@ -635,14 +635,13 @@ def test_credentials_typed_in_become_encrypted_secrets_and_appear_nowhere(
         "type": "custom",
         "customHeaders": {"X-Api-Key": "{{ secrets.notify_x_api_key }}"},
     }
-    names = secret_store.secret_names(fresh(workflow))
-    assert names == ["notify_client_secret", "notify_password", "notify_token", "notify_x_api_key"]
-    decrypted = secret_store.decrypt_for_request(workflow.id)
-    assert decrypted["notify_token"] == SECRET_VALUES["token"]
-    assert decrypted["notify_x_api_key"] == SECRET_VALUES["custom"]
+    # Nothing reaches the workflow's secrets (which the running versions use) before a save.
+    assert secret_store.secret_names(fresh(workflow)) == []
+    pending = ["notify_client_secret", "notify_password", "notify_token", "notify_x_api_key"]
+    assert sorted(draft.pending_secrets) == pending
     # Leaving the input empty keeps the secret; the page names it, never shows it.
     page = editor.page(node="notify").text
-    assert "Stored as secret <code>notify_x_api_key</code>; leave empty to keep." in page
+    assert "stored as the workflow's secret <code>notify_x_api_key</code> when you save" in page
     kept = editor.apply_node(
         "notify",
         {
@@ -654,6 +653,10 @@ def test_credentials_typed_in_become_encrypted_secrets_and_appear_nowhere(
     )
     assert kept.status_code == 200
     assert editor.save("with auth").status_code == 204
+    assert secret_store.secret_names(fresh(workflow)) == pending
+    decrypted = secret_store.decrypt_for_request(workflow.id)
+    assert decrypted["notify_token"] == SECRET_VALUES["token"]
+    assert decrypted["notify_x_api_key"] == SECRET_VALUES["custom"]
 
     texts = [r.text for r in responses] + [kept.text, page, editor.page(node="notify").text]
     texts.append(database_text())
@@ -1120,3 +1123,33 @@ def test_a_generated_trigger_name_follows_the_type_in_the_form(editor, workflow)
         },
     )
     assert 'value="Incident becomes resolved"' in shown.text
+
+
+def test_a_secret_typed_in_a_discarded_draft_is_never_stored(editor, mia, workflow) -> None:
+    editor.page(node="notify")
+    editor.apply_node(
+        "notify", {**WEBHOOK_FIELDS, "auth_type": "bearer", "token": SECRET_VALUES["token"]}
+    )
+    assert sorted(draft_of(mia, workflow).pending_secrets) == ["notify_token"]
+    assert editor.post("/discard", {}).status_code == 204
+    assert draft_of(mia, workflow) is None
+    assert secret_store.secret_names(fresh(workflow)) == []
+    assert SECRET_VALUES["token"] not in database_text()
+
+
+def test_a_new_value_for_an_existing_secret_waits_for_the_save(editor, mia, workflow) -> None:
+    secret_store.set_secret(fresh(workflow), "notify_token", "old-value")
+    db.session.commit()
+    editor.apply_node(
+        "notify",
+        {**WEBHOOK_FIELDS, "auth_type": "bearer", "token_ref": "notify_token", "token": "new-one"},
+    )
+    # The running version still uses the old value until the draft is saved.
+    assert secret_store.decrypt_for_request(workflow.id) == {"notify_token": "old-value"}
+    # Key rotation re-encrypts the pending value too: the stored one and the typed one.
+    pending_before = dict(draft_of(mia, workflow).pending_secrets)
+    assert secret_store.reencrypt_all() == 2
+    db.session.commit()
+    assert draft_of(mia, workflow).pending_secrets != pending_before
+    assert editor.save("rotate token").status_code == 204
+    assert secret_store.decrypt_for_request(workflow.id) == {"notify_token": "new-one"}
