@@ -74,6 +74,7 @@ __all__ = [
     "is_stored",
     "load_draft",
     "merge_edits",
+    "missing_secrets",
     "must_fill",
     "parse_loc",
     "pending_names",
@@ -737,7 +738,53 @@ def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked
         for extra in _variable_problems(definition, names):
             if (extra.node_id, extra.rel) not in taken:
                 problems.append(extra)
+    # A body that cannot be JSON is worth knowing while other things are still missing.
+    taken_locs = {p.loc for p in problems}
+    problems += [p for p in _body_problems(definition) if p.loc not in taken_locs]
     return Checked(valid=not any(not p.warning for p in problems), problems=problems)
+
+
+_SECRET_USE_RE = re.compile(
+    r"""secrets\s*(?:\.\s*([a-z][a-z0-9_]{0,63})|\[\s*["']([a-z][a-z0-9_]{0,63})["']\s*\])"""
+)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def missing_secrets(
+    definition: Mapping[str, Any], secret_names: Iterable[str]
+) -> list[tuple[str, list[str]]]:
+    """(secret name, names of the nodes that use it) for each secret the draft uses that
+    the workflow does not have: named in a template, or needed by a Jira or Linear step."""
+    from app.workflows.schema import IMPLICIT_SECRETS
+
+    have = set(secret_names)
+    users: dict[str, list[str]] = {}
+    for node in _nodes(definition):
+        data = node.get("data")
+        if not _is_action(node) or not isinstance(data, Mapping):
+            continue
+        names = [
+            str(name)
+            for kind, implicit in IMPLICIT_SECRETS.items()
+            if data.get("actionType") == kind.value
+            for name in implicit
+        ]
+        for text in _strings(data.get("config")):
+            names += [a or b for a, b in _SECRET_USE_RE.findall(text)]
+        for name in dict.fromkeys(names):
+            if name not in have:
+                users.setdefault(name, []).append(_label(node))
+    return sorted(users.items())
 
 
 # --- variables -----------------------------------------------------------------------

@@ -323,6 +323,7 @@ def _context(
     save_error: str | None = None,
     conflict: str | None = None,
     add_row: str | None = None,
+    enable_error: ServiceError | None = None,
 ) -> dict[str, Any]:
     definition = draft.definition
     pending = drafts.pending_names(draft)
@@ -401,6 +402,8 @@ def _context(
         "variables": variables,
         "secret_names": secret_names,
         "pending_secrets": pending,
+        "missing_secrets": drafts.missing_secrets(definition, secret_names),
+        "enable_error": enable_error,
         "picture": graph.render_svg(
             definition,
             selected=node_id,
@@ -986,6 +989,32 @@ def edit_save(workflow_id: str) -> Response:
         )
     db.session.commit()
     flash(f"Saved as v{version.version}.")
+    return _reload(workflow, selected)
+
+
+@bp.post("/<workflow_id>/edit/enable")
+@login_required
+def edit_enable(workflow_id: str) -> Response:
+    """The editor header's switch: enable or disable the saved version. A refusal lists
+    every blocker at once in the readiness checklist."""
+    workflow = _workflow(workflow_id, for_update=True)
+    wanted = request.form.get("enabled") == "1"
+    selected = _selected_from_request()
+    try:
+        service.set_enabled(current_user, workflow, wanted)
+    except ServiceError as error:
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow,
+            draft,
+            panels=("problems",),
+            status=error.status,
+            selected=selected,
+            enable_error=error,
+        )
+    db.session.commit()
+    flash(f"{workflow.name} is {'enabled' if wanted else 'disabled'}.")
     return _reload(workflow, selected)
 
 

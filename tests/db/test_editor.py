@@ -702,7 +702,7 @@ def test_placeholders_are_highlighted_with_a_banner(app, mia, team) -> None:
     db.session.commit()
     tab = Editor(signed_in(app, mia.email), created.id)
     page = tab.page(node="notify").text
-    assert "To fill in" in page
+    assert "to fill in" in page
     assert "your webhook path" in page and "the service to watch" in page
     assert re.search(r'class="field must-fill">\s*<label for="node-url">', page)
     assert "?node=notify#node-url" in page
@@ -739,7 +739,7 @@ def test_every_built_in_template_opens_with_what_to_fill_highlighted(app, mia, t
             assert re.search(highlighted, page), (template.name, placeholder)
             assert html.escape(placeholder.hint, quote=False) in page, (template.name, placeholder)
         assert tab.page().status_code == 200
-        assert ("To fill in" in tab.page().text) == bool(placeholders), template.name
+        assert ("to fill in" in tab.page().text) == bool(placeholders), template.name
 
 
 # -- who may -----------------------------------------------------------------------------------
@@ -1153,3 +1153,84 @@ def test_a_new_value_for_an_existing_secret_waits_for_the_save(editor, mia, work
     assert draft_of(mia, workflow).pending_secrets != pending_before
     assert editor.save("rotate token").status_code == 204
     assert secret_store.decrypt_for_request(workflow.id) == {"notify_token": "new-one"}
+
+
+# -- readiness -----------------------------------------------------------------------------------
+
+
+def _not_ready_definition() -> Json:
+    definition = copy.deepcopy(SIMPLE_DEFINITION)
+    config = definition["nodes"][1]["data"]["config"]
+    config["headers"] = {"X-Team": "<<fill: your team's name>>"}
+    config["auth"] = {"type": "bearer", "token": "{{ secrets.hook_token }}"}
+    config["body"] = '{"title": {{ incident.title }}}'  # not JSON once rendered
+    return definition
+
+
+def test_enabling_lists_every_blocker_at_once(mia, team) -> None:
+    workflow = service.create_workflow(
+        mia,
+        name="Not ready",
+        description="Blocked.",
+        scope="team",
+        team_id=team.id,
+        definition=_not_ready_definition(),
+    )
+    db.session.commit()
+    with pytest.raises(service.NotReady) as refused:
+        service.set_enabled(mia, workflow, True)
+    locs = [p.loc for p in refused.value.problems]
+    assert locs == [
+        'nodes[1].data.config.headers["X-Team"]',
+        "nodes[1].data.config.auth.token",
+        "nodes[1].data.config.body",
+    ] or sorted(locs) == sorted(
+        [
+            "nodes[1].data.config.headers.X-Team",
+            "nodes[1].data.config.auth.token",
+            "nodes[1].data.config.body",
+        ]
+    )
+    assert "3 things to fix" in refused.value.message
+
+
+def test_the_editor_checklist_and_switch(app, mia, team) -> None:
+    workflow = service.create_workflow(
+        mia,
+        name="Not ready",
+        description="Blocked.",
+        scope="team",
+        team_id=team.id,
+        definition=_not_ready_definition(),
+    )
+    db.session.commit()
+    editor = Editor(signed_in(app, mia.email), workflow.id)
+    page = html.unescape(editor.page().text)
+    checklist = page[page.index('id="problems-panel"') :]
+    assert "Readiness checklist (3 to fix)" in checklist
+    assert "your team's name" in checklist
+    assert "<code>hook_token</code> is not set (used by Notify)" in checklist
+    add = f"/workflows/{workflow.id}/secrets?name=hook_token#secret-value"
+    assert add in checklist
+    assert 'role="switch" aria-checked="false"' in page
+    # "Add" opens the secrets page with the name filled in.
+    secrets_page = editor.client.get(add.split("#")[0]).text
+    assert re.search(r'id="secret-name"[^>]*value="hook_token"', secrets_page)
+
+    refused = editor.post("/enable", {"enabled": "1"})
+    assert refused.status_code == 422
+    text = html.unescape(refused.text)
+    assert "3 things to fix" in text
+    for where in ("X-Team", "auth.token", "config.body"):
+        assert where in text
+    assert not fresh(workflow).is_enabled
+
+    # Once the blockers are gone, the switch enables and disables.
+    ready = copy.deepcopy(SIMPLE_DEFINITION)
+    service.save_version(mia, fresh(workflow), ready, base_version=1, change_note="ready")
+    db.session.commit()
+    assert editor.post("/enable", {"enabled": "1"}).status_code == 204
+    assert fresh(workflow).is_enabled
+    assert 'role="switch" aria-checked="true"' in editor.page().text
+    assert editor.post("/enable", {"enabled": "0"}).status_code == 204
+    assert not fresh(workflow).is_enabled
