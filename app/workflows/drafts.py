@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -70,6 +71,7 @@ __all__ = [
     "discard",
     "find_draft",
     "has_changes",
+    "internal_host_problems",
     "is_stale",
     "is_stored",
     "load_draft",
@@ -716,7 +718,77 @@ def _only_for_enabling(code: str, message: str) -> bool:
     )
 
 
-def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked:
+#: Name endings that only resolve inside a network (RFC 6761/6762/8375 and common habits).
+_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
+
+
+def _internal_reason(url: str, allow: Any) -> str | None:
+    """Why ``url``'s host looks internal, judged from its text alone (no DNS lookup)."""
+    from urllib.parse import urlsplit
+
+    from app.engine.outbound import blocked_reason, canonical_host
+
+    head = url.split("/", 3)[:3]
+    if "{" in "/".join(head):
+        return None  # a templated host is known only when the run renders it
+    try:
+        hostname = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    if not hostname:
+        return None
+    host = canonical_host(hostname)
+    if allow is not None and allow.allows_host(host):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
+            return f"'{host}' is a name that only resolves inside a network"
+        if "." not in host:
+            return f"'{host}' is a single-label name, resolved inside your network"
+        return None
+    if allow is not None and allow.allows_address(address):
+        return None
+    reason = blocked_reason(address)
+    return f"'{host}' is {reason}" if reason else None
+
+
+def internal_host_problems(definition: Mapping[str, Any], allow: Any = None) -> list[EditorProblem]:
+    """Webhook and token URLs whose host is internal (and not on the allow-list): the
+    outbound guard will refuse them when the workflow runs, so say it while editing."""
+    trigger_id = _trigger_id(definition)
+    problems = []
+    for index, node in enumerate(_nodes(definition)):
+        data = node.get("data")
+        if not isinstance(data, Mapping) or data.get("actionType") != "webhook":
+            continue
+        config = data.get("config")
+        if not isinstance(config, Mapping):
+            continue
+        auth = config.get("auth")
+        urls = [("url", config.get("url"))]
+        if isinstance(auth, Mapping):
+            urls.append(("auth.tokenUrl", auth.get("tokenUrl")))
+        for key, url in urls:
+            reason = _internal_reason(url, allow) if isinstance(url, str) else None
+            if reason:
+                problems.append(
+                    _placed(
+                        definition,
+                        trigger_id,
+                        f"nodes[{index}].data.config.{key}",
+                        f"{reason}: runs will refuse to send there. Requests to internal "
+                        "networks are refused unless an administrator allows the destination "
+                        "with INCIDENTFLOW_OUTBOUND_ALLOW (see /admin/outbound).",
+                        "internal_host",
+                        warning=True,
+                    )
+                )
+    return problems
+
+
+def check(definition: Mapping[str, Any], secret_names: Iterable[str], allow: Any = None) -> Checked:
     """Validate a draft as enabling would, in one pass of the schema.
 
     Problems that only enabling cares about (a secret that does not exist yet)
@@ -731,8 +803,8 @@ def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked
     except ValidationError as error:
         problems = _problems(definition, error)
     else:
-        bodies = _body_problems(definition)
-        return Checked(valid=True, problems=bodies) if bodies else Checked(valid=True)
+        found = _body_problems(definition) + internal_host_problems(definition, allow)
+        return Checked(valid=True, problems=found) if found else Checked(valid=True)
     if not any(p.section == "node" and p.code == "unknown_variable" for p in problems):
         taken = {(p.node_id, p.rel) for p in problems}
         for extra in _variable_problems(definition, names):
@@ -741,6 +813,7 @@ def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked
     # A body that cannot be JSON is worth knowing while other things are still missing.
     taken_locs = {p.loc for p in problems}
     problems += [p for p in _body_problems(definition) if p.loc not in taken_locs]
+    problems += [p for p in internal_host_problems(definition, allow) if p.loc not in taken_locs]
     return Checked(valid=not any(not p.warning for p in problems), problems=problems)
 
 

@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from flask import abort, flash, make_response, redirect, render_template, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from htmx_flask import request
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from app.engine.outbound import AllowList
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.workflows import drafts, graph, service
@@ -196,7 +197,8 @@ def _merge_node_form(
 def _decorate(form: NodeForm, checked: drafts.Checked, fill: list[drafts.FillItem]) -> None:
     """Errors next to their fields, and the fields still to fill in highlighted."""
     for problem in checked.for_node(form.node_id):
-        suffix = " (needed before the workflow can be enabled)" if problem.warning else ""
+        enabling = problem.warning and problem.code != "internal_host"
+        suffix = " (needed before the workflow can be enabled)" if enabling else ""
         form.attach(problem.rel, problem.code, problem.message + suffix)
     for item in fill:
         if item.node_id == form.node_id:
@@ -328,7 +330,7 @@ def _context(
     definition = draft.definition
     pending = drafts.pending_names(draft)
     secret_names = sorted({*secret_store.secret_names(workflow), *pending})
-    checked = drafts.check(definition, secret_names)
+    checked = drafts.check(definition, secret_names, AllowList.from_config(current_app.config))
     fill = drafts.must_fill(definition)
     node = _choose_node(definition, selected)
     node_id = str(node["id"]) if node else None

@@ -1234,3 +1234,61 @@ def test_the_editor_checklist_and_switch(app, mia, team) -> None:
     assert 'role="switch" aria-checked="true"' in editor.page().text
     assert editor.post("/enable", {"enabled": "0"}).status_code == 204
     assert not fresh(workflow).is_enabled
+
+
+# -- internal destinations ---------------------------------------------------------------------
+
+
+def test_the_admin_page_shows_the_outbound_allow_list_and_where_it_is_set(
+    app, make_user, mia
+) -> None:
+    admin = make_user("ada@example.com", admin=True)
+    app.config["OUTBOUND_ALLOW"] = "hooks.internal, *.corp.example 10.1.0.0/16"
+    app.config["OUTBOUND_ALLOW_SOURCE"] = "the INCIDENTFLOW_OUTBOUND_ALLOW environment variable"
+    page = signed_in(app, admin.email).get("/admin/outbound")
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    for entry in ("<code>hooks.internal</code>", "<code>*.corp.example</code>", "10.1.0.0/16"):
+        assert entry in text
+    assert "Set by</strong> the INCIDENTFLOW_OUTBOUND_ALLOW environment variable" in text
+    assert "<form" not in text[text.index("<h1>") :]  # read-only
+    assert signed_in(app, mia.email).get("/admin/outbound").status_code == 403
+
+
+def test_the_refusal_names_the_setting_and_the_page() -> None:
+    import ipaddress
+
+    from app.engine.outbound import DestinationRefused
+
+    message = str(
+        DestinationRefused("10.0.0.5", ipaddress.ip_address("10.0.0.5"), "a private address")
+    )
+    assert "INCIDENTFLOW_OUTBOUND_ALLOW" in message and "/admin/outbound" in message
+    assert "outbound settings" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://10.0.0.5/hook", "'10.0.0.5' is a private"),
+        ("http://localhost:8080/hook", "'localhost' is a name that only resolves inside"),
+        ("https://jira.corp.internal/hook", "'jira.corp.internal' is a name"),
+        ("http://[::1]/x", "'::1' is a loopback"),
+        ("http://2130706433/x", "'127.0.0.1' is a loopback"),
+        ("https://hooks.example.com/incident", None),
+        ("https://{{ incident.metadata.host }}/x", None),
+    ],
+)
+def test_the_editor_warns_while_editing_when_a_url_is_internal(app, editor, url, warned) -> None:
+    response = editor.apply_node("notify", {**WEBHOOK_FIELDS, "url": url})
+    text = html.unescape(response.text)
+    if warned is None:
+        assert "runs will refuse to send there" not in text
+        return
+    assert response.status_code == 200  # a warning: the draft keeps the URL
+    assert warned in text
+    assert "runs will refuse to send there" in text
+    assert '<a href="/admin/outbound">/admin/outbound</a>' in text  # in the checklist
+    # Allowed by the administrator: no warning.
+    app.config["OUTBOUND_ALLOW"] = "10.0.0.0/8, localhost, *.corp.internal, ::1, 127.0.0.1"
+    assert "runs will refuse to send there" not in editor.page(node="notify").text
