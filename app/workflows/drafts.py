@@ -882,11 +882,28 @@ class Variables:
     steps: list[tuple[str, str]]  # (node id, name) of actions that always run before
     secrets: list[str]
     secrets_allowed: bool
+    #: node id -> the fields of its result (the action type's RESULT_SHAPE)
+    step_shapes: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def step_expression(self, node_id: str) -> str:
+    def step_expression(self, node_id: str, result_field: str | None = None) -> str:
+        return "{{ " + self.step_path(node_id, result_field) + " }}"
+
+    def step_path(self, node_id: str, result_field: str | None = None) -> str:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", node_id):
-            return "{{ steps." + node_id + ".result }}"
-        return '{{ steps["' + node_id + '"].result }}'
+            path = "steps." + node_id + ".result"
+        else:
+            path = 'steps["' + node_id + '"].result'
+        return f"{path}.{result_field}" if result_field else path
+
+    def paths(self) -> list[str]:
+        """Every variable a template here can use, as typed between ``{{`` and ``}}``."""
+        found = [f"{root}.{name}" for root, names in self.context.items() for name in names]
+        for step_id, _name in self.steps:
+            found.append(self.step_path(step_id))
+            found += [self.step_path(step_id, key) for key in self.step_shapes.get(step_id, {})]
+        if self.secrets_allowed:
+            found += [f"secrets.{name}" for name in self.secrets]
+        return found
 
 
 def _runs_before(definition: Mapping[str, Any]) -> dict[str, frozenset[str]]:
@@ -928,15 +945,20 @@ def variables_for(
     runs_before = _runs_before(definition) if runs_before is None else runs_before
     earlier = runs_before.get(node_id, frozenset())
     node = next((n for n in _nodes(definition) if n.get("id") == node_id), {})
+    from app.engine.actions import RESULT_SHAPES
+
+    steps = [n for n in _nodes(definition) if n.get("id") in earlier and _is_action(n)]
+    shapes = {}
+    for step in steps:
+        data = step.get("data")
+        kind = data.get("actionType") if isinstance(data, Mapping) else None
+        shapes[str(step["id"])] = RESULT_SHAPES.get(str(kind), {})
     return Variables(
         context=CONTEXT_FIELDS,
-        steps=[
-            (str(n["id"]), _label(n))
-            for n in _nodes(definition)
-            if n.get("id") in earlier and _is_action(n)
-        ],
+        steps=[(str(n["id"]), _label(n)) for n in steps],
         secrets=sorted(secret_names),
         secrets_allowed=not _issue_action(node),
+        step_shapes=shapes,
     )
 
 
@@ -966,6 +988,16 @@ def unknown_references(source: str, variables: Variables) -> list[tuple[str, boo
                     (
                         f"'{root}' has no field '{reference[1]}'; available: "
                         f"{', '.join(sorted(fields))}.",
+                        False,
+                    )
+                )
+        elif root == "steps" and len(reference) > 3 and reference[1] in steps:
+            shape = variables.step_shapes.get(reference[1]) or {}
+            if reference[2] == "result" and shape and reference[3] not in shape:
+                found.append(
+                    (
+                        f"steps.{reference[1]}.result has no field '{reference[3]}'; "
+                        f"available: {', '.join(shape)}.",
                         False,
                     )
                 )

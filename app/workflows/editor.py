@@ -698,6 +698,12 @@ def edit_check_template(workflow_id: str) -> str:
             [*secret_store.secret_names(workflow), *drafts.pending_names(draft)],
         )
         messages = drafts.unknown_references(text, variables)
+        if not messages and field_name == "node-body" and node_kind(node) == "webhook":
+            # Rendered for a sample incident: a body that cannot be JSON is said at once.
+            from app.engine.sample_render import json_body_problems
+
+            sample = {"nodes": [{"data": {"actionType": "webhook", "config": {"body": text}}}]}
+            messages = [(p.message, False) for p in json_body_problems(sample)]
     return render_template("workflows/editor/_live_check.html", messages=messages)
 
 

@@ -311,8 +311,28 @@ def test_variables_offered_are_the_incident_earlier_steps_and_secrets(editor, wo
     assert "{{ incident.title }}" in html
     assert "{{ steps.notify.result }}" in html
     assert "{{ secrets.chat_token }}" in html
+    # Each field of the earlier step's result, from the webhook action's declared shape.
+    assert "{{ steps.notify.result.status }}" in html
+    assert "{{ steps.notify.result.body }}" in html
     # The first action has no earlier step.
     assert "{{ steps.notify.result }}" not in editor.page(node="notify").text
+
+
+def test_a_result_field_the_step_does_not_have_is_flagged_as_typed(editor, workflow) -> None:
+    editor.page()
+    new_id = editor.add_node("webhook", after="notify").headers["HX-Push-Url"].rsplit("=", 1)[1]
+    check = editor.client.post(
+        f"{editor.url}/check",
+        data={
+            "csrf_token": editor.token,
+            "node_id": new_id,
+            "node-body": '{"s": {{ steps.notify.result.statuz }}}',
+        },
+        headers={"HX-Request": "true", "HX-Trigger-Name": "node-body"},
+    )
+    assert "steps.notify.result has no field 'statuz'; available: status, body." in (
+        html.unescape(check.text)
+    )
 
 
 # -- nodes and edges ---------------------------------------------------------------------------
@@ -1292,3 +1312,21 @@ def test_the_editor_warns_while_editing_when_a_url_is_internal(app, editor, url,
     # Allowed by the administrator: no warning.
     app.config["OUTBOUND_ALLOW"] = "10.0.0.0/8, localhost, *.corp.internal, ::1, 127.0.0.1"
     assert "runs will refuse to send there" not in editor.page(node="notify").text
+
+
+def test_the_live_check_renders_a_body_for_a_sample_incident(editor, workflow) -> None:
+    editor.page(node="notify")
+
+    def live(body: str) -> str:
+        return html.unescape(
+            editor.client.post(
+                f"{editor.url}/check",
+                data={"csrf_token": editor.token, "node_id": "notify", "node-body": body},
+                headers={"HX-Request": "true", "HX-Trigger-Name": "node-body"},
+            ).text
+        )
+
+    flagged = live('{"title": {{ incident.title }}}')
+    assert "For a sample incident this body renders as" in flagged
+    assert "not JSON" in flagged
+    assert "not JSON" not in live('{"title": {{ incident.title | tojson }}}')

@@ -177,3 +177,44 @@ def stored_draft(live_app: Flask, workflow_id: str) -> dict:
         definition: dict = draft.definition
         db.session.remove()
         return definition
+
+
+def test_variables_insert_at_the_cursor_and_complete_after_braces(
+    page, live_app, workflow_id
+) -> None:
+    sign_in_as(page, "mia@example.com")
+    page.goto(f"/workflows/{workflow_id}/edit")
+    add_node(page, "jira", after="trigger")
+    add_node(page, "webhook", after="jira_1")
+    expect(page).to_have_url(re.compile(r"\?node=webhook_1$"))
+    htmx_settled(page)
+    node = page.locator("#node-panel")
+    body = node.get_by_label("JSON body")
+    body.fill('{"key": , "title": 1}')
+    body.focus()
+    body.evaluate("el => el.setSelectionRange(8, 8)")  # just after '"key": '
+    variables = page.locator("#editor-vars")
+    # The earlier Jira step's result fields are listed, from the action's declared shape.
+    insert = variables.get_by_role("button", name="{{ steps.jira_1.result.key }}")
+    expect(insert).to_be_visible()
+    expect(variables.get_by_role("button", name="{{ steps.jira_1.result.url }}")).to_be_visible()
+    insert.click()
+    expect(body).to_have_value('{"key": {{ steps.jira_1.result.key }}, "title": 1}')
+    expect(body).to_be_focused()
+
+    # Typing "{{" offers completions; arrow keys and Enter choose one.
+    url = node.get_by_label("URL")
+    url.fill("https://hooks.example.com/")
+    url.press("End")
+    url.type("{{ incident.ti")
+    suggestions = page.locator("#template-suggestions [role=option]")
+    expect(suggestions.first).to_have_text("incident.title")
+    expect(url).to_have_attribute("aria-expanded", "true")
+    url.press("Enter")
+    expect(url).to_have_value("https://hooks.example.com/{{ incident.title }}")
+    expect(page.locator("#template-suggestions")).to_have_count(0)
+    url.press("End")
+    url.type("?k={{ steps.jira_1.result.k")
+    expect(suggestions.first).to_have_text("steps.jira_1.result.key")
+    url.press("Escape")
+    expect(page.locator("#template-suggestions")).to_have_count(0)
