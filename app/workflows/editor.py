@@ -1000,6 +1000,68 @@ def edit_save(workflow_id: str) -> Response:
     return _reload(workflow, selected)
 
 
+@bp.get("/<workflow_id>/edit/test")
+@login_required
+def edit_test(workflow_id: str) -> Response:
+    """ "Test this draft": a dry run of the unsaved draft against an incident chosen with
+    the search picker (``q`` searches, ``incident`` runs). A GET: nothing is sent, stored
+    or changed."""
+    from pydantic import ValidationError
+
+    from app.engine.dry_run import dry_run
+    from app.incidents import service as incidents
+    from app.workflows.enums import ScopeType
+
+    workflow = _workflow(workflow_id)
+    draft = drafts.current_draft(current_user, workflow)
+    query = (request.args.get("q") or "").strip()[:200]
+    incident_id = request.args.get("incident") or ""
+    found = db.session.scalars(
+        incidents.search_incidents(current_user, q=query or None).limit(10)
+    ).all()
+    incident = None
+    steps = None
+    message = None
+    status = 200
+    if incident_id and not request.args.get("search"):
+        try:
+            incident = incidents.get_incident(current_user, incident_id)
+        except NotFound:
+            message, status = "That incident does not exist or is not yours to see.", 404
+    if incident is not None:
+        if workflow.scope_type == ScopeType.TEAM and workflow.team_id != incident.team_id:
+            message = "This workflow belongs to another team than the incident; it would not run."
+            status = 422
+        else:
+            try:
+                steps = dry_run(
+                    workflow,
+                    incident,
+                    draft=draft.definition,
+                    pending_secrets=drafts.pending_names(draft),
+                )
+            except ValidationError:
+                message = (
+                    "The draft has problems (see the readiness checklist); fix them to test it."
+                )
+                status = 422
+    context = {
+        "workflow": workflow,
+        "query": query,
+        "found": found,
+        "incident": incident,
+        "steps": steps,
+        "test_message": message,
+    }
+    if request.htmx:
+        target = request.headers.get("HX-Target") or ""
+        template = (
+            "_test_incidents.html" if target == "draft-test-incidents" else "_test_result.html"
+        )
+        return make_response(render_template(f"workflows/editor/{template}", **context), status)
+    return make_response(render_template("workflows/editor/test.html", **context), status)
+
+
 @bp.post("/<workflow_id>/edit/enable")
 @login_required
 def edit_enable(workflow_id: str) -> Response:

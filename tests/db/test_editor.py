@@ -1330,3 +1330,22 @@ def test_the_live_check_renders_a_body_for_a_sample_incident(editor, workflow) -
     assert "For a sample incident this body renders as" in flagged
     assert "not JSON" in flagged
     assert "not JSON" not in live('{"title": {{ incident.title | tojson }}}')
+
+
+# -- test this draft ---------------------------------------------------------------------------
+
+
+def test_testing_the_draft_without_javascript(editor, workflow, team, make_incident) -> None:
+    incident = make_incident(team, title="Disk full")
+    other = make_incident(title="Someone else's")
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "url": "https://hooks.example.com/draft"})
+    test = f"{editor.url}/test"
+    searched = editor.client.get(
+        test, query_string={"q": "disk", "incident": incident.id, "search": "1"}
+    )
+    assert searched.status_code == 200
+    assert "Disk full" in searched.text and "nothing was sent" not in searched.text
+    ran = editor.client.get(test, query_string={"incident": incident.id}).text
+    assert "Your draft on “Disk full”: nothing was sent" in html.unescape(ran)
+    assert "https://hooks.example.com/draft" in ran  # the draft's URL, not v1's
+    assert editor.client.get(test, query_string={"incident": other.id}).status_code == 404

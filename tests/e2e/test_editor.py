@@ -218,3 +218,47 @@ def test_variables_insert_at_the_cursor_and_complete_after_braces(
     expect(suggestions.first).to_have_text("steps.jira_1.result.key")
     url.press("Escape")
     expect(page.locator("#template-suggestions")).to_have_count(0)
+
+
+def test_test_this_draft_shows_the_requests_and_sends_nothing(
+    page, live_app, workflow_id, webhook_receiver
+) -> None:
+    from app.incidents import service as incidents
+    from app.incidents.enums import ChangeSource
+    from app.incidents.schemas import IncidentCreate
+
+    with live_app.app_context():
+        mia = db.session.scalar(sa.select(User).where(User.email == "mia@example.com"))
+        team = db.session.scalar(sa.select(Team).where(Team.name == "Payments"))
+        for title in ("Checkout is down", "Refunds slow"):
+            incidents.create_incident(
+                incidents.Actor(mia, ChangeSource.API), IncidentCreate(title=title, team_id=team.id)
+            )
+        db.session.commit()
+        db.session.remove()
+
+    sign_in_as(page, "mia@example.com")
+    page.goto(f"/workflows/{workflow_id}/edit")
+    add_node(page, "webhook", after="trigger")
+    htmx_settled(page)
+    node = page.locator("#node-panel")
+    node.get_by_label("URL").fill(f"{webhook_receiver.url}/hooks/test")
+    apply(page)
+    expect(page.locator("#draft-status")).to_contain_text("Unsaved changes")
+
+    panel = page.locator("#test-panel")
+    htmx_settled(page)
+    panel.get_by_label("Find an incident").fill("refunds")
+    expect(panel.locator("#draft-test-incidents")).to_contain_text("Refunds slow")
+    expect(panel.locator("#draft-test-incidents")).not_to_contain_text("Checkout is down")
+    htmx_settled(page)
+    panel.get_by_role("radio", name=re.compile("Refunds slow")).check()
+    panel.get_by_role("button", name="Test this draft").click()
+    result = panel.locator("#draft-test-result")
+    expect(result).to_contain_text("Your draft on “Refunds slow”: nothing was sent")
+    request = result.locator(".draft-test-request")
+    expect(request).to_contain_text(f"{webhook_receiver.url}/hooks/test")
+    expect(request).to_contain_text("Refunds slow")  # the default body, rendered
+    assert webhook_receiver.requests == []
+    # The draft was tested, not the saved version (which has no webhook).
+    assert stored(live_app, workflow_id).version == 1
