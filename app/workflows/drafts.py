@@ -69,6 +69,7 @@ __all__ = [
     "current_draft",
     "differences",
     "discard",
+    "edge_targets",
     "find_draft",
     "has_changes",
     "internal_host_problems",
@@ -433,15 +434,39 @@ def _unique_id(taken: set[str], base: str) -> str:
     return f"{base}{number}"
 
 
-def add_node(draft: WorkflowDraft, kind: str, *, after: str, handle: str | None = None) -> str:
-    """Add a node of ``kind`` with an edge from ``after`` (on a condition's branch)."""
+def add_node(
+    draft: WorkflowDraft,
+    kind: str,
+    *,
+    after: str,
+    handle: str | None = None,
+    insert: bool = False,
+) -> str:
+    """Add a node of ``kind`` with an edge from ``after`` (on a condition's branch).
+
+    ``insert``: the new node goes between ``after`` and what follows it (on that
+    branch, for a condition): those edges now leave the new node (from a new condition,
+    on its true branch). Otherwise the new node starts a branch of its own.
+    """
     if kind not in NODE_KINDS:
         raise InvalidInput.at("kind", "Choose what to add: " + ", ".join(NODE_KINDS) + ".")
     definition = copy.deepcopy(draft.definition)
     source = _find_node(definition, after, "after")
     edges = _edges(definition)
-    branch = _branch(source, handle, edges, "handle")
     node_type, data = NODE_KINDS[kind]
+    is_condition = source.get("type") == NodeType.CONDITION.value
+    following = [
+        e
+        for e in edges
+        if e.get("source") == after and (not is_condition or e.get("sourceHandle") == handle)
+    ]
+    if insert and following:
+        if is_condition and handle not in HANDLES:
+            raise InvalidInput.at("handle", "Choose the branch: if true or if false.")
+        branch = handle if is_condition else None
+        edges = [e for e in edges if e not in following]
+    else:
+        branch = _branch(source, handle, edges, "handle")
     node_id = _unique_id({str(n.get("id")) for n in _nodes(definition)}, f"{kind}_")
     definition["nodes"] = [
         *_nodes(definition),
@@ -452,7 +477,12 @@ def add_node(draft: WorkflowDraft, kind: str, *, after: str, handle: str | None 
             "data": copy.deepcopy(data),
         },
     ]
-    definition["edges"] = [*edges, _edge(edges, after, node_id, branch)]
+    edges = [*edges, _edge(edges, after, node_id, branch)]
+    if insert:
+        onward = "true" if node_type == NodeType.CONDITION.value else None
+        for old in following:
+            edges = [*edges, _edge(edges, node_id, str(old.get("target")), onward)]
+    definition["edges"] = edges
     _store(draft, definition, relayout=True)
     return node_id
 
@@ -503,6 +533,8 @@ def remove_node(draft: WorkflowDraft, node_id: str) -> None:
 
 def add_edge(draft: WorkflowDraft, source_id: str, target_id: str, handle: str | None) -> str:
     """Connect two nodes; refuses edges the schema would reject."""
+    if not target_id:
+        raise InvalidInput.at("target", "Choose the node the edge leads to.")
     definition = copy.deepcopy(draft.definition)
     source = _find_node(definition, source_id, "source")
     target = _find_node(definition, target_id, "target")
@@ -530,6 +562,21 @@ def add_edge(draft: WorkflowDraft, source_id: str, target_id: str, handle: str |
     definition["edges"] = [*edges, edge]
     _store(draft, definition, relayout=True)
     return str(edge["id"])
+
+
+def edge_targets(definition: Mapping[str, Any], source_id: str) -> list[str]:
+    """The nodes an edge from ``source_id`` may lead to: not itself, not the trigger, not
+    one it already leads to, and none that leads back to it (a loop)."""
+    edges = _edges(definition)
+    taken = {e.get("target") for e in edges if e.get("source") == source_id}
+    return [
+        str(n.get("id"))
+        for n in _nodes(definition)
+        if n.get("id") != source_id
+        and n.get("type") != NodeType.TRIGGER.value
+        and n.get("id") not in taken
+        and source_id not in _reachable_from(str(n.get("id")), edges)
+    ]
 
 
 def _reachable_from(start: str, edges: list[Json]) -> set[str]:

@@ -233,7 +233,11 @@ def _add_node_form(
 
 
 def _add_edge_form(
-    definition: Mapping[str, Any], selected: str | None, formdata: Any = None
+    definition: Mapping[str, Any],
+    selected: str | None,
+    formdata: Any = None,
+    *,
+    choose_target: bool = False,
 ) -> AddEdgeForm:
     form = AddEdgeForm(formdata=formdata)
     nodes = _nodes(definition)
@@ -245,6 +249,15 @@ def _add_edge_form(
     ]
     if formdata is None or not form.source.data:
         form.source.data = selected
+    valid = drafts.edge_targets(definition, form.source.data or "")
+    if (formdata is None or choose_target) and form.target.data not in valid:
+        # Never offer an edge the draft would refuse (a self-loop, a loop, a duplicate).
+        form.target.data = valid[0] if valid else None
+    form.no_target = not valid
+    if not valid and (formdata is None or choose_target):
+        # Nothing valid to preselect: an empty choice, so the select shows no invalid edge.
+        form.target.choices = [SelectChoice("", "(choose a node)"), *form.target.choices]
+        form.target.data = ""
     form.show_handle = _is_condition(definition, form.source.data)
     return form
 
@@ -326,6 +339,9 @@ def _context(
     conflict: str | None = None,
     add_row: str | None = None,
     enable_error: ServiceError | None = None,
+    confirm_remove: bool = False,
+    confirm_discard: bool = False,
+    focus_node: bool = False,
 ) -> dict[str, Any]:
     definition = draft.definition
     pending = drafts.pending_names(draft)
@@ -340,6 +356,9 @@ def _context(
             node_form[add_row].append_entry()
             first_input = next(iter(node_form[add_row].entries[-1].form))
             first_input.render_kw = {"autofocus": True}
+    if node_form is not None and focus_node:
+        # A node was added: the keyboard continues in its form (htmx focuses autofocus).
+        node_form.name.render_kw = {**(node_form.name.render_kw or {}), "autofocus": True}
     if node_form is not None and node_notes:
         node_form.node_errors = [*node_notes, *node_form.node_errors]
     if node_form is not None and node_notice:
@@ -406,6 +425,8 @@ def _context(
         "pending_secrets": pending,
         "missing_secrets": drafts.missing_secrets(definition, secret_names),
         "enable_error": enable_error,
+        "confirm_remove": confirm_remove,
+        "confirm_discard": confirm_discard,
         "picture": graph.render_svg(
             definition,
             selected=node_id,
@@ -513,7 +534,7 @@ def edit_add_edge_form(workflow_id: str) -> str:
     """The "Add edge" form again, offering the branch when the source is a condition."""
     workflow = _workflow(workflow_id)
     draft = drafts.current_draft(current_user, workflow)
-    form = _add_edge_form(draft.definition, None, request.args)
+    form = _add_edge_form(draft.definition, None, request.args, choose_target=True)
     return render_template(
         "workflows/editor/_add_edge.html", workflow=workflow, add_edge_form=form, oob=False
     )
@@ -731,13 +752,16 @@ def edit_add_node(workflow_id: str) -> Response:
             form.kind.data or "",
             after=form.after.data or "",
             handle=form.handle.data if form.show_handle else None,
+            insert=form.placement.data != "branch",
         )
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="add_node", add_node_form=form)
     db.session.commit()
     if not request.htmx:
         return _done(workflow, node_id)
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=node_id, push=True)
+    return _respond(
+        workflow, draft, panels=AFTER_NODE_CHANGE, selected=node_id, push=True, focus_node=True
+    )
 
 
 @bp.post("/<workflow_id>/edit/nodes/remove")
@@ -762,6 +786,13 @@ def edit_remove_node(workflow_id: str) -> Response:
                 f"it ({changed}). Its form now shows the draft as it is; remove it again if "
                 "you still want to."
             ],
+        )
+    if request.form.get("confirm") != "yes":
+        # Ask first (a step, not a script): the answer posts again with confirm=yes.
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow, draft, panels=("node_form",), selected=node_id, confirm_remove=True
         )
     try:
         drafts.remove_node(draft, node_id)
@@ -1094,6 +1125,16 @@ def edit_discard(workflow_id: str) -> Response:
     """Throw the draft away and start again from the current version."""
     workflow = _workflow(workflow_id)
     draft = drafts.find_draft(current_user, workflow, for_update=True)
+    if draft is not None and request.form.get("confirm") != "yes":
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow,
+            draft,
+            panels=("banner",),
+            selected=_selected_from_request(),
+            confirm_discard=True,
+        )
     if draft is not None:
         drafts.discard(draft)
     db.session.commit()

@@ -843,10 +843,17 @@ TIMEOUT_CHOICES = [
 ]
 
 
+PLACEMENT_CHOICES = [
+    SelectChoice("insert", "Between it and the node that follows it"),
+    SelectChoice("branch", "As a new branch of its own"),
+]
+
+
 class AddNodeForm(Form):  # type: ignore[misc]
     kind = SelectField("New node", choices=KIND_CHOICES, default="webhook")
     after = SelectField("After node", choices=[])
     handle = SelectField("On the branch", choices=HANDLE_CHOICES, default=None)
+    placement = SelectField("Place it", choices=PLACEMENT_CHOICES, default="insert")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix="add-", **kwargs)

@@ -73,8 +73,10 @@ class Editor:
         data = {"node_id": node_id, "op": op, **{f"node-{k}": v for k, v in fields.items()}}
         return self.post("/node", data, node=node_id)
 
-    def add_node(self, kind: str, after: str, handle: str | None = None) -> Any:
-        data = {"add-kind": kind, "add-after": after}
+    def add_node(
+        self, kind: str, after: str, handle: str | None = None, placement: str = "branch"
+    ) -> Any:
+        data = {"add-kind": kind, "add-after": after, "add-placement": placement}
         if handle:
             data["add-handle"] = handle
         return self.post("/nodes", data)
@@ -422,7 +424,12 @@ def test_a_refused_add_keeps_nothing_and_answers_with_its_own_panel(editor, mia,
 
     refused_node = editor.post(
         "/nodes",
-        {"add-kind": "delay", "add-after": condition, "add-handle": "true"},
+        {
+            "add-kind": "delay",
+            "add-after": condition,
+            "add-handle": "true",
+            "add-placement": "branch",
+        },
         node=condition,
     )
     assert refused_node.status_code == 422 and "already connected" in refused_node.text
@@ -450,7 +457,7 @@ def test_removing_a_node_removes_its_edges(editor, mia, workflow) -> None:
     editor.add_node("delay", after=condition, handle="false")
     before = draft_of(mia, workflow).definition
     assert sum(condition in (s, t) for s, t, _h in edges_of(before)) == 3
-    response = editor.post("/nodes/remove", {"node_id": condition})
+    response = editor.post("/nodes/remove", {"node_id": condition, "confirm": "yes"})
     assert response.status_code == 200
     after = draft_of(mia, workflow).definition
     assert condition not in nodes_of(after)
@@ -458,7 +465,7 @@ def test_removing_a_node_removes_its_edges(editor, mia, workflow) -> None:
     # The two delays are now unreachable: the schema says so, by node.
     assert "cannot be reached from the trigger" in response.text
     # The trigger cannot be removed.
-    refused = editor.post("/nodes/remove", {"node_id": "trigger"})
+    refused = editor.post("/nodes/remove", {"node_id": "trigger", "confirm": "yes"})
     assert refused.status_code == 422 and "trigger cannot be removed" in refused.text
 
 
@@ -594,7 +601,7 @@ def test_an_unchanged_draft_of_an_older_version_simply_follows(
 def test_discarding_the_draft(editor, mia, workflow) -> None:
     editor.page()
     editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Gone soon"})
-    assert editor.post("/discard", {}).status_code == 204
+    assert editor.post("/discard", {"confirm": "yes"}).status_code == 204
     assert draft_of(mia, workflow) is None
     assert "Gone soon" not in editor.page(node="notify").text
 
@@ -1032,7 +1039,7 @@ def test_removing_a_node_changed_in_another_tab_is_refused(editor, mia, workflow
     tab_b = Editor(editor.client, workflow.id)
     b_form = tab_b.rendered("notify")
     editor.apply_node("notify", {**WEBHOOK_FIELDS, "url": "https://hooks.example.com/new"})
-    refused = tab_b.post("/nodes/remove", {"node_id": "notify", **b_form})
+    refused = tab_b.post("/nodes/remove", {"node_id": "notify", "confirm": "yes", **b_form})
     assert refused.status_code == 409
     assert "Not removed: this node was changed elsewhere" in refused.text
     assert "(URL)" in refused.text
@@ -1040,7 +1047,10 @@ def test_removing_a_node_changed_in_another_tab_is_refused(editor, mia, workflow
     # A stale form for a node nobody changed still removes it (another node changed).
     b_form = tab_b.rendered("notify")
     editor.apply_node("trigger", {"name": "Renamed", "trigger_type": "manual"})
-    assert tab_b.post("/nodes/remove", {"node_id": "notify", **b_form}).status_code == 200
+    assert (
+        tab_b.post("/nodes/remove", {"node_id": "notify", "confirm": "yes", **b_form}).status_code
+        == 200
+    )
     assert "notify" not in nodes_of(draft_of(mia, workflow).definition)
 
 
@@ -1151,7 +1161,7 @@ def test_a_secret_typed_in_a_discarded_draft_is_never_stored(editor, mia, workfl
         "notify", {**WEBHOOK_FIELDS, "auth_type": "bearer", "token": SECRET_VALUES["token"]}
     )
     assert sorted(draft_of(mia, workflow).pending_secrets) == ["notify_token"]
-    assert editor.post("/discard", {}).status_code == 204
+    assert editor.post("/discard", {"confirm": "yes"}).status_code == 204
     assert draft_of(mia, workflow) is None
     assert secret_store.secret_names(fresh(workflow)) == []
     assert SECRET_VALUES["token"] not in database_text()
@@ -1349,3 +1359,73 @@ def test_testing_the_draft_without_javascript(editor, workflow, team, make_incid
     assert "Your draft on “Disk full”: nothing was sent" in html.unescape(ran)
     assert "https://hooks.example.com/draft" in ran  # the draft's URL, not v1's
     assert editor.client.get(test, query_string={"incident": other.id}).status_code == 404
+
+
+# -- graph editing -----------------------------------------------------------------------------
+
+
+def test_add_after_inserts_between_a_node_and_what_follows_it(editor, mia, workflow) -> None:
+    editor.page()
+    # The form's default: between the trigger and "notify".
+    page = editor.page().text
+    assert re.search(r'<option selected value="insert">', page)
+    delay = editor.add_node("delay", after="trigger", placement="insert")
+    delay_id = delay.headers["HX-Push-Url"].rsplit("=", 1)[1]
+    definition = draft_of(mia, workflow).definition
+    assert edges_of(definition) == {("trigger", delay_id, None), (delay_id, "notify", None)}
+
+    # A condition inserted takes the following node on its true branch.
+    condition = editor.add_node("condition", after=delay_id, placement="insert")
+    condition_id = condition.headers["HX-Push-Url"].rsplit("=", 1)[1]
+    definition = draft_of(mia, workflow).definition
+    assert (delay_id, condition_id, None) in edges_of(definition)
+    assert (condition_id, "notify", "true") in edges_of(definition)
+    # Inserted on a condition's branch: only that branch moves.
+    hook = editor.add_node("webhook", after=condition_id, handle="true", placement="insert")
+    hook_id = hook.headers["HX-Push-Url"].rsplit("=", 1)[1]
+    definition = draft_of(mia, workflow).definition
+    assert (condition_id, hook_id, "true") in edges_of(definition)
+    assert (hook_id, "notify", None) in edges_of(definition)
+    assert (condition_id, "notify", "true") not in edges_of(definition)
+
+    # "As a new branch" keeps the old behaviour: a parallel node after the trigger.
+    side = editor.add_node("delay", after="trigger", placement="branch")
+    side_id = side.headers["HX-Push-Url"].rsplit("=", 1)[1]
+    definition = draft_of(mia, workflow).definition
+    assert ("trigger", side_id, None) in edges_of(definition)
+    assert ("trigger", delay_id, None) in edges_of(definition)
+
+
+def test_remove_node_and_discard_ask_first(editor, mia, workflow) -> None:
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Changed"})
+    asked = editor.post("/nodes/remove", {"node_id": "notify"}, node="notify")
+    assert asked.status_code == 200
+    assert "Remove “Changed” and its 1 edge?" in html.unescape(asked.text)
+    assert 'name="confirm" value="yes"' in asked.text
+    assert "notify" in nodes_of(draft_of(mia, workflow).definition)
+    # Without htmx the question is a page of its own (the editor, asking).
+    plain = editor.post("/nodes/remove", {"node_id": "notify"}, htmx=False)
+    assert plain.status_code == 200 and 'id="remove-confirm"' in plain.text
+
+    asked = editor.post("/discard", {})
+    assert asked.status_code == 200 and 'id="discard-confirm"' in asked.text
+    assert draft_of(mia, workflow) is not None
+    assert editor.post("/discard", {"confirm": "yes"}).status_code == 204
+    assert draft_of(mia, workflow) is None
+
+
+def test_the_add_edge_form_never_defaults_to_an_invalid_edge(editor, mia, workflow) -> None:
+    editor.add_node("delay", after="notify")
+    page = editor.page(node="notify").text
+    form = page[page.index('id="add-edge-form"') :]
+    source = re.search(r'id="edge-source".*?<option selected value="([^"]+)"', form, re.S)
+    target = re.search(r'id="edge-target".*?<option selected value="([^"]+)"', form, re.S)
+    assert source and source.group(1) == "notify"
+    # Not itself, not the trigger, not the delay it already leads to: nothing is left.
+    assert target is None and 'id="edge-no-target"' in form
+    again = editor.client.get(
+        f"{editor.url}/add-edge-form",
+        query_string={"edge-source": "trigger", "edge-target": "trigger"},
+    ).text
+    chosen = re.search(r'id="edge-target".*?<option selected value="([^"]+)"', again, re.S)
+    assert chosen is not None and chosen.group(1) not in ("trigger", "notify")

@@ -262,3 +262,62 @@ def test_test_this_draft_shows_the_requests_and_sends_nothing(
     assert webhook_receiver.requests == []
     # The draft was tested, not the saved version (which has no webhook).
     assert stored(live_app, workflow_id).version == 1
+
+
+def focus_by_tab(page, selector: str, limit: int = 80) -> None:
+    """Press Tab (only the keyboard) until the element at ``selector`` has the focus."""
+    for _ in range(limit):
+        if page.evaluate("s => document.activeElement === document.querySelector(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_keyboard_only_add_a_node_and_an_edge_and_reach_the_new_form(
+    page, live_app, workflow_id
+) -> None:
+    sign_in_as(page, "mia@example.com")
+    page.goto(f"/workflows/{workflow_id}/edit")
+    htmx_settled(page)
+
+    # Add a delay after the trigger with the keyboard alone.
+    focus_by_tab(page, "#add-kind")
+    page.keyboard.press("End")  # the last kind: Delay
+    expect(page.locator("#add-kind")).to_have_value("delay")
+    focus_by_tab(page, "#add-node-panel button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"\?node=delay_1$"))
+    # The focus lands in the new node's form, ready to type.
+    name = page.locator("#node-panel #node-name")
+    expect(name).to_be_focused()
+    expect(name).to_have_value("Wait 10 minutes")
+    page.keyboard.press("Tab")
+    expect(page.locator("#node-duration_minutes")).to_be_focused()
+    page.keyboard.type("5")  # Tab selected the old value: this replaces it
+    page.keyboard.press("Enter")  # applies the form
+    expect(page.locator("#node-heading")).to_contain_text("Wait 5 minutes")
+
+    # Then an edge: a webhook branch from the trigger, connected from the delay.
+    htmx_settled(page)
+    focus_by_tab(page, "#add-after")
+    page.keyboard.press("Home")  # after the trigger (the form comes back for that node)
+    expect(page.locator("#add-after")).to_have_value("trigger")
+    htmx_settled(page)
+    focus_by_tab(page, "#add-kind")
+    page.keyboard.press("Home")  # Webhook call
+    focus_by_tab(page, "#add-placement")
+    page.keyboard.press("End")  # as a new branch
+    expect(page.locator("#add-placement")).to_have_value("branch")
+    focus_by_tab(page, "#add-node-panel button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"\?node=webhook_1$"))
+    expect(page.locator("#node-panel #node-name")).to_be_focused()
+    htmx_settled(page)
+    focus_by_tab(page, "#edge-source")
+    page.keyboard.type("w")  # the first node whose name starts with W: "Wait 5 minutes"
+    expect(page.locator("#edge-source")).to_have_value("delay_1")
+    htmx_settled(page)
+    expect(page.locator("#edge-target")).to_have_value("webhook_1")  # the only valid one
+    focus_by_tab(page, "#add-edge-form button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page.locator("#edges-panel")).to_contain_text("Wait 5 minutes → Call a webhook")
