@@ -147,11 +147,16 @@ def _stamp(form: Any, definition: Mapping[str, Any], node: Mapping[str, Any] | N
         form.form_origin = _origin_text(definition, node)
 
 
-def _posted_origin() -> dict[str, Any] | None:
+def _posted_json(name: str) -> Any:
+    """A form field holding JSON the page rendered; None when it is not (or too deep)."""
     try:
-        origin = json.loads(request.form.get("origin", ""))
-    except ValueError:
+        return json.loads(request.form.get(name, ""))
+    except (ValueError, RecursionError):
         return None
+
+
+def _posted_origin() -> dict[str, Any] | None:
+    origin = _posted_json("origin")
     return origin if isinstance(origin, dict) and isinstance(origin.get("data"), dict) else None
 
 
@@ -938,10 +943,7 @@ def edit_settings(workflow_id: str) -> Response:
     values = yours
     if request.form.get("revision") != drafts.revision_of(draft.definition):
         theirs = SettingsForm.from_definition(draft.definition).as_dict()
-        try:
-            origin = json.loads(request.form.get("origin", ""))
-        except ValueError:
-            origin = None
+        origin = _posted_json("origin")
         if isinstance(origin, dict):
             base: Any = SettingsForm(data=origin).as_dict()
         else:

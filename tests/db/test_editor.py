@@ -1429,3 +1429,13 @@ def test_the_add_edge_form_never_defaults_to_an_invalid_edge(editor, mia, workfl
     ).text
     chosen = re.search(r'id="edge-target".*?<option selected value="([^"]+)"', again, re.S)
     assert chosen is not None and chosen.group(1) not in ("trigger", "notify")
+
+
+@pytest.mark.parametrize("origin", ["[" * 200_000, '{"data": 1}', "null", "not json"])
+def test_a_forged_origin_is_treated_as_unknown(editor, mia, workflow, origin) -> None:
+    editor.apply_node("notify", {**WEBHOOK_FIELDS, "name": "Current"})
+    sent = node_post({"revision": "stale", "origin": origin}, "notify", {**WEBHOOK_FIELDS})
+    assert editor.post("/node", sent).status_code == 409  # the name differs: a conflict
+    settings = {"revision": "stale", "origin": origin, "settings-name": "X"}
+    assert editor.post("/settings", settings).status_code == 409
+    assert nodes_of(draft_of(mia, workflow).definition)["notify"]["data"]["name"] == "Current"
