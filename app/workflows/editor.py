@@ -934,7 +934,7 @@ def edit_remove_edge(workflow_id: str) -> Response:
 @bp.post("/<workflow_id>/edit/settings")
 @login_required
 def edit_settings(workflow_id: str) -> Response:
-    """The workflow's name, description and time limit."""
+    """The workflow's name, description, time limit and runs per incident."""
     workflow = _workflow(workflow_id)
     draft = drafts.load_draft(current_user, workflow)
     form = SettingsForm(formdata=request.form)
@@ -969,8 +969,13 @@ def edit_settings(workflow_id: str) -> Response:
                 selected=selected,
                 settings_form=form,
             )
+    merged = SettingsForm(data=values)
     drafts.update_settings(
-        draft, name=values["name"], description=values["description"], timeout=values["timeout"]
+        draft,
+        name=values["name"],
+        description=values["description"],
+        timeout=values["timeout"],
+        run_limit=merged.run_limit_settings(),
     )
     db.session.commit()
     if not request.htmx:

@@ -1,7 +1,7 @@
 """draft pending secrets: credentials typed in the editor wait, encrypted, for the draft's save
 
-Revision ID: 0011_draft_pending_secrets
-Revises: 0010
+Revision ID: 0013_draft_pending_secrets
+Revises: 0012_run_guards
 Create Date: 2026-12-04 20:30:00.000000
 
 """
@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
-revision = '0011_draft_pending_secrets'
-down_revision = '0010'
+revision = '0013_draft_pending_secrets'
+down_revision = '0012_run_guards'
 branch_labels = None
 depends_on = None
 
