@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # ``extensions`` by module: ``app.db`` is the column-types module, not the extension
-from app import extensions, input_policy, security_headers
+from app import error_pages, extensions, input_policy, security_headers
 from app.config import check_test_hooks, engine_options, load_settings
 from app.ops.settings import engine_backend
 
@@ -62,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
     input_policy.init_app(app)
+    error_pages.init_app(app)
     security_headers.init_app(app)
 
     with app.app_context():
