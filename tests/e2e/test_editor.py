@@ -321,3 +321,38 @@ def test_keyboard_only_add_a_node_and_an_edge_and_reach_the_new_form(
     focus_by_tab(page, "#add-edge-form button[type=submit]")
     page.keyboard.press("Enter")
     expect(page.locator("#edges-panel")).to_contain_text("Wait 5 minutes → Call a webhook")
+
+
+def test_switching_the_trigger_type_back_restores_its_settings(page, live_app, workflow_id) -> None:
+    sign_in_as(page, "mia@example.com")
+    page.goto(f"/workflows/{workflow_id}/edit")
+    node = page.locator("#node-panel")
+    htmx_settled(page)
+    node.get_by_label("Starts when").select_option("state_changed")
+    expect(node.get_by_label("To status")).to_be_visible()
+    # The draft did not change: only the form did (the name follows the settings shown).
+    assert not draft_exists(live_app, workflow_id)
+    htmx_settled(page)
+    node.get_by_label("To status").select_option("RESOLVED")
+    apply(page)
+    expect(page.locator("#node-heading")).to_contain_text("Incident becomes resolved")
+
+    htmx_settled(page)
+    node.get_by_label("Starts when").select_option("age")
+    expect(node.get_by_label("Older than (minutes)")).to_be_visible()
+    expect(node.get_by_label("To status")).to_have_count(0)
+    htmx_settled(page)
+    node.get_by_label("Starts when").select_option("state_changed")
+    expect(node.get_by_label("To status")).to_have_value("RESOLVED")
+    assert stored_draft(live_app, workflow_id)["trigger"]["stateTransition"] == {"to": "RESOLVED"}
+
+
+def draft_exists(live_app: Flask, workflow_id: str) -> bool:
+    from app.workflows.models import WorkflowDraft
+
+    with live_app.app_context():
+        found = db.session.scalar(
+            sa.select(WorkflowDraft.id).where(WorkflowDraft.workflow_id == workflow_id)
+        )
+        db.session.remove()
+        return found is not None
