@@ -52,7 +52,7 @@ from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowVersion
 from app.workflows.schema import MAX_VERSION, parse_definition, referenced_secrets
-from app.workflows.service import DefinitionInvalid
+from app.workflows.service import DefinitionInvalid, NotReady
 
 WORKFLOWS = "Workflows"
 TEMPLATES = "Templates"
@@ -151,7 +151,7 @@ def _secret_out(secret: WorkflowActionSecret, users: Mapping[str, list[str]]) ->
     )
 
 
-def _cannot_enable(workflow: Workflow, error: DefinitionInvalid) -> ApiError:
+def _cannot_enable(workflow: Workflow, error: DefinitionInvalid | NotReady) -> ApiError:
     """Why the workflow cannot be enabled: each missing secret, then each schema problem."""
     have = set(secret_store.secret_names(workflow))
     missing = {name: nodes for name, nodes in _secret_users(workflow).items() if name not in have}
@@ -172,7 +172,11 @@ def _cannot_enable(workflow: Workflow, error: DefinitionInvalid) -> ApiError:
             f"PUT /api/v1/workflows/{workflow.id}/secrets/<name> for each."
         )
     else:
-        message = "The workflow cannot be enabled: its definition has problems; see details."
+        count = len(details)
+        message = (
+            f"The workflow cannot be enabled: {count} problem{'s' if count > 1 else ''} in its "
+            "definition, each in details."
+        )
     return ApiError(422, "validation_error", message, details=details)
 
 
@@ -293,7 +297,7 @@ def _set_enabled(id: str, enabled: bool) -> Response:
     workflow = service.get_workflow(user, id, for_update=True)
     try:
         service.set_enabled(user, workflow, enabled)
-    except DefinitionInvalid as error:
+    except (DefinitionInvalid, NotReady) as error:
         raise _cannot_enable(workflow, error) from None
     return finish(_workflow_response(id))
 

@@ -9,6 +9,7 @@ produces, appear in templates as placeholders such as ``<steps.jira.result.key>`
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,14 +60,26 @@ class DryStep:
 DRY_RUN_RENDER_SECONDS = 1.0
 
 
-def dry_run(workflow: Workflow, incident: Incident, *, clock: Any = time) -> list[DryStep]:
-    """Walk the workflow's current definition against ``incident``; nothing is sent or stored."""
-    definition = WorkflowDefinition.model_validate(workflow.definition)
+def dry_run(
+    workflow: Workflow,
+    incident: Incident,
+    *,
+    clock: Any = time,
+    draft: Mapping[str, Any] | None = None,
+    pending_secrets: Iterable[str] = (),
+) -> list[DryStep]:
+    """Walk the workflow's current definition (or an unsaved ``draft`` of it) against
+    ``incident``; nothing is sent or stored. ``pending_secrets`` are secrets typed in the
+    draft and not stored yet: their values stay encrypted, a stand-in is shown instead."""
+    definition = WorkflowDefinition.model_validate(workflow.definition if draft is None else draft)
     incoming: dict[str, list[Any]] = {node.id: [] for node in definition.nodes}
     for edge in definition.edges:
         incoming[edge.target].append(edge)
     nodes = {node.id: node for node in definition.nodes}
-    secrets = secret_store.decrypt_for_request(workflow.id)
+    secrets = {
+        **secret_store.decrypt_for_request(workflow.id),
+        **{name: f"<secret {name}, stored when the draft is saved>" for name in pending_secrets},
+    }
     steps = {
         node.id: {
             "status": NodeStatus.COMPLETED.value,
@@ -79,7 +92,7 @@ def dry_run(workflow: Workflow, incident: Incident, *, clock: Any = time) -> lis
     context = template_context(
         stand_in,
         incident,
-        workflow_name=workflow.name,
+        workflow_name=definition.name,
         steps=steps,
         secrets=secrets,
         # No failed run to show: a failure workflow's dry run uses a sample one.

@@ -702,7 +702,8 @@ def _render_secrets(
         "uses": uses,
         "readable": readable,
         "missing": [u.name for u in uses if u.nodes and not u.stored],
-        "form": form or SecretForm(formdata=None),
+        # ?name= (the editor's "Add" next to a missing secret) pre-fills the name.
+        "form": form or SecretForm(formdata=None, name=request.args.get("name", "")[:64]),
         "can_edit": service.can_edit(current_user, workflow),
         "message": message,
         "error": error,

@@ -49,6 +49,7 @@ __all__ = [
     "ActionInputError",
     "ActionSettings",
     "AttemptOutcome",
+    "RESULT_SHAPES",
     "PreparedRequest",
     "attempt",
     "idempotency_key",
@@ -58,6 +59,14 @@ __all__ = [
 ]
 
 _Action = WebhookAction | JiraAction | LinearAction
+
+
+#: Action type -> the fields of its result (``steps.<id>.result.<field>``).
+RESULT_SHAPES: dict[str, dict[str, str]] = {
+    "webhook": webhook.RESULT_SHAPE,
+    "jira": jira.RESULT_SHAPE,
+    "linear": linear.RESULT_SHAPE,
+}
 
 
 def prepare(

@@ -32,11 +32,28 @@ from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
 from app.workflows.schema import JiraAction
 
-__all__ = ["CREATE_ISSUE_PATH", "MAX_SUMMARY_LENGTH", "adf_document", "interpret", "prepare_jira"]
+__all__ = [
+    "CREATE_ISSUE_PATH",
+    "MAX_SUMMARY_LENGTH",
+    "RESULT_SHAPE",
+    "adf_document",
+    "interpret",
+    "prepare_jira",
+]
 
 CREATE_ISSUE_PATH = "/rest/api/3/issue"
 #: Jira refuses longer summaries.
 MAX_SUMMARY_LENGTH = 255
+
+
+#: What a successful step returns as ``steps.<id>.result`` (field -> meaning); later
+#: nodes' templates and the editor's variable list use it. ``interpret`` returns these keys.
+RESULT_SHAPE: dict[str, str] = {
+    "id": "the issue's id",
+    "key": "the issue key, e.g. OPS-123",
+    "self": "the issue's REST API URL",
+    "url": "the issue's page in Jira",
+}
 
 
 def adf_document(text: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from app.engine.scrub import Scrubber, clip
 from app.workflows.enums import ActionType
 from app.workflows.schema import LinearAction
 
-__all__ = ["ISSUE_CREATE_MUTATION", "interpret", "prepare_linear"]
+__all__ = ["ISSUE_CREATE_MUTATION", "RESULT_SHAPE", "interpret", "prepare_linear"]
 
 ISSUE_CREATE_MUTATION = (
     "mutation IssueCreate($input: IssueCreateInput!) {\n"
@@ -39,6 +39,15 @@ ISSUE_CREATE_MUTATION = (
 )
 
 _RATE_LIMIT_CODES = frozenset({"ratelimited", "rate_limited"})
+
+
+#: What a successful step returns as ``steps.<id>.result`` (field -> meaning); later
+#: nodes' templates and the editor's variable list use it. ``interpret`` returns these keys.
+RESULT_SHAPE: dict[str, str] = {
+    "id": "the issue's id",
+    "identifier": "the issue's identifier, e.g. ENG-42",
+    "url": "the issue's page in Linear",
+}
 
 
 def prepare_linear(
