@@ -26,7 +26,13 @@ import sqlalchemy as sa
 
 from app.engine import templating
 from app.engine.clock import Clock
-from app.engine.context import IncidentView, field_value, read_incident, template_context
+from app.engine.context import (
+    IncidentView,
+    field_value,
+    previous_results,
+    read_incident,
+    template_context,
+)
 from app.engine.driver import DestinationSlots
 from app.engine.scrub import NOT_CREDENTIALS, Scrubber
 from app.extensions import db
@@ -40,6 +46,7 @@ from app.workflows.schema import (
     NodeResult,
     TriggerNode,
     WorkflowDefinition,
+    reads_previous,
     topological_order,
 )
 
@@ -65,6 +72,8 @@ class Plan:
     order: list[str]
     nodes: dict[str, Any]
     incoming: dict[str, list[Any]]
+    #: A template reads ``incident.previous``: actions read earlier runs' results.
+    reads_previous: bool = False
 
 
 _INSERT_ATTEMPT = ExecutionAttempt.__table__.insert()
@@ -87,6 +96,7 @@ def plan_for(execution: WorkflowExecution) -> Plan:
             order=topological_order(definition),
             nodes={node.id: node for node in definition.nodes},
             incoming=incoming,
+            reads_previous=reads_previous(definition),
         )
         _PLANS[key] = plan
         if len(_PLANS) > _PLAN_CACHE_SIZE:
@@ -382,12 +392,17 @@ def _action(
     incident = memo.current_incident(execution)
     workflow_name, secrets = memo.workflow_facts(execution)
     scrub = Scrubber(value for name, value in secrets.items() if name not in NOT_CREDENTIALS)
+    previous = None
+    if plan.reads_previous:
+        with db.session.no_autoflush:
+            previous = previous_results(execution.incident_id, exclude_run=execution.id)
     context = template_context(
         execution,
         incident,
         workflow_name=workflow_name,
         steps=steps_for_templates(execution),
         secrets=secrets,
+        previous=previous,
     )
     number = execution.attempt + 1
     remaining = max((timeout_ms - execution.working_ms) / 1000, 0.001)
