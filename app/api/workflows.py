@@ -463,7 +463,11 @@ def backtest_workflow(id: str) -> Response:
         if query.version is None
         else service.get_version(workflow, query.version).definition
     )
-    definition = WorkflowDefinition.model_validate(stored)
+    with _definition_problems_under("definition"):
+        try:
+            definition = parse_definition(stored)
+        except ValidationError as error:  # stored under older rules than today's
+            raise DefinitionInvalid(error) from None
     body = _backtest_answer(workflow, definition, query.days, query.sample)
     body.update(source="version", version=query.version or workflow.version)
     db.session.commit()  # the token's last_used_at

@@ -83,3 +83,17 @@ def test_a_draft_definition_is_backtested_without_being_saved(
     assert refused.status_code == 422
     (detail,) = refused.get_json()["error"]["details"]
     assert detail["loc"] == "definition.nodes[1].data.config.url"
+
+
+def test_a_stored_definition_that_no_longer_validates_is_422_not_500(api, workflow_id) -> None:
+    from app.extensions import db
+    from app.workflows.models import Workflow
+
+    workflow = db.session.get(Workflow, workflow_id)
+    broken = copy.deepcopy(workflow.definition)
+    broken["edges"] = []
+    workflow.definition = broken
+    db.session.commit()
+    response = api.get(f"{WORKFLOWS}/{workflow_id}/backtest")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"][0]["loc"].startswith("definition.")
