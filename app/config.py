@@ -96,6 +96,11 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         "HEARTBEAT_EXPIRY_INTERVALS": _number(
             environ, "INCIDENTFLOW_HEARTBEAT_EXPIRY_INTERVALS", 10.0, minimum=2
         ),
+        # Bulk replays start at most this many runs a second (their due times are
+        # staggered), so re-sending after an outage cannot flood the destination.
+        "REPLAY_RUNS_PER_SECOND": _number(
+            environ, "INCIDENTFLOW_REPLAY_RUNS_PER_SECOND", 2.0, minimum=0.01
+        ),
     }
 
 

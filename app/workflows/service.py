@@ -404,8 +404,12 @@ def duplicate_workflow(
     scope: ScopeType | str | None = None,
     team_id: str | None = None,
     name: str | None = None,
+    copy_secrets: bool = False,
 ) -> Workflow:
-    """A disabled copy (secrets are not copied: they must be entered again)."""
+    """A disabled copy. Its secrets are copied only when asked (``copy_secrets``), by
+    someone who may edit the original; otherwise they must be entered again."""
+    if copy_secrets:
+        _require_secret_source(user, workflow)
     copied = _new_workflow(
         user,
         name=(name or f"Copy of {workflow.name}")[:200],
@@ -423,7 +427,33 @@ def duplicate_workflow(
         source_name=workflow.name,
         source_version=workflow.version,
     )
+    if copy_secrets:
+        secret_store.copy_secrets(workflow, copied, actor=user)
     return copied
+
+
+def _require_secret_source(user: User, source: Workflow) -> None:
+    if not can_edit(user, source):
+        raise Forbidden(
+            "You can only copy the secrets of a workflow you may edit; "
+            "leave them out and add them again."
+        )
+
+
+def secret_source(user: User, workflow: Workflow) -> Workflow | None:
+    """Where a copy of ``workflow`` (a workflow, or a template saved from one) may take
+    secrets from: the workflow itself or the template's source, if it has secrets and
+    the user may edit it; None otherwise."""
+    source: Workflow | None = workflow
+    if workflow.is_template:
+        source = (
+            db.session.get(Workflow, workflow.template_source_id)
+            if workflow.template_source_id
+            else None
+        )
+    if source is None or not can_edit(user, source) or not source.secrets:
+        return None
+    return source
 
 
 # --- templates ------------------------------------------------------------
@@ -449,9 +479,24 @@ def use_template(
     scope: ScopeType | str,
     team_id: str | None = None,
     name: str | None = None,
+    copy_secrets: bool = False,
 ) -> Workflow:
+    """A disabled workflow from a template. With ``copy_secrets``, a template saved from
+    a workflow gives the new one that workflow's secrets (for someone who may edit it)."""
     if not template.is_template or template.retired_at is not None:
         raise NotFound("No such template.")
+    source = None
+    if copy_secrets:
+        if template.template_source_id is None:
+            raise InvalidInput.at(
+                "copySecrets", "This template was not saved from a workflow: it has no secrets."
+            )
+        source = db.session.get(Workflow, template.template_source_id)
+        if source is None:
+            raise InvalidInput.at(
+                "copySecrets", "The workflow this template was saved from has been deleted."
+            )
+        _require_secret_source(user, source)
     workflow = _new_workflow(
         user,
         name=(name or template.name)[:200],
@@ -468,6 +513,8 @@ def use_template(
         template_id=template.id,
         template_name=template.name,
     )
+    if source is not None:
+        secret_store.copy_secrets(source, workflow, actor=user)
     return workflow
 
 
@@ -492,6 +539,7 @@ def save_as_template(
     )
     template.is_template = True
     template.template_category = category
+    template.template_source_id = workflow.id
     audit.record(
         user,
         AuditAction.TEMPLATE_SAVED,
