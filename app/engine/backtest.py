@@ -403,6 +403,25 @@ def _backtest(
     secrets = secret_store.decrypt_for_request(workflow.id) if matches and sample else {}
     wants_previous = reads_previous(definition)
     matches.sort(key=lambda match: (match[1], match[2] or 0))
+    limit = definition.settings.run_limit_minutes()
+    if limit is not None:
+        # "Once per incident (per N minutes)": the runs replayed here are what counts; runs
+        # that really happened before the window are not looked at.
+        kept: list[tuple[str, datetime, int | None, str]] = []
+        last_run: dict[str, datetime] = {}
+        for match in matches:
+            before = last_run.get(match[0])
+            if before is not None and (
+                limit == float("inf") or match[1] - before < timedelta(minutes=limit)
+            ):
+                continue
+            last_run[match[0]] = match[1]
+            kept.append(match)
+        result.notes.append(
+            f"{len(matches) - len(kept)} more would have been held back by the workflow's "
+            "runs-per-incident setting."
+        )
+        matches = kept
     for index, (incident_id, at, cause, kind) in enumerate(matches):
         history = histories[incident_id]
         state = history.at(at)

@@ -217,9 +217,11 @@ def template_context(
     steps: dict[str, Any],
     secrets: dict[str, str],
     previous: dict[str, Any] | None = None,
+    failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The seed's TemplateContext (camelCase, as templates write it) plus steps and secrets,
-    and ``incident.previous`` (see previous_results; empty unless given)."""
+    ``incident.previous`` (see previous_results; empty unless given), and ``failure``
+    (the failed run) for runs a ``workflow_failed`` trigger started."""
     team: Team | TeamView = incident.team
     assignee: User | AssigneeView | None = incident.assignee
     context = TemplateContext(
@@ -257,4 +259,6 @@ def template_context(
     data["incident"]["previous"] = previous if previous is not None else {}
     data["steps"] = steps
     data["secrets"] = secrets
+    if failure is not None:
+        data["failure"] = failure
     return data

@@ -17,9 +17,10 @@ from typing import Any
 
 from app.engine import actions, templating
 from app.engine.context import IncidentLike, field_value, previous_results, template_context
+from app.engine.failures import SAMPLE_FAILURE
 from app.incidents.models import Incident
 from app.workflows import secrets as secret_store
-from app.workflows.enums import NodeStatus
+from app.workflows.enums import NodeStatus, TriggerType
 from app.workflows.models import Workflow, WorkflowExecution
 from app.workflows.schema import (
     ActionNode,
@@ -116,6 +117,10 @@ def walk(
             steps=steps,
             secrets=secrets,
             previous=previous,
+            # No failed run to show: a failure workflow's dry run uses a sample one.
+            failure=(
+                SAMPLE_FAILURE if definition.trigger.type == TriggerType.WORKFLOW_FAILED else None
+            ),
         )
     deadline = clock.monotonic() + DRY_RUN_RENDER_SECONDS
     outcome: dict[str, tuple[str, bool | None]] = {}  # node -> (status, matched)

@@ -182,6 +182,9 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
         sa.ForeignKey("workflow_execution.id", ondelete="SET NULL")
     )
     replay_mode: Mapped[str | None] = mapped_column(sa.String(16))
+    # The run whose change to the incident started this one (the loop guard follows
+    # these links back to count a chain). Not a foreign key: ended runs may be purged.
+    caused_by_execution_id: Mapped[str | None] = mapped_column(id_column_type())
 
     __mapper_args__ = {"version_id_col": row_version}
 
@@ -193,6 +196,25 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<WorkflowExecution {self.id} {self.status}>"
+
+
+class WorkflowIncidentGuard(db.Model):  # type: ignore[name-defined,misc]
+    """The last run a workflow with "once per incident" settings started on an incident.
+
+    One row per (workflow, incident): the primary key is what makes two events at
+    once start one run, on PostgreSQL and SQLite alike (see triggers.take_guard).
+    """
+
+    __tablename__ = "workflow_incident_guard"
+
+    workflow_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("workflow.id", ondelete="CASCADE"), primary_key=True
+    )
+    incident_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+    execution_id: Mapped[str] = mapped_column(id_column_type())
+    last_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WorkflowActionSecret(db.Model):  # type: ignore[name-defined,misc]

@@ -168,6 +168,10 @@ class Row:
     last_status: ExecutionStatus | None
     last_run_at: datetime | None
     editable: bool
+    runs_in_a_day: int = 0
+    failures_in_a_day: int = 0
+    last_failure_id: str | None = None
+    last_failure_at: datetime | None = None
 
 
 def _load(workflow_id: str, *, for_update: bool = False) -> Workflow:
@@ -312,8 +316,17 @@ def _search(form: WorkflowFilterForm) -> sa.Select[Workflow]:
 
 def _rows(items: Iterable[Any]) -> list[Row]:
     return [
-        Row(workflow, status, at, service.can_edit(current_user, workflow))
-        for workflow, status, at in items
+        Row(
+            workflow,
+            status,
+            at,
+            service.can_edit(current_user, workflow),
+            runs or 0,
+            failures or 0,
+            failure_id,
+            failed_at,
+        )
+        for workflow, status, at, runs, failures, failure_id, failed_at in items
     ]
 
 

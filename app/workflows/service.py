@@ -8,7 +8,7 @@ never commit: the caller (page, API, CLI) owns the transaction.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -643,17 +643,20 @@ def count_workflows(workflows: sa.Select[Workflow]) -> int:
     return db.session.scalar(counted.order_by(None)) or 0
 
 
-def with_last_run(
-    workflows: sa.Select[Workflow],
-) -> sa.Select[Workflow, ExecutionStatus | None, datetime | None]:
-    """Each workflow ``workflows`` selects, with its team and the status and creation time
-    of its latest run, in one query: no query per row.
+def with_last_run(workflows: sa.Select[Workflow], now: datetime | None = None) -> sa.Select[Any]:
+    """Each workflow ``workflows`` selects, with its team, the status and creation time of
+    its latest run, and its runs, failures and latest failure in the 24 hours before
+    ``now``, in one query: no query per row.
 
-    Order and page ``workflows`` before passing it: the latest run is looked up for the
-    workflows it selects alone, each by one probe of the ``(workflow_id, created_at)``
-    index. The rows come unordered; order them again."""
+    Rows: (workflow, last status, last run at, runs in 24 h, failures in 24 h, last
+    failed run id, last failed at). Order and page ``workflows`` before passing it: the
+    lookups are for the workflows it selects alone, each through the
+    ``(workflow_id, created_at)`` and ``(workflow_id, status)`` indexes. The rows come
+    unordered; order them again."""
+    since = (now or utcnow()) - timedelta(hours=24)
     chosen = workflows.with_only_columns(Workflow.id).subquery("chosen")
     last_run = sa.orm.aliased(WorkflowExecution)
+    last_failure = sa.orm.aliased(WorkflowExecution)
     latest_id = (
         sa.select(WorkflowExecution.id)
         .where(WorkflowExecution.workflow_id == Workflow.id)
@@ -662,10 +665,44 @@ def with_last_run(
         .correlate(Workflow)
         .scalar_subquery()
     )
+    failed = (WorkflowExecution.workflow_id == Workflow.id) & (
+        WorkflowExecution.status == ExecutionStatus.FAILED
+    )
+    latest_failure_id = (
+        sa.select(WorkflowExecution.id)
+        .where(failed, WorkflowExecution.failed_at >= since)
+        .order_by(WorkflowExecution.failed_at.desc(), WorkflowExecution.id.desc())
+        .limit(1)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
+    runs_in_a_day = (
+        sa.select(sa.func.count())
+        .select_from(WorkflowExecution)
+        .where(WorkflowExecution.workflow_id == Workflow.id, WorkflowExecution.created_at >= since)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
+    failures_in_a_day = (
+        sa.select(sa.func.count())
+        .select_from(WorkflowExecution)
+        .where(failed, WorkflowExecution.failed_at >= since)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
     return (
-        sa.select(Workflow, last_run.status, last_run.created_at)
+        sa.select(
+            Workflow,
+            last_run.status,
+            last_run.created_at,
+            runs_in_a_day.label("runs_in_a_day"),
+            failures_in_a_day.label("failures_in_a_day"),
+            last_failure.id,
+            last_failure.failed_at,
+        )
         .join(chosen, chosen.c.id == Workflow.id)
         .outerjoin(last_run, last_run.id == latest_id)
+        .outerjoin(last_failure, last_failure.id == latest_failure_id)
         .options(sa.orm.joinedload(Workflow.team))
     )
 

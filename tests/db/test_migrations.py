@@ -102,6 +102,7 @@ NULLABLE = {
     ("workflow", "template_source_id"),
     ("workflow_execution", "replay_of_id"),
     ("workflow_execution", "replay_mode"),
+    ("workflow_execution", "caused_by_execution_id"),
 }
 
 

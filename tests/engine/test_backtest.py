@@ -182,3 +182,29 @@ def test_a_state_trigger_matches_the_transition_and_the_team(
     assert run.incident_id == resolved.id and run.event_type == "state_changed"
     assert backtest(other, definition_, now=_later()).runs == []
     assert webhook_receiver.requests == []
+
+
+def test_once_per_incident_holds_back_the_later_matches(
+    app, admin, open_incident, responder, webhook_receiver
+) -> None:
+    defn = definition(
+        [trigger_node(), webhook("hook", webhook_receiver.url + "/hook")],
+        [edge("start", "hook")],
+        trigger_config("state_changed", stateTransition={"to": "RESOLVED"}),
+    )
+    defn["settings"]["oncePerIncident"] = True
+    workflow = workflows.create_workflow(
+        admin, name="Once", description="d", scope=ScopeType.GLOBAL, team_id=None, definition=defn
+    )
+    db.session.commit()
+    actor = incidents.Actor(responder, ChangeSource.API)
+    incident = open_incident()
+    for action in ("resolve", "reopen", "resolve"):
+        incidents.change_status(actor, incident, action)
+    db.session.commit()
+    parsed = WorkflowDefinition.model_validate(workflow.definition)
+    result = backtest(workflow, parsed, now=_later())
+    assert len(result.runs) == 1 and result.considered == 3
+    assert any("1 more would have been held back" in note for note in result.notes)
+    del defn["settings"]["oncePerIncident"]
+    assert len(backtest(workflow, WorkflowDefinition.model_validate(defn), now=_later()).runs) == 2

@@ -69,6 +69,7 @@ def prepare(
     secrets: Mapping[str, str],
     idempotency_key: str,
     settings: ActionSettings | None = None,
+    run_marker: str | None = None,
 ) -> PreparedRequest:
     """Build the request ``action`` would send. Nothing goes over the network.
 
@@ -78,7 +79,11 @@ def prepare(
     """
     if isinstance(action, WebhookAction):
         return webhook.prepare_webhook(
-            action, render=render, secrets=secrets, idempotency_key=idempotency_key
+            action,
+            render=render,
+            secrets=secrets,
+            idempotency_key=idempotency_key,
+            run_marker=run_marker,
         )
     if isinstance(action, JiraAction):
         return jira.prepare_jira(action, render=render, secrets=secrets)
@@ -120,6 +125,7 @@ def attempt(
     timeout: float | None = None,
     settings: ActionSettings | None = None,
     slots: DestinationSlots | None = None,
+    run_marker: str | None = None,
 ) -> AttemptOutcome:
     """Prepare and perform one attempt. Never raises for bad input, network or HTTP errors.
 
@@ -134,6 +140,7 @@ def attempt(
             secrets=secrets,
             idempotency_key=idempotency_key,
             settings=settings,
+            run_marker=run_marker,
         )
     except ValueError as exc:  # ActionInputError, or a renderer's own error
         message = exc.message if isinstance(exc, ActionInputError) else str(exc)
@@ -150,6 +157,7 @@ def perform(
     timeout: float | None = None,
     settings: ActionSettings | None = None,
     slots: DestinationSlots | None = None,
+    run_marker: str | None = None,
 ) -> AttemptOutcome:
     """Send ``prepared`` once through the outbound guard and interpret the answer.
 
