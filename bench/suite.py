@@ -24,6 +24,8 @@ GROUPS = (
     "matching",
     "backtest",
     "pages",
+    "save",
+    "signin",
     "endtoend",
 )
 

@@ -33,6 +33,7 @@ from wtforms import (
 )
 from wtforms.widgets import NumberInput
 
+from app.forms_support import TextPolicy
 from app.incidents.enums import IncidentStatus
 from app.workflows.enums import ActionType, NodeType, TriggerType
 
@@ -137,18 +138,18 @@ NUMBER = NumberInput()
 # --- rows -------------------------------------------------------------------
 
 
-class HeaderRow(Form):  # type: ignore[misc]
+class HeaderRow(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Header name")
     value = StringField("Value")
 
 
-class SecretHeaderRow(Form):  # type: ignore[misc]
+class SecretHeaderRow(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Header name")
     value = PasswordField("Secret value", render_kw={"autocomplete": "new-password"})
     ref = HiddenField()
 
 
-class ConditionRow(Form):  # type: ignore[misc]
+class ConditionRow(TextPolicy, Form):  # type: ignore[misc]
     field = StringField("Incident field")
     value = StringField("Equals")
 
@@ -156,7 +157,7 @@ class ConditionRow(Form):  # type: ignore[misc]
 # --- node forms --------------------------------------------------------------
 
 
-class NodeForm(Form):  # type: ignore[misc]
+class NodeForm(TextPolicy, Form):  # type: ignore[misc]
     """The fields every node has, and the mapping of schema locations to fields."""
 
     kind: ClassVar[str] = ""
@@ -818,7 +819,7 @@ TIMEOUT_CHOICES = [
 ]
 
 
-class AddNodeForm(Form):  # type: ignore[misc]
+class AddNodeForm(TextPolicy, Form):  # type: ignore[misc]
     kind = SelectField("New node", choices=KIND_CHOICES, default="webhook")
     after = SelectField("After node", choices=[])
     handle = SelectField("On the branch", choices=HANDLE_CHOICES, default=None)
@@ -827,7 +828,7 @@ class AddNodeForm(Form):  # type: ignore[misc]
         super().__init__(*args, prefix="add-", **kwargs)
 
 
-class AddEdgeForm(Form):  # type: ignore[misc]
+class AddEdgeForm(TextPolicy, Form):  # type: ignore[misc]
     source = SelectField("From", choices=[])
     target = SelectField("To", choices=[])
     handle = SelectField("Branch", choices=HANDLE_CHOICES, default=None)
@@ -843,7 +844,7 @@ RUN_LIMIT_CHOICES = [
 ]
 
 
-class SettingsForm(Form):  # type: ignore[misc]
+class SettingsForm(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Workflow name")
     description = TextAreaField("Description")
     timeout = SelectField("Time limit per run", choices=TIMEOUT_CHOICES, default="5min")
@@ -912,7 +913,7 @@ class SettingsForm(Form):  # type: ignore[misc]
             found.errors = [*found.errors, message]
 
 
-class SaveForm(Form):  # type: ignore[misc]
+class SaveForm(TextPolicy, Form):  # type: ignore[misc]
     change_note = StringField("Change note (optional)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -36,7 +36,7 @@ from app.auth.models import Team
 from app.auth.permissions import team_visible_clause
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.forms_support import attach_errors
+from app.forms_support import TextPolicy, attach_errors
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.blueprint import bp
@@ -66,7 +66,7 @@ def _signed_in() -> None:
 # --- forms ------------------------------------------------------------------
 
 
-class WorkflowFilterForm(FlaskForm):  # type: ignore[misc]
+class WorkflowFilterForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     class Meta:
         csrf = False  # a GET search form
 
@@ -104,21 +104,21 @@ def _category_field() -> Any:
     )
 
 
-class NewWorkflowForm(FlaskForm):  # type: ignore[misc]
+class NewWorkflowForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     owner = _owner_field()
     category = _category_field()
 
 
-class ImportForm(FlaskForm):  # type: ignore[misc]
+class ImportForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     file = FileField("JSON file")
     text = TextAreaField("Or paste the JSON")
     owner = _owner_field()
     category = _category_field()
 
 
-class CopyForm(FlaskForm):  # type: ignore[misc]
+class CopyForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     """Duplicate a workflow, or make one from a template."""
 
     name = StringField("Name of the new workflow")
@@ -127,19 +127,19 @@ class CopyForm(FlaskForm):  # type: ignore[misc]
     copy_secrets = BooleanField("Copy its secrets")
 
 
-class SecretForm(FlaskForm):  # type: ignore[misc]
+class SecretForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     # Rendered by hand in the template: the value is never written back into a page.
     value = StringField("Value")
 
 
-class TemplateForm(FlaskForm):  # type: ignore[misc]
+class TemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
 
-class SaveAsTemplateForm(FlaskForm):  # type: ignore[misc]
+class SaveAsTemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Template name")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
@@ -374,8 +374,9 @@ def toggle(workflow_id: str) -> Page:
             lambda: (_render_row(workflow_id, problems), status), back_to, *problems
         )
     done = f"{workflow.name} is {'enabled' if wanted else 'disabled'}."
-    db.session.commit()
-    return _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    response = _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- create, import, export, duplicate, delete ------------------------------
@@ -778,6 +779,9 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(_load(workflow_id), error=error.message, status=error.status)
     form = SecretForm()
     to_delete = request.form.get("delete")
+    if form.text_problems and to_delete is None:  # shown at the field; nothing is stored
+        form.value.data = None
+        return _render_secrets(workflow, form, status=422)
     try:
         if to_delete is not None:
             secret_store.delete_secret(workflow, to_delete, actor=current_user)
@@ -795,12 +799,13 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(
             workflow, form, error=" ".join(unplaced) or None, status=error.status
         )
-    db.session.commit()
-    return _fragment_or_back(
+    response = _fragment_or_back(
         lambda: _render_secrets(_load(workflow_id), message=done),
         url_for("workflows.secrets", workflow_id=workflow_id),
         done,
     )
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- template gallery -------------------------------------------------------------

@@ -44,9 +44,9 @@ def _key_file() -> Path:
 
 def configured_keys() -> list[bytes]:
     """The Fernet keys, newest first."""
-    from_env = os.environ.get("INCIDENTFLOW_SECRET_KEYS") or current_app.config.get("SECRET_KEYS")
-    if from_env:
-        keys = [k.strip().encode() for k in str(from_env).split(",") if k.strip()]
+    configured = current_app.config.get("SECRET_KEYS")
+    if configured:
+        keys = [k.strip().encode() for k in str(configured).split(",") if k.strip()]
         if keys:
             return keys
     path = _key_file()
