@@ -41,6 +41,7 @@ from app.workflows.forms import Credential
 from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from app.workflows.schema import (
     MAX_BODY_LENGTH,
+    PREVIOUS_FIELD,
     AssigneeContext,
     DelayNode,
     FailureContext,
@@ -937,6 +938,29 @@ CONTEXT_FIELDS: dict[str, list[str]] = {
     for root, model in _CONTEXT_MODELS.items()
 }
 FAILURE_FIELDS = [info.alias or name for name, info in FailureContext.model_fields.items()]
+CONTEXT_FIELDS["incident"].append(PREVIOUS_FIELD)
+
+#: How many earlier workflows' steps the variable list offers under ``incident.previous``.
+MAX_PREVIOUS_SOURCES = 40
+
+
+def previous_sources(workflow: Workflow) -> list[tuple[str, str, str]]:
+    """(workflow name, node id, node name) of the action steps whose results a run of
+    ``workflow`` can read as ``incident.previous[...]``: the workflows (not templates)
+    that can run on the same incidents — this team's, and global ones — itself included."""
+    scope = sa.or_(Workflow.team_id.is_(None), Workflow.team_id == workflow.team_id)
+    rows = db.session.execute(
+        sa.select(Workflow.name, Workflow.definition)
+        .where(Workflow.is_template.is_(False), scope if workflow.team_id else sa.true())
+        .order_by(Workflow.name)
+        .limit(MAX_PREVIOUS_SOURCES)
+    )
+    found: list[tuple[str, str, str]] = []
+    for name, definition in rows:
+        for node in _nodes(definition if isinstance(definition, Mapping) else {}):
+            if _is_action(node) and isinstance(node.get("id"), str):
+                found.append((name, node["id"], _label(node)))
+    return found
 
 
 @dataclass(frozen=True)
@@ -949,6 +973,13 @@ class Variables:
     secrets_allowed: bool
     #: node id -> the fields of its result (the action type's RESULT_SHAPE)
     step_shapes: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: (workflow name, node id, node name) readable as incident.previous[...]
+    previous: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @staticmethod
+    def previous_expression(workflow_name: str, node_id: str) -> str:
+        quoted = json.dumps(workflow_name, ensure_ascii=False)
+        return "{{ incident.previous[" + quoted + "][" + json.dumps(node_id) + "].result }}"
 
     def step_expression(self, node_id: str, result_field: str | None = None) -> str:
         return "{{ " + self.step_path(node_id, result_field) + " }}"
@@ -966,6 +997,8 @@ class Variables:
         for step_id, _name in self.steps:
             found.append(self.step_path(step_id))
             found += [self.step_path(step_id, key) for key in self.step_shapes.get(step_id, {})]
+        for workflow_name, node_id, _name in self.previous:
+            found.append(self.previous_expression(workflow_name, node_id)[3:-3])
         if self.secrets_allowed:
             found += [f"secrets.{name}" for name in self.secrets]
         return found
@@ -1006,6 +1039,7 @@ def variables_for(
     node_id: str,
     secret_names: Iterable[str],
     runs_before: Mapping[str, frozenset[str]] | None = None,
+    previous: list[tuple[str, str, str]] | None = None,
 ) -> Variables:
     runs_before = _runs_before(definition) if runs_before is None else runs_before
     earlier = runs_before.get(node_id, frozenset())
@@ -1029,6 +1063,7 @@ def variables_for(
         secrets=sorted(secret_names),
         secrets_allowed=not _issue_action(node),
         step_shapes=shapes,
+        previous=previous or [],
     )
 
 
@@ -1132,9 +1167,12 @@ def _template_fields(data: Mapping[str, Any]) -> Iterator[tuple[Loc, str]]:
                 if isinstance(auth.get(key), str):
                     yield ("data", "config", "auth", key), auth[key]
     elif kind == "jira":
-        keys = ["summary", "description"]
+        keys = {
+            "transition": ["issueKey"],
+            "comment": ["issueKey", "body"],
+        }.get(str(config.get("operation")), ["summary", "description"])
     elif kind == "linear":
-        keys = ["title", "description"]
+        keys = ["issueId"] if config.get("operation") == "update" else ["title", "description"]
     else:
         return
     for key in keys:

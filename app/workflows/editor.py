@@ -530,6 +530,19 @@ def edit(workflow_id: str) -> Response:
     return response
 
 
+@bp.get("/<workflow_id>/edit/previous-steps")
+@login_required
+def edit_previous_steps(workflow_id: str) -> str:
+    """The steps whose results ``incident.previous`` offers: loaded when the variable list
+    opens, so the editor page itself costs no query for them."""
+    workflow = _workflow(workflow_id)
+    return render_template(
+        "workflows/editor/_previous_steps.html",
+        sources=drafts.previous_sources(workflow),
+        expression=drafts.Variables.previous_expression,
+    )
+
+
 @bp.get("/<workflow_id>/edit/add-node-form")
 @login_required
 def edit_add_node_form(workflow_id: str) -> str:

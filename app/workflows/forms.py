@@ -524,6 +524,17 @@ class WebhookForm(_RetryMixin, NodeForm):
         return headers
 
 
+JIRA_OPERATIONS = [
+    SelectChoice("create", "Create an issue"),
+    SelectChoice("transition", "Transition an issue (change its status)"),
+    SelectChoice("comment", "Comment on an issue"),
+]
+LINEAR_OPERATIONS = [
+    SelectChoice("create", "Create an issue"),
+    SelectChoice("update", "Move an issue to another state"),
+]
+
+
 class JiraForm(_RetryMixin, NodeForm):
     kind = "jira"
     title = "Jira issue"
@@ -537,14 +548,22 @@ class JiraForm(_RetryMixin, NodeForm):
         ("data", "config", "description"): "description",
         ("data", "config", "priority"): "priority",
         ("data", "config", "labels"): "labels",
+        ("data", "config", "operation"): "operation",
+        ("data", "config", "issueKey"): "issue_key",
+        ("data", "config", "transition"): "transition",
+        ("data", "config", "body"): "comment",
     }
 
+    operation = SelectField("Operation", choices=JIRA_OPERATIONS, default="create")
     project_key = StringField("Project key")
     issue_type = StringField("Issue type")
     summary = StringField("Summary")
     description = TextAreaField("Description")
     priority = StringField("Priority (optional)")
     labels = StringField("Labels (optional, separated by spaces or commas)")
+    issue_key = StringField("Issue key")
+    transition = StringField("Transition")
+    comment = TextAreaField("Comment")
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
@@ -553,6 +572,10 @@ class JiraForm(_RetryMixin, NodeForm):
         return {
             **super().initial(data),
             **cls.retry_initial(data),
+            "operation": _text(config.get("operation")) or "create",
+            "issue_key": _text(config.get("issueKey")),
+            "transition": _text(config.get("transition")),
+            "comment": _text(config.get("body")),
             "project_key": _text(config.get("projectKey")),
             "issue_type": _text(config.get("issueType")),
             "summary": _text(config.get("summary")),
@@ -562,7 +585,20 @@ class JiraForm(_RetryMixin, NodeForm):
         }
 
     def to_node_data(self) -> Json:
-        config: Json = {
+        operation = self.operation.data or "create"
+        if operation in ("transition", "comment"):
+            config: Json = {"operation": operation, "issueKey": self.issue_key.data or ""}
+            if operation == "transition":
+                config["transition"] = (self.transition.data or "").strip()
+            else:
+                config["body"] = self.comment.data or ""
+            return {
+                "actionType": ActionType.JIRA.value,
+                "name": (self.name.data or "").strip(),
+                "config": config,
+                "retry": self.retry_data(),
+            }
+        config = {
             "projectKey": (self.project_key.data or "").strip(),
             "issueType": (self.issue_type.data or "").strip(),
             "summary": self.summary.data or "",
@@ -601,8 +637,14 @@ class LinearForm(_RetryMixin, NodeForm):
         ("data", "config", "description"): "description",
         ("data", "config", "priority"): "priority",
         ("data", "config", "labelIds"): "label_ids",
+        ("data", "config", "operation"): "operation",
+        ("data", "config", "issueId"): "issue_id",
+        ("data", "config", "state"): "state",
     }
 
+    operation = SelectField("Operation", choices=LINEAR_OPERATIONS, default="create")
+    issue_id = StringField("Issue id or identifier")
+    state = StringField("State")
     team_id = StringField("Team id")
     issue_title = StringField("Title")
     description = TextAreaField("Description")
@@ -616,6 +658,9 @@ class LinearForm(_RetryMixin, NodeForm):
         return {
             **super().initial(data),
             **cls.retry_initial(data),
+            "operation": _text(config.get("operation")) or "create",
+            "issue_id": _text(config.get("issueId")),
+            "state": _text(config.get("state")),
             "team_id": _text(config.get("teamId")),
             "issue_title": _text(config.get("title")),
             "description": _text(config.get("description")),
@@ -624,6 +669,17 @@ class LinearForm(_RetryMixin, NodeForm):
         }
 
     def to_node_data(self) -> Json:
+        if self.operation.data == "update":
+            return {
+                "actionType": ActionType.LINEAR.value,
+                "name": (self.name.data or "").strip(),
+                "config": {
+                    "operation": "update",
+                    "issueId": self.issue_id.data or "",
+                    "state": (self.state.data or "").strip(),
+                },
+                "retry": self.retry_data(),
+            }
         config: Json = {
             "teamId": (self.team_id.data or "").strip(),
             "title": self.issue_title.data or "",
