@@ -36,6 +36,7 @@ from app.definition.messages import (
     format_loc,
 )
 from app.definition.models import (
+    PREVIOUS_FIELD,
     ActionData,
     ActionNode,
     AssigneeContext,
@@ -49,9 +50,12 @@ from app.definition.models import (
     FailureContext,
     IncidentContext,
     JiraAction,
+    JiraCommentConfig,
     JiraConfig,
+    JiraTransitionConfig,
     LinearAction,
     LinearConfig,
+    LinearUpdateConfig,
     NoAuth,
     NodeResult,
     OAuth2Auth,
@@ -77,6 +81,7 @@ from app.definition.models import (
     parse_definition_json,
 )
 from app.definition.rules import (
+    reads_previous,
     referenced_secrets,
 )
 
@@ -96,9 +101,12 @@ __all__ = [
     "IMPLICIT_SECRETS",
     "IncidentContext",
     "JiraAction",
+    "JiraCommentConfig",
     "JiraConfig",
+    "JiraTransitionConfig",
     "LinearAction",
     "LinearConfig",
+    "LinearUpdateConfig",
     "MAX_BODY_LENGTH",
     "MAX_DEFINITION_TEXT",
     "MAX_DESCRIPTION_LENGTH",
@@ -106,6 +114,7 @@ __all__ = [
     "MAX_VERSION",
     "NoAuth",
     "NodeResult",
+    "PREVIOUS_FIELD",
     "OAuth2Auth",
     "Position",
     "RetryConfig",
@@ -133,6 +142,7 @@ __all__ = [
     "format_loc",
     "parse_definition",
     "parse_definition_json",
+    "reads_previous",
     "referenced_secrets",
     "topological_order",
 ]

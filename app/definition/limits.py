@@ -89,3 +89,7 @@ Loc = tuple[str | int, ...]
 
 #: Working time allowed per run (delays excluded), by the value a definition stores.
 RUN_TIMEOUTS_MS: Mapping[str, int] = {"1min": 60_000, "5min": 300_000, "15min": 900_000}
+
+#: The operations of the Jira and Linear actions (absent in a config: "create").
+JIRA_OPERATIONS = ("create", "transition", "comment")
+LINEAR_OPERATIONS = ("create", "update")

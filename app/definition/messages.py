@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from app.definition.limits import JIRA_OPERATIONS, LINEAR_OPERATIONS
 from app.workflows.enums import ActionType, NodeType
 
 
@@ -82,6 +83,7 @@ def format_loc(loc: Sequence[str | int]) -> str:
 _NODE_TAGS = frozenset(member.value for member in NodeType)
 _ACTION_TAGS = frozenset(member.value for member in ActionType)
 _AUTH_TAGS = ("none", "bearer", "basic", "oauth2", "custom")
+_OPERATION_TAGS = frozenset((*JIRA_OPERATIONS, *LINEAR_OPERATIONS))
 
 
 def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -93,6 +95,7 @@ def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
             (part in _NODE_TAGS and isinstance(previous, int) and i >= 2 and loc[i - 2] == "nodes")
             or (part in _ACTION_TAGS and previous == "data")
             or (part in _AUTH_TAGS and previous == "auth")
+            or (part in _OPERATION_TAGS and previous == "config")
         ):
             continue
         out.append(part)
@@ -100,6 +103,8 @@ def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def _tag_field(loc: tuple[str | int, ...]) -> str:
+    if loc[-1] == "config":
+        return "operation"
     if loc[-1] == "data":
         return "actionType"
     return "type"
@@ -142,9 +147,14 @@ def plain_message(
     if code == "extra_forbidden":
         name = f" '{clip(str(loc[-1]))}'" if loc else ""
         return f"Unknown {unknown}{name}; remove it."
+    if code == "union_tag_invalid" and loc and loc[-1] == "operation":
+        choices = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"'{clip(str(ctx.get('tag')))}' is not a valid operation; use one of: {choices}."
     if code == "union_tag_invalid":
         what, choices = _tag_choices(loc)
         return f"'{clip(str(ctx.get('tag')))}' is not a valid {what}; use one of: {choices}."
+    if code == "union_tag_not_found" and loc and loc[-1] == "operation":
+        return "The operation must be text, such as 'create'."
     if code == "union_tag_not_found":
         _what, choices = _tag_choices(loc)
         return f"This field is required; use one of: {choices}."

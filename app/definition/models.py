@@ -26,8 +26,10 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
+    Tag,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -513,8 +515,11 @@ class WebhookConfig(_Schema):
 
 
 class JiraConfig(_Schema):
-    """Create a Jira Cloud issue (REST v3)."""
+    """Create a Jira Cloud issue (REST v3). Without ``operation``, a config creates."""
 
+    operation: Literal["create"] | None = Field(
+        default=None, description="'create' (or absent): open an issue."
+    )
     project_key: Annotated[
         str,
         Field(strict=True, max_length=10, json_schema_extra={"pattern": PROJECT_KEY_PATTERN}),
@@ -545,9 +550,59 @@ class JiraConfig(_Schema):
     )
 
 
-class LinearConfig(_Schema):
-    """Create a Linear issue (GraphQL issueCreate)."""
+class JiraTransitionConfig(_Schema):
+    """Move an existing Jira issue along its workflow (``POST .../transitions``)."""
 
+    operation: Literal["transition"] = Field(description="'transition': change the status.")
+    issue_key: RequiredTemplateText = Field(
+        description=(
+            "Template giving the issue key, such as OPS-12, usually an earlier run's "
+            "result: {{ incident.previous['<workflow>']['<node>'].result.key }}."
+        )
+    )
+    transition: ShortText = Field(
+        description=(
+            "The transition's name or the status it leads to (either, case-insensitive, "
+            "such as 'Done'), or the transition's numeric id."
+        )
+    )
+
+
+class JiraCommentConfig(_Schema):
+    """Add a comment to an existing Jira issue (``POST .../comment``)."""
+
+    operation: Literal["comment"] = Field(description="'comment': add a comment.")
+    issue_key: RequiredTemplateText = Field(
+        description="Template giving the issue key, such as OPS-12."
+    )
+    body: RequiredTemplateText = Field(
+        description=f"Comment template, 1 to {MAX_TEMPLATE_LENGTH} characters, not blank."
+    )
+
+
+def _operation_tag(value: Any) -> str | None:
+    """The operation of an action config; absent (the seed's configs) means create."""
+    if isinstance(value, dict):
+        operation = value.get("operation")
+    else:  # a model, or a value that is no object (the create model says so)
+        operation = getattr(value, "operation", None)
+    return "create" if operation is None else operation if isinstance(operation, str) else None
+
+
+JiraConfigs = Annotated[
+    Annotated[JiraConfig, Tag("create")]
+    | Annotated[JiraTransitionConfig, Tag("transition")]
+    | Annotated[JiraCommentConfig, Tag("comment")],
+    Discriminator(_operation_tag),
+]
+
+
+class LinearConfig(_Schema):
+    """Create a Linear issue (GraphQL issueCreate). Without ``operation``, a config creates."""
+
+    operation: Literal["create"] | None = Field(
+        default=None, description="'create' (or absent): open an issue."
+    )
     team_id: LinearId = Field(description="Linear team id (UUID).")
     title: RequiredTemplateText = Field(
         description=f"Template, 1 to {MAX_TEMPLATE_LENGTH} characters, not blank."
@@ -572,6 +627,31 @@ class LinearConfig(_Schema):
     ) = Field(default=None, description=f"At most {MAX_LABELS} distinct label ids (UUIDs).")
 
 
+class LinearUpdateConfig(_Schema):
+    """Move an existing Linear issue to another workflow state (GraphQL issueUpdate)."""
+
+    operation: Literal["update"] = Field(description="'update': change the issue's state.")
+    issue_id: RequiredTemplateText = Field(
+        description=(
+            "Template giving the issue's id or identifier (such as ENG-12), usually an "
+            "earlier run's result: {{ incident.previous['<workflow>']['<node>'].result.id }}."
+        )
+    )
+    state: ShortText = Field(
+        description=(
+            "The workflow state to move to: its name (case-insensitive, such as 'Done'), "
+            "or a state type (completed, canceled, started, unstarted, backlog) for the "
+            "team's first state of that type."
+        )
+    )
+
+
+LinearConfigs = Annotated[
+    Annotated[LinearConfig, Tag("create")] | Annotated[LinearUpdateConfig, Tag("update")],
+    Discriminator(_operation_tag),
+]
+
+
 class WebhookAction(_Schema):
     """Call a webhook."""
 
@@ -582,20 +662,20 @@ class WebhookAction(_Schema):
 
 
 class JiraAction(_Schema):
-    """Create a Jira issue."""
+    """Create, transition or comment on a Jira issue."""
 
     action_type: Literal[ActionType.JIRA]
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
-    config: JiraConfig
+    config: JiraConfigs
     retry: RetryConfig
 
 
 class LinearAction(_Schema):
-    """Create a Linear issue."""
+    """Create a Linear issue or move one to another state."""
 
     action_type: Literal[ActionType.LINEAR]
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
-    config: LinearConfig
+    config: LinearConfigs
     retry: RetryConfig
 
 
@@ -920,8 +1000,11 @@ def _field_aliases(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(info.alias or name for name, info in model.model_fields.items())
 
 
+#: ``incident.previous``: results of earlier runs on the incident (see engine/context.py).
+PREVIOUS_FIELD = "previous"
+
 CONTEXT_FIELDS: Mapping[str, frozenset[str]] = {
-    "incident": _field_aliases(IncidentContext),
+    "incident": _field_aliases(IncidentContext) | {PREVIOUS_FIELD},
     "assignee": _field_aliases(AssigneeContext),
     "team": _field_aliases(TeamContext),
     "workflow": _field_aliases(WorkflowContext),

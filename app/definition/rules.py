@@ -24,13 +24,17 @@ from app.definition.messages import clip, error_detail
 from app.definition.models import (
     CONTEXT_FIELDS,
     FAILURE_FIELDS,
+    PREVIOUS_FIELD,
     ActionNode,
     BasicAuth,
     BearerAuth,
     ConditionNode,
     CustomHeaderAuth,
     JiraAction,
+    JiraCommentConfig,
+    JiraConfig,
     LinearAction,
+    LinearConfig,
     OAuth2Auth,
     TriggerConfig,
     TriggerNode,
@@ -153,11 +157,21 @@ def _text_fields(
             for name, value in auth.custom_headers.items():
                 yield ("config", "auth", "customHeaders", name), value, "credential"
     elif isinstance(data, JiraAction):
-        yield ("config", "summary"), data.config.summary, "issue_template"
-        yield ("config", "description"), data.config.description, "issue_template"
+        jira = data.config
+        if isinstance(jira, JiraConfig):
+            yield ("config", "summary"), jira.summary, "issue_template"
+            yield ("config", "description"), jira.description, "issue_template"
+        else:
+            yield ("config", "issueKey"), jira.issue_key, "issue_template"
+            if isinstance(jira, JiraCommentConfig):
+                yield ("config", "body"), jira.body, "issue_template"
     else:
-        yield ("config", "title"), data.config.title, "issue_template"
-        yield ("config", "description"), data.config.description, "issue_template"
+        linear = data.config
+        if isinstance(linear, LinearConfig):
+            yield ("config", "title"), linear.title, "issue_template"
+            yield ("config", "description"), linear.description, "issue_template"
+        else:
+            yield ("config", "issueId"), linear.issue_id, "issue_template"
 
 
 def definition_problems(
@@ -651,3 +665,20 @@ def referenced_secrets(defn: WorkflowDefinition) -> dict[str, list[str]]:
             if node.id not in node_ids:
                 node_ids.append(node.id)
     return dict(sorted(users.items()))
+
+
+def reads_previous(defn: WorkflowDefinition) -> bool:
+    """Whether any action template reads ``incident.previous`` (earlier runs' results)."""
+    for node in defn.nodes:
+        if not isinstance(node, ActionNode):
+            continue
+        for _loc, source, kind in _text_fields(node.data):
+            if kind == "credential":
+                continue
+            try:
+                references = template_references(source)
+            except TemplateSyntaxProblem:
+                continue
+            if any(ref[:2] == ("incident", PREVIOUS_FIELD) for ref in references):
+                return True
+    return False
