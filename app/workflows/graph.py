@@ -780,12 +780,28 @@ def _node_svg(
         classes += " wf-node--problem"
     radius = h / 2 if node.kind == "trigger" else 8
     stroke_width = 2.5 if problem is not None else 1.5
+    text_x = x + (18 if node.kind == "trigger" else 12)
+    room = w - (text_x - x) - (28 if problem is not None else 10)
+    shown_name = _clip(node.name, int(room / (9.5 if compact else 7.6)))
+    shown_subtitle = "" if compact else _clip(node.subtitle, int(room / 6.6))
     out: list[str] = []
     if href is not None:
+        # The link's name holds the words drawn on the box in their order (voice control
+        # users say what they see); a clipped text is followed by the full description.
+        clipped = shown_name != node.name or shown_subtitle not in ("", node.subtitle)
+        if clipped:
+            label = f"{shown_name} {shown_subtitle}".strip() + f". {description}"
+        elif compact:
+            label = description
+        else:
+            label = (
+                f"{node.name}: {node.subtitle} ({kind_label})"
+                + description[len(f"{node.name} ({kind_label}): {node.subtitle}") :]
+            )
         attributes = {
             "class": "wf-node-link",
             "href": href,
-            "aria-label": description,
+            "aria-label": label,
             "data-node-id": node.id,
         }
         if is_selected:
@@ -812,22 +828,21 @@ def _node_svg(
         f' height="{_num(h)}" rx="{_num(radius)}" fill="{fill}" stroke="{stroke}"'
         f' stroke-width="{stroke_width}"/>'
     )
-    text_x = x + (18 if node.kind == "trigger" else 12)
-    room = w - (text_x - x) - (28 if problem is not None else 10)
     if compact:
         out.append(
             f'<text class="wf-node-name" x="{_num(text_x)}" y="{_num(y + h / 2 + 6)}"'
             f' font-size="16" font-weight="600" fill="{_TEXT_COLOUR}">'
-            f"{_attr(_clip(node.name, int(room / 9.5)))}</text>"
+            f"{_attr(shown_name)}</text>"
         )
     else:
         out.append(
             f'<text class="wf-node-name" x="{_num(text_x)}" y="{_num(y + 23)}"'
             f' font-size="13" font-weight="600" fill="{_TEXT_COLOUR}">'
-            f"{_attr(_clip(node.name, int(room / 7.6)))}</text>"
+            # The space between the two texts keeps their words apart in the link's text.
+            f"{_attr(shown_name)}</text> "
             f'<text class="wf-node-subtitle" x="{_num(text_x)}" y="{_num(y + 42)}"'
             f' font-size="12" fill="{_MUTED_COLOUR}">'
-            f"{_attr(_clip(node.subtitle, int(room / 6.6)))}</text>"
+            f"{_attr(shown_subtitle)}</text>"
         )
     if problem is not None:
         cx, cy = x + w - 14, y + 14

@@ -42,6 +42,7 @@ class Site:
     workflow_id: str
     incident_id: str
     run_id: str
+    skipping_run_id: str
     template_id: str
     team_id: str
     user_id: str
@@ -80,6 +81,11 @@ def populate(app: Flask, receiver: WebhookReceiver) -> Site:
                 description="Customers see an error page after paying.",
             ),
         )
+        # A P2 incident: its run takes the condition's false branch and skips the rest.
+        incidents.create_incident(
+            incidents.Actor(member, ChangeSource.WEB),
+            IncidentCreate(title="Slow refunds", priority="P2", team_id=team.id),
+        )
         db.session.commit()
         clock = FakeClock()
         app.config["ENGINE_CLOCK"] = clock
@@ -87,15 +93,18 @@ def populate(app: Flask, receiver: WebhookReceiver) -> Site:
         for _ in range(50):
             if worker.run_once() == 0:
                 break
-        run = db.session.scalars(
-            sa.select(WorkflowExecution).where(WorkflowExecution.workflow_id == workflow.id)
-        ).one()
-        assert run.status == "COMPLETED", run.error
+        run, skipping = db.session.scalars(
+            sa.select(WorkflowExecution)
+            .where(WorkflowExecution.workflow_id == workflow.id)
+            .order_by(WorkflowExecution.created_at)
+        ).all()
+        assert run.status == skipping.status == "COMPLETED", (run.error, skipping.error)
+        assert run.incident_id == incident.id
         template = db.session.scalars(
             sa.select(Workflow).where(Workflow.is_template.is_(True)).order_by(Workflow.name)
         ).first()
         assert template is not None
-        site = Site(workflow.id, incident.id, run.id, template.id, team.id, member.id)
+        site = Site(workflow.id, incident.id, run.id, skipping.id, template.id, team.id, member.id)
         db.session.remove()
     w, i = site.workflow_id, site.incident_id
     site.pages = {
@@ -120,6 +129,7 @@ def populate(app: Flask, receiver: WebhookReceiver) -> Site:
         "rollback": f"/workflows/{w}/versions/1/rollback",
         "runs": "/runs",
         "run": f"/runs/{site.run_id}",
+        "run with skipped steps": f"/runs/{site.skipping_run_id}",
         "dry run": f"/runs/dry-run?workflow={w}&incident={i}",
         "users": "/admin/users",
         "new user": "/admin/users/new",
