@@ -155,6 +155,21 @@ def _timeline(incident: Incident) -> list[IncidentEvent]:
     )
 
 
+def _entries(incident: Incident) -> list[tuple[str, Any]]:
+    """The timeline, newest first: incident events and what workflows did on the incident."""
+    from app.runs.service import incident_activity
+
+    events = _timeline(incident)  # newest first
+    activity = incident_activity(current_user, incident)  # oldest first, per run
+    # Sorted by time, then by place: equal times keep each list's own order.
+    entries: list[tuple[Any, int, str, Any]] = [
+        (e.created_at, -n, "event", e) for n, e in enumerate(events)
+    ]
+    entries += [(a.at, n, "run", a) for n, a in enumerate(activity)]
+    entries.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
+    return [(kind, item) for _, _, kind, item in entries]
+
+
 def _edit_form(incident: Incident, formdata: Any = None) -> IncidentForm:
     import json
 
@@ -185,7 +200,7 @@ def _render_detail(
 ) -> tuple[str, int]:
     context: dict[str, Any] = {
         "incident": incident,
-        "events": _timeline(incident),
+        "entries": _entries(incident),
         "actions": [(a, ACTION_LABELS[a]) for a in service.allowed_actions(incident)],
         "form": form or _edit_form(incident),
         "message": message,
