@@ -868,6 +868,7 @@ def render_svg(
     problems: Mapping[str, str] | None = None,
     title: str | None = None,
     dom_id: str | None = None,
+    natural_size: bool = False,
 ) -> Markup:
     """The graph as an accessible inline ``<svg>``.
 
@@ -883,7 +884,9 @@ def render_svg(
     - ``selected``: id of the node to highlight (``aria-current="true"``).
     - ``problems``: node id -> message; the node is marked and the message is
       in its title.
-    - ``compact``: a thumbnail (names only, at most 240 x 160 pixels).
+    - ``compact``: a thumbnail (names only, at most 240 x 160 pixels, unless
+      ``natural_size``: then one unit is one pixel, so names stay readable in a
+      scrolling frame).
     - ``title``: the accessible name (default "Workflow graph: <name>").
     - ``dom_id``: prefix of the ids in the svg (default: derived from the
       output, so the same input always gives the same text).
@@ -943,7 +946,7 @@ def render_svg(
             f'<text class="wf-graph-empty" x="120" y="37" text-anchor="middle"'
             f' font-size="14" fill="{_MUTED_COLOUR}">No steps yet</text>'
         )
-    if compact:
+    if compact and not natural_size:
         scale = min(1.0, _COMPACT_MAX_WIDTH / view_w, _COMPACT_MAX_HEIGHT / view_h)
         width, height = view_w * scale, view_h * scale
     else:
