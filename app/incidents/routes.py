@@ -123,7 +123,15 @@ def _team_and_assignee_choices(form: IncidentForm, team_id: str | None = None) -
 @bp.route("/new", methods=["GET", "POST"])
 def create() -> str | Response | tuple[str, int]:
     form = IncidentForm()
+    # The assignee list holds the chosen team's members only: the team posted, else the
+    # one in the query (the team select refreshes the list through htmx), else the first.
     _team_and_assignee_choices(form)
+    team_ids = [choice.value for choice in form.team_id.choices]
+    wanted = request.form.get("team_id") or request.args.get("team_id") or ""
+    team_id = wanted if wanted in team_ids else (team_ids[0] if team_ids else None)
+    if team_id:
+        form.team_id.data = form.team_id.data if form.team_id.data in team_ids else team_id
+        _team_and_assignee_choices(form, team_id)
     if not form.team_id.choices:
         flash("You need to be in a team to open incidents. Ask an admin to add you to one.")
         return redirect(url_for("incidents.index"))
