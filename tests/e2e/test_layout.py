@@ -62,6 +62,12 @@ def test_no_page_is_wider_than_the_viewport(
         sign_in_as(page, "ada@example.com")
         problems += [fits(page, path) for path in site.pages.values()]
         assert [p for p in problems if p] == []
+        if viewport == DESKTOP:
+            # On a desktop the incident's runs table fits its column without scrolling.
+            page.goto(site.pages["incident"])
+            frame = page.locator("#incident-runs .table-scroll")
+            expect(frame).to_be_visible()
+            assert frame.evaluate("f => f.scrollWidth <= f.clientWidth"), "runs table scrolls"
     finally:
         context.close()
 
