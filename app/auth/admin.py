@@ -87,10 +87,10 @@ def new_user() -> Page:
             db.session.rollback()
             form.form_errors.extend(attach_errors(form, error))
         else:
-            db.session.commit()
             page = render_template(
                 "admin/one_time_password.html", user=user, password=password, created=True
             )
+            db.session.commit()  # once the page is built: the password is shown, or not set
             return secret_response(page, 201)
     status = 422 if form.is_submitted() else 200
     return render_template("admin/new_user.html", form=form), status
@@ -127,10 +127,10 @@ def reset_password(user_id: str) -> Page:
     if request.method == "GET":
         return render_template("admin/reset_password.html", user=user)
     user, password = services.reset_password(user.id)
-    db.session.commit()
     page = render_template(
         "admin/one_time_password.html", user=user, password=password, created=False
     )
+    db.session.commit()  # once the page is built: the password is shown, or not set
     return secret_response(page)
 
 
@@ -177,8 +177,11 @@ def add_member(team_id: str) -> Page:
             db.session.rollback()
             form.form_errors.extend(attach_errors(form, error))
         else:
-            db.session.commit()
-            return _after_member_change(team, f"{membership.user.full_name} joined {team.name}.")
+            response = _after_member_change(
+                team, f"{membership.user.full_name} joined {team.name}."
+            )
+            db.session.commit()  # once the answer is built
+            return response
     return _members(team, form, status=422)
 
 
@@ -190,8 +193,9 @@ def remove_member(team_id: str, user_id: str) -> Page:
     except ServiceError as error:
         db.session.rollback()
         abort(error.status)
-    db.session.commit()
-    return _after_member_change(team, f"{user.full_name} left {team.name}.")
+    response = _after_member_change(team, f"{user.full_name} left {team.name}.")
+    db.session.commit()  # once the answer is built
+    return response
 
 
 def _after_member_change(team: Team, message: str) -> Page:

@@ -372,6 +372,13 @@ def _respond(
     return make_response(render_template("workflows/editor/edit.html", **context), status)
 
 
+def _committed(response: Response) -> Response:
+    """Commit once the response is built: a page or fragment that fails to render
+    then answers 500 having changed nothing (the error handler rolls back)."""
+    db.session.commit()
+    return response
+
+
 def _done(workflow: Workflow, selected: str | None) -> Response:
     """After a plain (non-htmx) form post: back to the page."""
     return redirect(_edit_url(workflow, selected), code=303)
@@ -402,17 +409,19 @@ def edit(workflow_id: str) -> Response:
     """The editor page; with htmx, selecting a node (``?node=``) swaps its form in."""
     workflow = _workflow(workflow_id)
     draft = drafts.current_draft(current_user, workflow)
-    db.session.commit()  # an unchanged draft of an older version may have been dropped
     selected = request.args.get("node")
     if request.htmx:
-        return _respond(
+        response = _respond(
             workflow,
             draft,
             selected=selected,
             panels=("graph", "node_form", "add_node", "edges"),
             push=True,
         )
-    return _respond(workflow, draft, selected=selected)
+    else:
+        response = _respond(workflow, draft, selected=selected)
+    db.session.commit()  # an unchanged draft of an older version may have been dropped
+    return response
 
 
 @bp.get("/<workflow_id>/edit/add-node-form")
@@ -450,7 +459,7 @@ def edit_node(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     node_id = request.form.get("node_id", "")
     op = request.form.get("op", "apply")
-    draft = drafts.load_draft(current_user, workflow)
+    draft = drafts.current_draft(current_user, workflow)
     node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -468,6 +477,11 @@ def edit_node(workflow_id: str) -> Response:
             ],
         )
     form = cls.from_formdata(request.form, node_id)
+    if form.text_problems:  # shown at their fields; the draft is left as it was
+        return _respond(
+            workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
+        )
+    draft = drafts.load_draft(current_user, workflow)
     add_row = None
     if op.startswith("remove:"):
         _remove_row(form, op)
@@ -489,17 +503,18 @@ def edit_node(workflow_id: str) -> Response:
         return _respond(
             workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
         )
-    db.session.commit()
     if not request.htmx:
-        return _done(workflow, node_id)
-    return _respond(
-        workflow,
-        draft,
-        panels=AFTER_NODE_CHANGE,
-        status=lambda context: 422 if _node_has_errors(context) else 200,
-        selected=node_id,
-        node_notes=notes,
-        add_row=add_row,
+        return _committed(_done(workflow, node_id))
+    return _committed(
+        _respond(
+            workflow,
+            draft,
+            panels=AFTER_NODE_CHANGE,
+            status=lambda context: 422 if _node_has_errors(context) else 200,
+            selected=node_id,
+            node_notes=notes,
+            add_row=add_row,
+        )
     )
 
 
@@ -561,10 +576,11 @@ def edit_add_node(workflow_id: str) -> Response:
         )
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="add_node", add_node_form=form)
-    db.session.commit()
     if not request.htmx:
-        return _done(workflow, node_id)
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=node_id, push=True)
+        return _committed(_done(workflow, node_id))
+    return _committed(
+        _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=node_id, push=True)
+    )
 
 
 @bp.post("/<workflow_id>/edit/nodes/remove")
@@ -587,10 +603,9 @@ def edit_remove_node(workflow_id: str) -> Response:
             selected=node_id,
             node_notes=[error.message],
         )
-    db.session.commit()
     if not request.htmx:
-        return _done(workflow, None)
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True)
+        return _committed(_done(workflow, None))
+    return _committed(_respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True))
 
 
 def _add_refused(
@@ -638,10 +653,10 @@ def edit_add_edge(workflow_id: str) -> Response:
         )
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="edges", add_edge_form=form)
-    db.session.commit()
+    selected = _selected_from_request()
     if not request.htmx:
-        return _done(workflow, _selected_from_request())
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=_selected_from_request())
+        return _committed(_done(workflow, selected))
+    return _committed(_respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=selected))
 
 
 @bp.post("/<workflow_id>/edit/edges/remove")
@@ -664,10 +679,10 @@ def edit_remove_edge(workflow_id: str) -> Response:
             selected=_selected_from_request(),
             add_edge_form=form,
         )
-    db.session.commit()
+    selected = _selected_from_request()
     if not request.htmx:
-        return _done(workflow, _selected_from_request())
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=_selected_from_request())
+        return _committed(_done(workflow, selected))
+    return _committed(_respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=selected))
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -676,22 +691,39 @@ def edit_remove_edge(workflow_id: str) -> Response:
 @bp.post("/<workflow_id>/edit/settings")
 @login_required
 def edit_settings(workflow_id: str) -> Response:
-    """The workflow's name, description and time limit."""
+    """The workflow's name, description, time limit and runs per incident."""
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
     form = SettingsForm(formdata=request.form)
+    if form.text_problems:  # shown at their fields; the draft is left as it was
+        draft = drafts.current_draft(current_user, workflow)
+        return _respond(
+            workflow,
+            draft,
+            panels=("settings",),
+            status=422,
+            selected=_selected_from_request(),
+            settings_form=form,
+        )
+    draft = drafts.load_draft(current_user, workflow)
     name, description, timeout = form.values()
-    drafts.update_settings(draft, name=name, description=description, timeout=timeout)
-    db.session.commit()
+    drafts.update_settings(
+        draft,
+        name=name,
+        description=description,
+        timeout=timeout,
+        run_limit=form.run_limit_settings(),
+    )
     selected = _selected_from_request()
     if not request.htmx:
-        return _done(workflow, selected)
-    return _respond(
-        workflow,
-        draft,
-        panels=("banner", "graph", "settings", "problems", "save"),
-        status=lambda context: 422 if context["checked"].settings else 200,
-        selected=selected,
+        return _committed(_done(workflow, selected))
+    return _committed(
+        _respond(
+            workflow,
+            draft,
+            panels=("banner", "graph", "settings", "problems", "save"),
+            status=lambda context: 422 if context["checked"].settings else 200,
+            selected=selected,
+        )
     )
 
 
@@ -706,6 +738,10 @@ def edit_save(workflow_id: str) -> Response:
     draft = drafts.current_draft(current_user, workflow)
     form = SaveForm(formdata=request.form)
     selected = _selected_from_request()
+    if form.text_problems:  # shown at the field; nothing is saved
+        return _respond(
+            workflow, draft, panels=("save",), status=422, selected=selected, save_form=form
+        )
     try:
         version = drafts.save(current_user, workflow, draft, form.change_note.data)
     except Conflict as error:
@@ -732,9 +768,10 @@ def edit_save(workflow_id: str) -> Response:
             save_form=form,
             save_error=error.message,
         )
+    response = _reload(workflow, selected)
     db.session.commit()
     flash(f"Saved as v{version.version}.")
-    return _reload(workflow, selected)
+    return response
 
 
 @bp.post("/<workflow_id>/edit/discard")
@@ -745,9 +782,10 @@ def edit_discard(workflow_id: str) -> Response:
     draft = drafts.find_draft(current_user, workflow, for_update=True)
     if draft is not None:
         drafts.discard(draft)
+    response = _reload(workflow, _selected_from_request())
     db.session.commit()
     flash(f"Your changes were discarded; this is v{workflow.version}.")
-    return _reload(workflow, _selected_from_request())
+    return response
 
 
 @bp.post("/<workflow_id>/edit/rebase")
@@ -762,5 +800,4 @@ def edit_rebase(workflow_id: str) -> Response:
             f"Your draft is now based on v{workflow.version}. Saving it replaces the changes "
             f"made in v{workflow.version} with yours."
         )
-    db.session.commit()
-    return _reload(workflow, _selected_from_request())
+    return _committed(_reload(workflow, _selected_from_request()))

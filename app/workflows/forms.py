@@ -33,6 +33,7 @@ from wtforms import (
 )
 from wtforms.widgets import NumberInput
 
+from app.forms_support import TextPolicy
 from app.incidents.enums import IncidentStatus
 from app.workflows.enums import ActionType, NodeType, TriggerType
 
@@ -137,18 +138,18 @@ NUMBER = NumberInput()
 # --- rows -------------------------------------------------------------------
 
 
-class HeaderRow(Form):  # type: ignore[misc]
+class HeaderRow(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Header name")
     value = StringField("Value")
 
 
-class SecretHeaderRow(Form):  # type: ignore[misc]
+class SecretHeaderRow(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Header name")
     value = PasswordField("Secret value", render_kw={"autocomplete": "new-password"})
     ref = HiddenField()
 
 
-class ConditionRow(Form):  # type: ignore[misc]
+class ConditionRow(TextPolicy, Form):  # type: ignore[misc]
     field = StringField("Incident field")
     value = StringField("Equals")
 
@@ -156,7 +157,7 @@ class ConditionRow(Form):  # type: ignore[misc]
 # --- node forms --------------------------------------------------------------
 
 
-class NodeForm(Form):  # type: ignore[misc]
+class NodeForm(TextPolicy, Form):  # type: ignore[misc]
     """The fields every node has, and the mapping of schema locations to fields."""
 
     kind: ClassVar[str] = ""
@@ -643,6 +644,7 @@ TRIGGER_CHOICES = [
     SelectChoice(TriggerType.ESCALATION.value, "An incident is escalated"),
     SelectChoice(TriggerType.AGE.value, "An unresolved incident grows old"),
     SelectChoice(TriggerType.MANUAL.value, "Someone clicks Run"),
+    SelectChoice(TriggerType.WORKFLOW_FAILED.value, "A workflow run fails"),
 ]
 STATUS_CHOICES = [SelectChoice(s.value, s.value.title()) for s in IncidentStatus]
 
@@ -660,6 +662,8 @@ class TriggerForm(NodeForm):
         ("trigger", "stateTransition"): "state_to",
         ("trigger", "stateTransition", "to"): "state_to",
         ("trigger", "stateTransition", "from"): "state_from",
+        ("trigger", "workflowIds"): "workflow_ids",
+        ("trigger", "minFailures"): "min_failures",
     }
     ROWS = {("trigger", "conditions"): "conditions"}
 
@@ -670,6 +674,8 @@ class TriggerForm(NodeForm):
         "From status", choices=[SelectChoice("", "Any status"), *STATUS_CHOICES], default=""
     )
     state_to = SelectField("To status", choices=STATUS_CHOICES, default="ACKNOWLEDGED")
+    workflow_ids = StringField("Only for these workflows")
+    min_failures = StringField("Only after this many failures in 24 hours", widget=NUMBER)
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
@@ -686,6 +692,10 @@ class TriggerForm(NodeForm):
             "age_threshold_minutes": _number_text(trigger.get("ageThresholdMinutes")),
             "state_from": _text(transition.get("from")),
             "state_to": _text(transition.get("to")) or IncidentStatus.ACKNOWLEDGED.value,
+            "min_failures": _number_text(trigger.get("minFailures")),
+            "workflow_ids": ", ".join(
+                str(i) for i in trigger.get("workflowIds") or [] if isinstance(i, str)
+            ),
         }
 
     @classmethod
@@ -710,6 +720,11 @@ class TriggerForm(NodeForm):
             transition: Json = {"to": self.state_to.data or ""}
             _put(transition, "from", self.state_from.data or None)
             trigger["stateTransition"] = transition
+        if kind == TriggerType.WORKFLOW_FAILED.value:
+            ids = [part.strip() for part in (self.workflow_ids.data or "").split(",")]
+            if any(ids):
+                trigger["workflowIds"] = [i for i in ids if i]
+            _put(trigger, "minFailures", _parse_int(self.min_failures.data))
         return trigger
 
 
@@ -748,7 +763,7 @@ TIMEOUT_CHOICES = [
 ]
 
 
-class AddNodeForm(Form):  # type: ignore[misc]
+class AddNodeForm(TextPolicy, Form):  # type: ignore[misc]
     kind = SelectField("New node", choices=KIND_CHOICES, default="webhook")
     after = SelectField("After node", choices=[])
     handle = SelectField("On the branch", choices=HANDLE_CHOICES, default=None)
@@ -757,7 +772,7 @@ class AddNodeForm(Form):  # type: ignore[misc]
         super().__init__(*args, prefix="add-", **kwargs)
 
 
-class AddEdgeForm(Form):  # type: ignore[misc]
+class AddEdgeForm(TextPolicy, Form):  # type: ignore[misc]
     source = SelectField("From", choices=[])
     target = SelectField("To", choices=[])
     handle = SelectField("Branch", choices=HANDLE_CHOICES, default=None)
@@ -766,10 +781,19 @@ class AddEdgeForm(Form):  # type: ignore[misc]
         super().__init__(*args, prefix="edge-", **kwargs)
 
 
-class SettingsForm(Form):  # type: ignore[misc]
+RUN_LIMIT_CHOICES = [
+    SelectChoice("", "Every matching event"),
+    SelectChoice("once", "Once per incident"),
+    SelectChoice("window", "Once per incident per N minutes"),
+]
+
+
+class SettingsForm(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Workflow name")
     description = TextAreaField("Description")
     timeout = SelectField("Time limit per run", choices=TIMEOUT_CHOICES, default="5min")
+    run_limit = SelectField("Runs per incident", choices=RUN_LIMIT_CHOICES, default="")
+    run_limit_minutes = StringField("Minutes between runs on one incident")
 
     FIELDS: ClassVar[dict[Loc, str]] = {
         ("name",): "name",
@@ -777,6 +801,8 @@ class SettingsForm(Form):  # type: ignore[misc]
         ("settings",): "timeout",
         ("settings", "timeout"): "timeout",
         ("settings", "enabled"): "timeout",
+        ("settings", "oncePerIncident"): "run_limit",
+        ("settings", "oncePerIncidentMinutes"): "run_limit_minutes",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -790,6 +816,14 @@ class SettingsForm(Form):  # type: ignore[misc]
                 "name": _text(definition.get("name")),
                 "description": _text(definition.get("description")),
                 "timeout": _text(settings.get("timeout")) or "5min",
+                "run_limit": (
+                    "once"
+                    if settings.get("oncePerIncident") is True
+                    else "window"
+                    if "oncePerIncidentMinutes" in settings
+                    else ""
+                ),
+                "run_limit_minutes": _number_text(settings.get("oncePerIncidentMinutes")),
             }
         )
         return form
@@ -800,6 +834,16 @@ class SettingsForm(Form):  # type: ignore[misc]
             (self.description.data or "").strip(),
             self.timeout.data or "5min",
         )
+
+    def run_limit_settings(self) -> dict[str, Any]:
+        """The definition's run limit settings as chosen (none: every event starts a run)."""
+        if self.run_limit.data == "once":
+            return {"oncePerIncident": True}
+        if self.run_limit.data == "window":
+            minutes = _parse_int(self.run_limit_minutes.data)
+            # Nothing typed: the schema says a number is needed, next to the field.
+            return {"oncePerIncidentMinutes": "" if minutes is None else minutes}
+        return {}
 
     def field_for(self, loc: Loc) -> Any:
         for prefix, name in sorted(self.FIELDS.items(), key=lambda item: -len(item[0])):
@@ -813,7 +857,7 @@ class SettingsForm(Form):  # type: ignore[misc]
             found.errors = [*found.errors, message]
 
 
-class SaveForm(Form):  # type: ignore[misc]
+class SaveForm(TextPolicy, Form):  # type: ignore[misc]
     change_note = StringField("Change note (optional)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -29,14 +29,14 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
-from wtforms import SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 
 from app import input_policy
 from app.auth.models import Team
 from app.auth.permissions import team_visible_clause
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.forms_support import attach_errors
+from app.forms_support import TextPolicy, attach_errors
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.blueprint import bp
@@ -66,7 +66,7 @@ def _signed_in() -> None:
 # --- forms ------------------------------------------------------------------
 
 
-class WorkflowFilterForm(FlaskForm):  # type: ignore[misc]
+class WorkflowFilterForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     class Meta:
         csrf = False  # a GET search form
 
@@ -104,40 +104,42 @@ def _category_field() -> Any:
     )
 
 
-class NewWorkflowForm(FlaskForm):  # type: ignore[misc]
+class NewWorkflowForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     owner = _owner_field()
     category = _category_field()
 
 
-class ImportForm(FlaskForm):  # type: ignore[misc]
+class ImportForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     file = FileField("JSON file")
     text = TextAreaField("Or paste the JSON")
     owner = _owner_field()
     category = _category_field()
 
 
-class CopyForm(FlaskForm):  # type: ignore[misc]
+class CopyForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     """Duplicate a workflow, or make one from a template."""
 
     name = StringField("Name of the new workflow")
     owner = _owner_field()
+    # Offered only when the user may edit the workflow the secrets come from.
+    copy_secrets = BooleanField("Copy its secrets")
 
 
-class SecretForm(FlaskForm):  # type: ignore[misc]
+class SecretForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     # Rendered by hand in the template: the value is never written back into a page.
     value = StringField("Value")
 
 
-class TemplateForm(FlaskForm):  # type: ignore[misc]
+class TemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
 
-class SaveAsTemplateForm(FlaskForm):  # type: ignore[misc]
+class SaveAsTemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Template name")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
@@ -166,6 +168,10 @@ class Row:
     last_status: ExecutionStatus | None
     last_run_at: datetime | None
     editable: bool
+    runs_in_a_day: int = 0
+    failures_in_a_day: int = 0
+    last_failure_id: str | None = None
+    last_failure_at: datetime | None = None
 
 
 def _load(workflow_id: str, *, for_update: bool = False) -> Workflow:
@@ -261,6 +267,22 @@ def _editor_url(workflow: Workflow) -> str:
     return url_for("workflows.edit", workflow_id=workflow.id)
 
 
+def _secrets_message(workflow: Workflow) -> str:
+    """What a new copy has of the secrets it needs (names only, never values)."""
+    stored = secret_store.secret_names(workflow)
+    try:
+        needed = set(referenced_secrets(parse_definition(workflow.definition)))
+    except ValidationError:
+        needed = set()
+    missing = sorted(needed - set(stored))
+    parts = []
+    if stored:
+        parts.append(f"Secrets copied: {', '.join(stored)}.")
+    if missing:
+        parts.append(f"Secrets to add before enabling: {', '.join(missing)}.")
+    return " ".join(parts) or "It needs no secrets."
+
+
 def _fill_in_message(workflow: Workflow) -> str | None:
     placeholders = unfilled_placeholders(workflow.definition)
     if not placeholders:
@@ -294,8 +316,17 @@ def _search(form: WorkflowFilterForm) -> sa.Select[Workflow]:
 
 def _rows(items: Iterable[Any]) -> list[Row]:
     return [
-        Row(workflow, status, at, service.can_edit(current_user, workflow))
-        for workflow, status, at in items
+        Row(
+            workflow,
+            status,
+            at,
+            service.can_edit(current_user, workflow),
+            runs or 0,
+            failures or 0,
+            failure_id,
+            failed_at,
+        )
+        for workflow, status, at, runs, failures, failure_id, failed_at in items
     ]
 
 
@@ -343,8 +374,9 @@ def toggle(workflow_id: str) -> Page:
             lambda: (_render_row(workflow_id, problems), status), back_to, *problems
         )
     done = f"{workflow.name} is {'enabled' if wanted else 'disabled'}."
-    db.session.commit()
-    return _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    response = _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- create, import, export, duplicate, delete ------------------------------
@@ -449,6 +481,7 @@ def duplicate(workflow_id: str) -> Page:
     if not form.is_submitted():
         form.name.data = f"Copy of {workflow.name}"[:200]
     _set_owner_choices(form, like=workflow)
+    source = None if workflow.is_template else service.secret_source(current_user, workflow)
     problems: list[str] = []
     status = 200
     if form.validate_on_submit():
@@ -460,6 +493,7 @@ def duplicate(workflow_id: str) -> Page:
                 scope=scope,
                 team_id=team_id,
                 name=(form.name.data or "").strip() or None,
+                copy_secrets=bool(form.copy_secrets.data),
             )
             _set_category(copy, workflow.template_category)
         except ServiceError as error:
@@ -467,11 +501,16 @@ def duplicate(workflow_id: str) -> Page:
             problems, status = _form_failure(form, error)
         else:
             db.session.commit()
-            flash(f"{copy.name} created, disabled. Secrets are not copied: add them again.")
+            flash(f"{copy.name} created, disabled. {_secrets_message(copy)}")
             return _see_other(_editor_url(copy))
     elif form.is_submitted():
         status = 422
-    context = {"workflow": workflow, "form": form, "problems": problems}
+    context = {
+        "workflow": workflow,
+        "form": form,
+        "problems": problems,
+        "secret_names": secret_store.secret_names(source) if source else [],
+    }
     return render_template("workflows/duplicate.html", **context), status
 
 
@@ -686,6 +725,9 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(_load(workflow_id), error=error.message, status=error.status)
     form = SecretForm()
     to_delete = request.form.get("delete")
+    if form.text_problems and to_delete is None:  # shown at the field; nothing is stored
+        form.value.data = None
+        return _render_secrets(workflow, form, status=422)
     try:
         if to_delete is not None:
             secret_store.delete_secret(workflow, to_delete, actor=current_user)
@@ -703,12 +745,13 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(
             workflow, form, error=" ".join(unplaced) or None, status=error.status
         )
-    db.session.commit()
-    return _fragment_or_back(
+    response = _fragment_or_back(
         lambda: _render_secrets(_load(workflow_id), message=done),
         url_for("workflows.secrets", workflow_id=workflow_id),
         done,
     )
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- template gallery -------------------------------------------------------------
@@ -761,6 +804,7 @@ def use_template(workflow_id: str) -> Page:
     if not form.is_submitted():
         form.name.data = template.name
     _set_owner_choices(form)
+    source = service.secret_source(current_user, template)
     problems: list[str] = []
     status = 200
     if form.validate_on_submit():
@@ -772,6 +816,7 @@ def use_template(workflow_id: str) -> Page:
                 scope=scope,
                 team_id=team_id,
                 name=(form.name.data or "").strip() or None,
+                copy_secrets=bool(form.copy_secrets.data),
             )
             _set_category(workflow, template.template_category)
         except ServiceError as error:
@@ -779,7 +824,9 @@ def use_template(workflow_id: str) -> Page:
             problems, status = _form_failure(form, error)
         else:
             db.session.commit()
-            flash(f"{workflow.name} created from the template, disabled.")
+            flash(
+                f"{workflow.name} created from the template, disabled. {_secrets_message(workflow)}"
+            )
             message = _fill_in_message(workflow)
             if message:
                 flash(message)
@@ -787,7 +834,13 @@ def use_template(workflow_id: str) -> Page:
     elif form.is_submitted():
         status = 422
     picture = render_svg(template.definition, title=f"Graph of {template.name}")
-    context = {"template": template, "form": form, "problems": problems, "picture": picture}
+    context = {
+        "template": template,
+        "form": form,
+        "problems": problems,
+        "picture": picture,
+        "secret_names": secret_store.secret_names(source) if source else [],
+    }
     return render_template("workflows/use_template.html", **context), status
 
 

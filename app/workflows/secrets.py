@@ -44,9 +44,9 @@ def _key_file() -> Path:
 
 def configured_keys() -> list[bytes]:
     """The Fernet keys, newest first."""
-    from_env = os.environ.get("INCIDENTFLOW_SECRET_KEYS") or current_app.config.get("SECRET_KEYS")
-    if from_env:
-        keys = [k.strip().encode() for k in str(from_env).split(",") if k.strip()]
+    configured = current_app.config.get("SECRET_KEYS")
+    if configured:
+        keys = [k.strip().encode() for k in str(configured).split(",") if k.strip()]
         if keys:
             return keys
     path = _key_file()
@@ -143,6 +143,40 @@ def delete_secret(workflow: Workflow, name: str, *, actor: User | None = None) -
     audit.record(actor, AuditAction.SECRET_DELETED, workflow, name=name)
     db.session.delete(secret)
     db.session.flush()
+
+
+def copy_secrets(source: Workflow, target: Workflow, *, actor: User | None = None) -> list[str]:
+    """Give ``target`` every secret of ``source`` (the caller has checked the actor may).
+
+    The encrypted values are copied as they are: nothing is decrypted, and no value
+    reaches a page, a response or the log. One audit entry per secret, on the target,
+    naming it and where it came from. Returns the names copied.
+    """
+    existing = set(secret_names(target))
+    copied = []
+    for secret in db.session.scalars(
+        sa.select(WorkflowActionSecret)
+        .where(WorkflowActionSecret.workflow_id == source.id)
+        .order_by(WorkflowActionSecret.name)
+    ):
+        if secret.name in existing:
+            continue
+        db.session.add(
+            WorkflowActionSecret(
+                workflow_id=target.id, name=secret.name, value_hash=secret.value_hash
+            )
+        )
+        audit.record(
+            actor,
+            AuditAction.SECRET_COPIED,
+            target,
+            name=secret.name,
+            source_workflow_id=source.id,
+            source_name=source.name,
+        )
+        copied.append(secret.name)
+    db.session.flush()
+    return copied
 
 
 def decrypt_for_request(workflow_id: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask_migrate import upgrade
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -601,7 +601,8 @@ def test_every_workflow_change_through_the_services_is_audited(app, make_user, m
     service.set_enabled(admin, workflow, True)  # no change, no entry
     service.set_enabled(admin, workflow, False)
     secret_store.delete_secret(workflow, "hook_token", actor=admin)
-    copied = service.duplicate_workflow(admin, workflow)
+    secret_store.set_secret(workflow, "other_token", "value-three-XYZ", actor=admin)
+    copied = service.duplicate_workflow(admin, workflow, copy_secrets=True)
     template = service.save_as_template(admin, workflow, TemplateCategory.COMMUNICATION)
     service.update_template(
         admin, template, name="Page template", description="Pages someone.", category="Ticketing"
@@ -623,21 +624,30 @@ def test_every_workflow_change_through_the_services_is_audited(app, make_user, m
         ("workflow.enabled", workflow_id),
         ("workflow.disabled", workflow_id),
         ("secret.deleted", workflow_id),
+        ("secret.set", workflow_id),
         ("workflow.duplicated", copied.id),
+        ("secret.copied", copied.id),
         ("template.saved", template.id),
         ("template.updated", template.id),
         ("template.used", used.id),
         ("template.retired", template.id),
         ("workflow.deleted", workflow_id),
     ]
-    assert {e.action for e in log} == {a.value for a in AuditAction}  # all thirteen
+    # All fourteen workflow actions (replays are audited in tests/engine/test_replay.py).
+    assert {e.action for e in log} == {a.value for a in AuditAction} - {"run.replayed"}
     by_action = {e.action: e for e in log}
     assert by_action["workflow.version_saved"].details == {"version": 2}
     assert by_action["workflow.rolled_back"].details == {"version": 3, "to_version": 1}
     assert [e.details for e in log if e.action == "secret.set"] == [
         {"name": "hook_token", "replaced": False},
         {"name": "hook_token", "replaced": True},
+        {"name": "other_token", "replaced": False},
     ]
+    assert by_action["secret.copied"].details == {
+        "name": "other_token",
+        "source_workflow_id": workflow_id,
+        "source_name": "Page on P1",
+    }
     assert by_action["workflow.duplicated"].details["source_workflow_id"] == workflow_id
     assert by_action["template.used"].details["template_id"] == template.id
     assert by_action["template.updated"].details == {
@@ -650,6 +660,7 @@ def test_every_workflow_change_through_the_services_is_audited(app, make_user, m
     assert by_action["workflow.deleted"].workflow_name == "Page on P1"
     dump = everything_in_the_audit_log()
     assert "value-one-XYZ" not in dump and "value-two-XYZ" not in dump
+    assert "value-three-XYZ" not in dump
 
 
 def test_a_change_that_fails_leaves_no_entry(app, make_user) -> None:
@@ -863,27 +874,33 @@ def test_plain_lines_name_the_ids_too() -> None:
     assert line.endswith("run finished [execution_id=run-1 status=FAILED]"), line
 
 
+def _log_settings(*, json: str, level: str) -> dict[str, str]:
+    """LOG_LEVEL and LOG_FORMAT as app/config.py reads them from the environment."""
+    from app.config import load_settings
+
+    environ = {"INCIDENTFLOW_LOG_FORMAT": json, "INCIDENTFLOW_LOG_LEVEL": level}
+    settings = load_settings(current_app.instance_path, environ)
+    return {name: settings[name] for name in ("LOG_LEVEL", "LOG_FORMAT")}
+
+
 def test_configure_logging_takes_level_and_format_from_the_environment(
     app, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = logging.getLogger()
     saved_level, saved = root.level, list(root.handlers)
     try:
-        monkeypatch.setenv("INCIDENTFLOW_LOG_FORMAT", "json")
-        monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "warning")
+        app.config.update(_log_settings(json="json", level="warning"))
         handler = configure_logging(app)
         assert isinstance(handler.formatter, JsonFormatter)
         assert root.level == logging.WARNING
         assert sum(h.get_name() == "incidentflow" for h in root.handlers) == 1
-        monkeypatch.setenv("INCIDENTFLOW_LOG_FORMAT", "plain")
-        monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "DEBUG")
+        app.config.update(_log_settings(json="plain", level="DEBUG"))
         handler = configure_logging(app)
         assert isinstance(handler.formatter, PlainFormatter)
         assert sum(h.get_name() == "incidentflow" for h in root.handlers) == 1  # replaced
         assert logging.getLogger("httpx").level == logging.WARNING
-        monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "chatty")
         with pytest.raises(RuntimeError, match="INCIDENTFLOW_LOG_LEVEL"):
-            configure_logging(app)
+            _log_settings(json="plain", level="chatty")
     finally:
         root.handlers[:] = saved
         root.setLevel(saved_level)
@@ -929,8 +946,7 @@ def test_engine_log_lines_never_carry_secret_values(
         json_reply(500, {"error": f"still bad {secret}"}),
     )
 
-    monkeypatch.setenv("INCIDENTFLOW_LOG_FORMAT", "json")
-    monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "DEBUG")
+    app.config.update(_log_settings(json="json", level="DEBUG"))
     root = logging.getLogger()
     saved_level, saved = root.level, list(root.handlers)
     installed = configure_logging(app)

@@ -131,6 +131,8 @@ def populate(app: Flask, receiver: WebhookReceiver) -> Site:
         "run": f"/runs/{site.run_id}",
         "run with skipped steps": f"/runs/{site.skipping_run_id}",
         "dry run": f"/runs/dry-run?workflow={w}&incident={i}",
+        "replay": f"/runs/{site.run_id}/replay",
+        "bulk replay": f"/runs/replay-failed?workflow={w}",
         "users": "/admin/users",
         "new user": "/admin/users/new",
         "reset password": f"/admin/users/{site.user_id}/reset-password",
