@@ -99,6 +99,13 @@ def load_settings(instance_path: str, environ: Mapping[str, str]) -> dict[str, A
         # Hosts and networks outgoing workflow requests may reach although they are
         # internal (loopback, private, ...): comma-separated names, IPs or CIDRs.
         "OUTBOUND_ALLOW": environ.get("INCIDENTFLOW_OUTBOUND_ALLOW", ""),
+        # Where OUTBOUND_ALLOW came from, for the admin page (a create_app mapping that
+        # sets OUTBOUND_ALLOW should set this too).
+        "OUTBOUND_ALLOW_SOURCE": (
+            "the INCIDENTFLOW_OUTBOUND_ALLOW environment variable"
+            if "INCIDENTFLOW_OUTBOUND_ALLOW" in environ
+            else "nowhere (INCIDENTFLOW_OUTBOUND_ALLOW is not set)"
+        ),
         "LINEAR_API_URL": environ.get(
             "INCIDENTFLOW_LINEAR_API_URL", "https://api.linear.app/graphql"
         ),

@@ -22,6 +22,7 @@ GROUPS = (
     "commits",
     "parked",
     "matching",
+    "backtest",
     "pages",
     "save",
     "signin",

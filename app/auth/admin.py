@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from app.auth import services
@@ -55,6 +56,38 @@ def require_admin() -> Response | None:
 @bp.errorhandler(403)
 def forbidden(_error: Exception) -> tuple[str, int]:
     return render_template("admin/forbidden.html"), 403
+
+
+# -- outbound allow-list --------------------------------------------------------------------
+
+
+@bp.get("/outbound")
+def outbound() -> str:
+    """The outbound allow-list, read-only: what workflows may reach although internal,
+    and where that is set (it is configuration, changed where it is set)."""
+    from flask import current_app
+
+    from app.engine.outbound import AllowList
+
+    raw = current_app.config.get("OUTBOUND_ALLOW") or ""
+    allow = AllowList.parse(raw)
+    return render_template(
+        "admin/outbound.html",
+        networks=[str(n) for n in allow.networks],
+        hosts=sorted(allow.hosts),
+        domains=["*" + d for d in allow.domains],
+        source=current_app.config.get("OUTBOUND_ALLOW_SOURCE") or "the application's settings",
+    )
+
+
+@bp.app_template_filter("allow_page_link")
+def allow_page_link(text: str | None) -> Markup:
+    """An error message, escaped, with the allow-list page it names made a link."""
+    from app.engine.outbound import ALLOW_PAGE
+
+    escaped = escape(text or "")
+    link = Markup('<a href="{0}">{0}</a>').format(url_for("admin.outbound"))
+    return Markup(str(escaped).replace(ALLOW_PAGE, str(link)))
 
 
 # -- users ---------------------------------------------------------------------------------

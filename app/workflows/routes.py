@@ -574,6 +574,60 @@ def history(workflow_id: str) -> str:
     )
 
 
+@bp.get("/<workflow_id>/backtest")
+def backtest(workflow_id: str) -> tuple[str, int]:
+    """What the draft, the current version or an older one would have done over the
+    last days of incident events (reads only, sends nothing: a GET)."""
+    import time
+
+    from app.db import utcnow
+    from app.engine import backtest as backtests
+    from app.workflows import drafts
+
+    workflow = _load(workflow_id)
+    source = request.args.get("source", "current")
+    number = _int_arg("version")
+    days = min(max(_int_arg("days") or backtests.DEFAULT_DAYS, 1), backtests.MAX_DAYS)
+    message = None
+    result = None
+    label = f"version {workflow.version} (current)"
+    stored: dict[str, Any] = workflow.definition
+    if source == "draft":
+        stored = drafts.current_draft(current_user, workflow).definition
+        db.session.commit()  # an unchanged draft of an older version may have been dropped
+        label = "your draft"
+    elif source == "version" and number is not None:
+        stored = _version_or_404(workflow, number).definition
+        label = f"version {number}"
+    else:
+        source = "current"
+    try:
+        definition = parse_definition(stored)
+    except ValidationError:
+        message = f"The definition of {label} has problems; fix them in the editor first."
+    else:
+        result = backtests.backtest(
+            workflow,
+            definition,
+            now=utcnow(),
+            days=days,
+            sample=backtests.DEFAULT_SAMPLE,
+            clock=time,
+        )
+    return render_template(
+        "workflows/backtest.html",
+        workflow=workflow,
+        versions=_versions(workflow),
+        source=source,
+        number=number,
+        days=days,
+        label=label,
+        result=result,
+        message=message,
+        listed=backtests.MAX_LISTED,
+    ), (422 if message else 200)
+
+
 @bp.get("/<workflow_id>/versions/<int:number>")
 def version(workflow_id: str, number: int) -> str:
     workflow = _load(workflow_id)
@@ -702,7 +756,8 @@ def _render_secrets(
         "uses": uses,
         "readable": readable,
         "missing": [u.name for u in uses if u.nodes and not u.stored],
-        "form": form or SecretForm(formdata=None),
+        # ?name= (the editor's "Add" next to a missing secret) pre-fills the name.
+        "form": form or SecretForm(formdata=None, name=request.args.get("name", "")[:64]),
         "can_edit": service.can_edit(current_user, workflow),
         "message": message,
         "error": error,

@@ -4,6 +4,7 @@ answers with an error having changed nothing (no 500 after a change)."""
 from __future__ import annotations
 
 import copy
+import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,11 +75,18 @@ def _editor(w: World) -> str:
     return f"/workflows/{w.workflow_id}/edit"
 
 
+# Editor forms carry the draft's revision and the node's origin: name -> where on the page.
+REVISIONED = {
+    "editor node": 'id="node-form"',
+    "editor remove node": 'id="node-form"',
+    "editor settings": 'id="settings-panel"',
+}
+
 # name -> (as admin?, the page to take the CSRF token from, action, form data, headers)
 CASES: dict[str, tuple[bool, Callable[[World], str], Callable[[World], str], dict[str, str]]] = {
     "editor node": (
         False,
-        _editor,
+        lambda w: f"{_editor(w)}?node=notify",
         lambda w: f"{_editor(w)}/node",
         {
             "node_id": "notify",
@@ -100,15 +108,19 @@ CASES: dict[str, tuple[bool, Callable[[World], str], Callable[[World], str], dic
     ),
     "editor remove node": (
         False,
-        _editor,
+        lambda w: f"{_editor(w)}?node=notify",
         lambda w: f"{_editor(w)}/nodes/remove",
-        {"node_id": "notify"},
+        {"node_id": "notify", "confirm": "yes"},
     ),
     "editor settings": (
         False,
         _editor,
         lambda w: f"{_editor(w)}/settings",
-        {"settings-name": "Renamed", "settings-description": "", "settings-timeout": "5min"},
+        {
+            "settings-name": "Renamed",
+            "settings-description": "",
+            "settings-timeout": "5min",
+        },
     ),
     "workflow toggle": (
         False,
@@ -184,9 +196,15 @@ def _rows() -> dict[str, list[str]]:
 def _post(world: World, name: str, monkeypatch: pytest.MonkeyPatch | None) -> Any:
     as_admin, page, action, data = CASES[name]
     client = world.admin if as_admin else world.member
-    found = HX_CSRF.search(client.get(page(world)).text)
+    text = client.get(page(world)).text
+    found = HX_CSRF.search(text)
     assert found is not None
     data = {k: (world.other_id if v == "OTHER" else v) for k, v in data.items()}
+    if name in REVISIONED:  # an editor form posts the draft revision it was rendered from
+        text = text[text.index(REVISIONED[name]) :]
+        for hidden in ("revision", "origin"):
+            value = re.search(rf'name="{hidden}" value="([^"]*)"', text)
+            data[hidden] = html.unescape(value.group(1)) if value else ""
     if monkeypatch is not None:
 
         def broken(*args: Any, **kwargs: Any) -> str:

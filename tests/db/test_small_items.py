@@ -1,13 +1,10 @@
-"""Small things people notice: the problems count, the assignee list of the incident's
-team, a full "Incident created" event, a favicon, required fields marked."""
+"""Small things people notice: the assignee list of the incident's team, a full
+"Incident created" event, a favicon, required fields marked."""
 
 from __future__ import annotations
 
 import html
 import re
-from types import SimpleNamespace
-
-from flask import render_template
 
 from tests.conftest import csrf_token_from
 
@@ -16,19 +13,6 @@ def options(page: str, select_id: str) -> list[str]:
     match = re.search(rf'<select[^>]*id="{select_id}"[^>]*>(.*?)</select>', page, re.S)
     assert match, select_id
     return [html.unescape(t).strip() for t in re.findall(r"<option[^>]*>([^<]*)<", match.group(1))]
-
-
-def test_the_problems_heading_counts_the_entries_it_lists(app) -> None:
-    error = SimpleNamespace(message="URL is empty", warning=False, loc=None)
-    warning = SimpleNamespace(message="Secret 'TOKEN' is missing", warning=True, loc=None)
-    links = [SimpleNamespace(problem=p, href=None, where="Notify") for p in (error, warning)]
-    checked = SimpleNamespace(errors=[error], problems=[error, warning], valid=False)
-    with app.test_request_context("/"):
-        panel = render_template(
-            "workflows/editor/_problems.html", checked=checked, problem_links=links, oob=False
-        )
-    assert panel.count("<li ") == 2
-    assert ">Problems (2)</h2>" in panel
 
 
 def test_the_assignee_list_holds_the_chosen_teams_members(
