@@ -821,7 +821,11 @@ class Card:
 
 @bp.get("/templates")
 def gallery() -> str:
-    grouped = service.templates_by_category()
+    """The templates, by category; a GET form filters them by words and by category."""
+    search = request.args.get("q", "")[:200]
+    chosen = request.args.get("category", "")
+    category = next((c for c in TemplateCategory if c.value == chosen), None)
+    grouped = service.templates_by_category(search, category)
     cards: dict[TemplateCategory, list[Card]] = {}
     for category, templates in grouped.items():
         cards[category] = []
@@ -831,10 +835,20 @@ def gallery() -> str:
             except ValidationError:
                 needed = []
             picture = render_svg(
-                template.definition, compact=True, title=f"Graph of {template.name}"
+                template.definition,
+                compact=True,
+                natural_size=True,
+                title=f"Graph of {template.name}",
             )
             cards[category].append(Card(template, picture, needed))
-    return render_template("workflows/gallery.html", cards=cards)
+    return render_template(
+        "workflows/gallery.html",
+        cards=cards,
+        search=search,
+        category=category,
+        categories=list(TemplateCategory),
+        found=sum(len(items) for items in cards.values()),
+    )
 
 
 @bp.route("/templates/<workflow_id>/use", methods=["GET", "POST"])

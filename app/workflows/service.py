@@ -476,14 +476,32 @@ def secret_source(user: User, workflow: Workflow) -> Workflow | None:
 # --- templates ------------------------------------------------------------
 
 
-def templates_by_category() -> dict[TemplateCategory, list[Workflow]]:
-    """The gallery: templates by category, without retired ones."""
-    grouped: dict[TemplateCategory, list[Workflow]] = {c: [] for c in TemplateCategory}
-    for template in db.session.scalars(
+def templates_by_category(
+    search: str = "", category: TemplateCategory | None = None
+) -> dict[TemplateCategory, list[Workflow]]:
+    """The gallery: templates by category, without retired ones.
+
+    ``search`` keeps templates whose name or description contains it (any case);
+    ``category`` keeps that category's section only.
+    """
+    categories = [category] if category is not None else list(TemplateCategory)
+    grouped: dict[TemplateCategory, list[Workflow]] = {c: [] for c in categories}
+    query = (
         sa.select(Workflow)
         .where(Workflow.is_template.is_(True), Workflow.retired_at.is_(None))
         .order_by(Workflow.name)
-    ):
+    )
+    if category is not None:
+        query = query.where(Workflow.template_category == category)
+    if search.strip():
+        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            sa.or_(
+                Workflow.name.ilike(f"%{escaped}%", escape="\\"),
+                Workflow.description.ilike(f"%{escaped}%", escape="\\"),
+            )
+        )
+    for template in db.session.scalars(query):
         if template.template_category is not None:
             grouped[template.template_category].append(template)
     return grouped

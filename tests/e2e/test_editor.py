@@ -291,6 +291,8 @@ def test_keyboard_only_add_a_node_and_an_edge_and_reach_the_new_form(
     name = page.locator("#node-panel #node-name")
     expect(name).to_be_focused()
     expect(name).to_have_value("Wait 10 minutes")
+    htmx_settled(page)  # the panels the add refreshes have arrived (as a user sees them)
+    expect(name).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.locator("#node-duration_minutes")).to_be_focused()
     page.keyboard.type("5")  # Tab selected the old value: this replaces it
