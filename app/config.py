@@ -91,10 +91,22 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         "EXPECTED_WORKERS": int(
             _number(environ, "INCIDENTFLOW_EXPECTED_WORKERS", 0, minimum=0, whole=True)
         ),
+        # The loop guard: a run started by a change that a workflow run made is linked to
+        # that run; a chain of more runs than this within LOOP_GUARD_MINUTES is cut (the
+        # next run is not started, and the incident's timeline says why).
+        "LOOP_GUARD_DEPTH": int(
+            _number(environ, "INCIDENTFLOW_LOOP_GUARD_DEPTH", 5, minimum=1, whole=True)
+        ),
+        "LOOP_GUARD_MINUTES": _number(environ, "INCIDENTFLOW_LOOP_GUARD_MINUTES", 60.0, minimum=1),
         # A worker's heartbeat row is deleted once it is this many heartbeat
         # intervals old: the worker is gone.
         "HEARTBEAT_EXPIRY_INTERVALS": _number(
             environ, "INCIDENTFLOW_HEARTBEAT_EXPIRY_INTERVALS", 10.0, minimum=2
+        ),
+        # Bulk replays start at most this many runs a second (their due times are
+        # staggered), so re-sending after an outage cannot flood the destination.
+        "REPLAY_RUNS_PER_SECOND": _number(
+            environ, "INCIDENTFLOW_REPLAY_RUNS_PER_SECOND", 2.0, minimum=0.01
         ),
     }
 

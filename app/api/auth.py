@@ -15,6 +15,7 @@ from app.api.limits import API_MAX_BODY_BYTES
 from app.api.registry import ApiRoutes
 from app.auth.models import User
 from app.auth.tokens import authenticate
+from app.engine.guards import RUN_HEADER, run_from_marker
 from app.incidents.enums import ChangeSource
 from app.incidents.service import Actor
 
@@ -72,5 +73,24 @@ def api_user() -> User:
     return user
 
 
+def acting_run() -> str | None:
+    """The workflow run a request comes from, from its marker header (see engine.guards).
+
+    Changes made with it are linked to the run, so the loop guard can follow chains.
+    """
+    marker = request.headers.get(RUN_HEADER)
+    if marker is None:
+        return None
+    execution_id = run_from_marker(marker)
+    if execution_id is None:
+        raise ApiError(
+            400,
+            "invalid_run_marker",
+            f"The {RUN_HEADER} header is not a marker this server gave one of its workflow "
+            "runs. Remove it: workflow webhooks send it on their own.",
+        )
+    return execution_id
+
+
 def api_actor() -> Actor:
-    return Actor(api_user(), ChangeSource.API)
+    return Actor(api_user(), ChangeSource.API, acting_run())

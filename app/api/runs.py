@@ -11,19 +11,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, url_for
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
 from app.api.idempotency import finish
-from app.api.parsing import parse_body
+from app.api.parsing import parse_body, parse_query
 from app.api.responses import json_response
 from app.api.routes import IDEMPOTENT, routes
 from app.engine.clock import Clock, SystemClock
+from app.errors import Conflict
 from app.extensions import db
 from app.incidents import service as incidents
-from app.runs import service
+from app.runs import replay, service
 from app.workflows import service as workflows
 from app.workflows.enums import ExecutionStatus, TriggeredBy, TriggerEvent
 from app.workflows.models import ExecutionAttempt, WorkflowExecution
@@ -76,10 +77,15 @@ class RunOut(_Output):
     started_at: datetime | None
     completed_at: datetime | None
     failed_at: datetime | None
+    replay_of_id: str | None = Field(description="The run this one replays.")
+    replay_mode: str | None = Field(
+        description="'node' (from the failed step) or 'start', for a replay."
+    )
 
 
 class RunDetail(RunOut):
     attempts: list[AttemptOut]
+    replayed_as: list[str] = Field(description="Runs that replay this one, oldest first.")
 
 
 class RunList(_Output):
@@ -110,6 +116,8 @@ def _run_out(run: WorkflowExecution) -> RunOut:
         started_at=run.started_at,
         completed_at=run.completed_at,
         failed_at=run.failed_at,
+        replay_of_id=run.replay_of_id,
+        replay_mode=run.replay_mode,
     )
 
 
@@ -122,6 +130,7 @@ def _run_detail(run_id: str, status: int = 200, **headers: str) -> Response:
     )
     detail = RunDetail(
         **_run_out(run).model_dump(),
+        replayed_as=[r.id for r in replay.replays_of(api_user(), run)],
         attempts=[
             AttemptOut(
                 node_id=a.node_id,
@@ -224,3 +233,221 @@ def cancel_run(id: str) -> Response:
     run = service.get_run(api_user(), id)
     service.cancel_run(api_user(), run, _clock())
     return finish(_run_detail(id))
+
+
+# --- replay -----------------------------------------------------------------------
+
+
+class ReplayChoice(BaseModel):
+    """How to replay: from the failed step or the start, on the run's own version or the
+    workflow's current one."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
+
+    mode: replay.ReplayMode = Field(
+        default=replay.ReplayMode.NODE,
+        description="'node': from the failed step, completed steps' results carried over; "
+        "'start': from the start.",
+    )
+    version: replay.ReplayVersion = Field(
+        default=replay.ReplayVersion.OWN,
+        description="'own': the run's own version; 'current': the workflow's current version.",
+    )
+
+
+class StepOut(_Output):
+    id: str
+    name: str
+
+
+class VersionChanges(_Output):
+    """The run's own version against the workflow's current one."""
+
+    from_version: int
+    to_version: int
+    summary: str
+    nodes_added: list[str]
+    nodes_removed: list[str]
+    nodes_changed: list[str]
+
+
+class ReplayPreview(_Output):
+    """What a replay would do; nothing is started."""
+
+    run_id: str
+    mode: replay.ReplayMode
+    version: replay.ReplayVersion
+    workflow_version: int = Field(description="The version the replay would run.")
+    from_node: StepOut | None = Field(description="Where a replay from the failed step starts.")
+    carried_over: list[StepOut] = Field(description="Steps whose results are carried over.")
+    will_run: list[StepOut] = Field(
+        description="Steps that run, in order (a condition may still skip some)."
+    )
+    version_changes: VersionChanges | None = Field(
+        description="Null when the run's version is the current one."
+    )
+    problem: str | None = Field(description="Why this replay cannot be made (null: it can).")
+
+
+class BulkReplayQuery(BaseModel):
+    """Which failed runs: of a workflow, or of every workflow of a team, in a window."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
+
+    workflow_id: str | None = Field(default=None, min_length=1, max_length=64)
+    team_id: str | None = Field(default=None, min_length=1, max_length=64)
+    since: AwareDatetime = Field(description="Runs that failed at or after this time.")
+    until: AwareDatetime = Field(description="... and before this time.")
+    mode: replay.ReplayMode = replay.ReplayMode.NODE
+    version: replay.ReplayVersion = replay.ReplayVersion.OWN
+
+
+class BulkReplayStart(BulkReplayQuery):
+    pass
+
+
+class RefusedReplay(_Output):
+    run_id: str
+    problem: str
+
+
+class BulkReplayOut(_Output):
+    """A bulk replay: how many failed runs it replays (GET: would replay), and what it
+    leaves out."""
+
+    count: int
+    already_replayed: int = Field(description="Failed runs in the window replayed before.")
+    more: bool = Field(description="More failed runs than one bulk replay takes (500).")
+    refused: list[RefusedReplay]
+    run_ids: list[str] = Field(
+        description="The runs to replay (GET), or the replays started (POST)."
+    )
+
+
+def _preview_out(plan: replay.ReplayPlan) -> ReplayPreview:
+    changes = None
+    if plan.diff is not None:
+        changes = VersionChanges(
+            from_version=plan.origin.workflow_version,
+            to_version=plan.workflow.version,
+            summary=plan.diff.summary,
+            nodes_added=[n.id for n in plan.diff.nodes_added],
+            nodes_removed=[n.id for n in plan.diff.nodes_removed],
+            nodes_changed=[n.id for n in plan.diff.nodes_changed],
+        )
+    return ReplayPreview(
+        run_id=plan.origin.id,
+        mode=plan.mode,
+        version=plan.on,
+        workflow_version=plan.version,
+        from_node=StepOut(id=plan.from_node.id, name=plan.from_node.name)
+        if plan.from_node
+        else None,
+        carried_over=[StepOut(id=s.id, name=s.name) for s in plan.carried_steps],
+        will_run=[StepOut(id=s.id, name=s.name) for s in plan.will_run],
+        version_changes=changes,
+        problem=plan.problem,
+    )
+
+
+@routes.operation(
+    "GET",
+    "/runs/<id>/replay",
+    summary="Preview a replay of a run",
+    description="Which steps would be carried over and run, and what differs between the "
+    "run's version and the workflow's current one. Needs edit rights on the workflow.",
+    tag=RUNS,
+    query_model=ReplayChoice,
+    response_model=ReplayPreview,
+    extra_errors=(403,),
+)
+def preview_replay(id: str) -> Response:
+    run = service.get_run(api_user(), id)
+    choice = parse_query(ReplayChoice)
+    plan = replay.plan_replay(api_user(), run, choice.mode, choice.version)
+    response = json_response(_preview_out(plan))
+    db.session.commit()  # the token's last_used_at
+    return response
+
+
+@routes.operation(
+    "POST",
+    "/runs/<id>/replay",
+    summary="Replay a failed, timed-out or cancelled run",
+    description="A new run of the workflow on the same incident, linked to this one "
+    "(`replayOfId`). A run that has not failed, a disabled workflow, or a replay from a "
+    "step the current version no longer has answers 409." + IDEMPOTENT,
+    tag=RUNS,
+    body_model=ReplayChoice,
+    response_model=RunDetail,
+    success_status=201,
+    success_description="The replay, started (PENDING until a worker takes it).",
+    success_headers={"Location": "The replay's URL."},
+    extra_errors=(403, 409),
+    idempotent=True,
+)
+def replay_run(id: str) -> Response:
+    run = service.get_run(api_user(), id)
+    choice = parse_body(ReplayChoice)
+    new = replay.replay(api_user(), run, choice.mode, choice.version, _clock())
+    return finish(_run_detail(new.id, 201, Location=url_for("api.get_run", id=new.id)))
+
+
+def _bulk_plan(data: BulkReplayQuery) -> replay.BulkPlan:
+    targets = replay.bulk_workflows(api_user(), workflow_id=data.workflow_id, team_id=data.team_id)
+    return replay.plan_bulk(api_user(), targets, data.since, data.until, data.mode, data.version)
+
+
+def _bulk_out(bulk: replay.BulkPlan, run_ids: list[str]) -> BulkReplayOut:
+    return BulkReplayOut(
+        count=bulk.count,
+        already_replayed=bulk.already_replayed,
+        more=bulk.more,
+        refused=[RefusedReplay(run_id=p.origin.id, problem=p.problem or "") for p in bulk.refused],
+        run_ids=run_ids,
+    )
+
+
+@routes.operation(
+    "GET",
+    "/replays",
+    summary="Count the failed runs a bulk replay would replay",
+    description="Failed (and timed-out) runs of a workflow (`workflowId`) or of every "
+    "workflow of a team (`teamId`) that failed in the window, minus those replayed before. "
+    "Nothing is started.",
+    tag=RUNS,
+    query_model=BulkReplayQuery,
+    response_model=BulkReplayOut,
+    extra_errors=(403, 404),
+)
+def preview_bulk_replay() -> Response:
+    bulk = _bulk_plan(parse_query(BulkReplayQuery))
+    response = json_response(_bulk_out(bulk, [p.origin.id for p in bulk.plans]))
+    db.session.commit()  # the token's last_used_at
+    return response
+
+
+@routes.operation(
+    "POST",
+    "/replays",
+    summary="Replay every failed run of a workflow or a team in a window",
+    description="Each failed run is replayed at most once (a second bulk replay over the "
+    "same window starts nothing). The replays start staggered, "
+    "`INCIDENTFLOW_REPLAY_RUNS_PER_SECOND` a second, so a destination is not flooded." + IDEMPOTENT,
+    tag=RUNS,
+    body_model=BulkReplayStart,
+    response_model=BulkReplayOut,
+    success_status=201,
+    success_description="The replays, started.",
+    extra_errors=(403, 404, 409),
+    idempotent=True,
+)
+def bulk_replay() -> Response:
+    bulk = _bulk_plan(parse_body(BulkReplayStart))
+    try:
+        started = replay.bulk_replay(api_user(), bulk, _clock())
+    except sa.exc.IntegrityError:
+        # Another bulk replay took some of these runs at the same moment (replay:<run>).
+        db.session.rollback()
+        raise Conflict("Another replay of these runs was just started; count them again.") from None
+    return finish(json_response(_bulk_out(bulk, [r.id for r in started]), 201))

@@ -132,7 +132,7 @@ class DefinitionUpdate(_Input):
 
 
 class TemplateUse(_Input):
-    """A new, disabled workflow copied from a template (secrets are not copied)."""
+    """A new, disabled workflow copied from a template (secrets only if asked)."""
 
     scope_type: ScopeType = Field(
         default=ScopeType.TEAM, description="'global' is for admins only."
@@ -141,6 +141,11 @@ class TemplateUse(_Input):
         default=None, max_length=64, description="Required for a team workflow."
     )
     name: WorkflowName | None = Field(default=None, description="Defaults to the template's.")
+    copy_secrets: bool = Field(
+        default=False,
+        description="Copy the secrets of the workflow the template was saved from (you "
+        "must be allowed to edit it); values are never shown, each copy is audited.",
+    )
 
 
 class SecretIn(BaseModel):

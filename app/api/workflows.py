@@ -449,7 +449,8 @@ def list_templates() -> Response:
     summary="Create a workflow from a template",
     description=(
         "A new, disabled workflow with the template's definition. Secrets are not "
-        "copied: set the ones it needs before enabling it."
+        "copied unless `copySecrets` is true (a template saved from a workflow you may "
+        "edit); otherwise set the ones it needs before enabling it."
     ),
     tag=TEMPLATES,
     body_model=TemplateUse,
@@ -466,7 +467,12 @@ def use_template(id: str) -> Response:
         raise NotFound("No such template.")
     data = parse_body(TemplateUse)
     workflow = service.use_template(
-        user, template, scope=data.scope_type, team_id=data.team_id, name=data.name
+        user,
+        template,
+        scope=data.scope_type,
+        team_id=data.team_id,
+        name=data.name,
+        copy_secrets=data.copy_secrets,
     )
     location = url_for("api.get_workflow", id=workflow.id)
     return finish(_workflow_response(workflow.id, 201, Location=location))

@@ -149,8 +149,10 @@ def template_context(
     workflow_name: str,
     steps: dict[str, Any],
     secrets: dict[str, str],
+    failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The seed's TemplateContext (camelCase, as templates write it) plus steps and secrets."""
+    """The seed's TemplateContext (camelCase, as templates write it) plus steps and secrets,
+    and ``failure`` (the failed run) for runs a ``workflow_failed`` trigger started."""
     team: Team | TeamView = incident.team
     assignee: User | AssigneeView | None = incident.assignee
     context = TemplateContext(
@@ -187,4 +189,6 @@ def template_context(
     data = context.model_dump(mode="json", by_alias=True)
     data["steps"] = steps
     data["secrets"] = secrets
+    if failure is not None:
+        data["failure"] = failure
     return data

@@ -14,9 +14,10 @@ from typing import Any
 
 from app.engine import actions, templating
 from app.engine.context import field_value, template_context
+from app.engine.failures import SAMPLE_FAILURE
 from app.incidents.models import Incident
 from app.workflows import secrets as secret_store
-from app.workflows.enums import NodeStatus
+from app.workflows.enums import NodeStatus, TriggerType
 from app.workflows.models import Workflow, WorkflowExecution
 from app.workflows.schema import (
     ActionNode,
@@ -76,7 +77,13 @@ def dry_run(workflow: Workflow, incident: Incident, *, clock: Any = time) -> lis
     }
     stand_in = WorkflowExecution(id="dry-run", workflow_id=workflow.id)
     context = template_context(
-        stand_in, incident, workflow_name=workflow.name, steps=steps, secrets=secrets
+        stand_in,
+        incident,
+        workflow_name=workflow.name,
+        steps=steps,
+        secrets=secrets,
+        # No failed run to show: a failure workflow's dry run uses a sample one.
+        failure=SAMPLE_FAILURE if definition.trigger.type == TriggerType.WORKFLOW_FAILED else None,
     )
     deadline = clock.monotonic() + DRY_RUN_RENDER_SECONDS
     outcome: dict[str, tuple[str, bool | None]] = {}  # node -> (status, matched)

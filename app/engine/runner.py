@@ -28,6 +28,8 @@ from app.engine import templating
 from app.engine.clock import Clock
 from app.engine.context import IncidentView, field_value, read_incident, template_context
 from app.engine.driver import DestinationSlots
+from app.engine.failures import failure_context, record_failure
+from app.engine.guards import run_marker
 from app.engine.scrub import NOT_CREDENTIALS, Scrubber
 from app.extensions import db
 from app.workflows import secrets as secret_store
@@ -188,6 +190,9 @@ def _end(
 
 
 def fail(execution: WorkflowExecution, now: datetime, error: str) -> Next:
+    """End the run FAILED; its incident's timeline gets a ``workflow_failed`` event
+    (in the same transaction), which failure workflows trigger on."""
+    record_failure(execution, execution.current_node_id, error, now)
     return _end(execution, ExecutionStatus.FAILED, now, error)
 
 
@@ -388,6 +393,7 @@ def _action(
         workflow_name=workflow_name,
         steps=steps_for_templates(execution),
         secrets=secrets,
+        failure=failure_context(execution),
     )
     number = execution.attempt + 1
     remaining = max((timeout_ms - execution.working_ms) / 1000, 0.001)
@@ -401,6 +407,7 @@ def _action(
         render=lambda source: templating.render(source, context, clock=engine.clock),
         secrets=secrets,
         idempotency_key=actions.idempotency_key(execution.id, node.id),
+        run_marker=run_marker(execution.id),
         timeout=timeout,
         clock=engine.clock,
         slots=engine.slots,

@@ -18,6 +18,7 @@ from typing import Any
 from app.engine import templating
 from app.engine.actions.base import ActionInputError
 from app.engine.actions.webhook import check_json
+from app.engine.failures import SAMPLE_FAILURE
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "incident": {
@@ -45,6 +46,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "workflow": {"id": "sample-workflow", "name": "Sample", "executionId": "sample-run"},
     "steps": {},
     "secrets": {},
+    "failure": SAMPLE_FAILURE,
 }
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
 from app.db import new_id
-from app.engine import wake
+from app.engine import guards, wake
 from app.engine.clock import Clock
 from app.engine.context import field_value
 from app.errors import InvalidInput
@@ -36,6 +36,7 @@ EVENT_TRIGGERS = {
     IncidentEventType.INCIDENT_CREATED: TriggerType.INCIDENT_CREATED,
     IncidentEventType.STATE_CHANGED: TriggerType.STATE_CHANGED,
     IncidentEventType.ESCALATION: TriggerType.ESCALATION,
+    IncidentEventType.WORKFLOW_FAILED: TriggerType.WORKFLOW_FAILED,
 }
 
 
@@ -124,6 +125,15 @@ def event_matches(candidate: Candidate, incident: Incident, event: IncidentEvent
             return False
         if transition.get("from") is not None and transition["from"] != change.get("from"):
             return False
+    if event.type == IncidentEventType.WORKFLOW_FAILED:
+        failed = {key: (value or {}).get("to") for key, value in event.changes.items()}
+        if failed.get("failureWorkflow"):
+            return False  # a failure workflow's own failure starts no other
+        wanted = trigger.get("workflowIds")
+        if wanted is not None and failed.get("workflowId") not in wanted:
+            return False
+        if (failed.get("failuresInADay") or 1) < (trigger.get("minFailures") or 1):
+            return False
     return conditions_match(trigger, incident)
 
 
@@ -136,9 +146,11 @@ def new_run(
     trigger_event: TriggerEvent | None,
     trigger_key: str | None,
     user: User | None = None,
+    run_id: str | None = None,
+    caused_by: str | None = None,
 ) -> WorkflowExecution:
     execution = WorkflowExecution(
-        id=new_id(),  # now, not at flush: the log line below carries it
+        id=run_id or new_id(),  # now, not at flush: the log line below carries it
         workflow_id=candidate.id,
         workflow_version=candidate.version,
         definition_snapshot=candidate.definition,
@@ -151,6 +163,7 @@ def new_run(
         completed_nodes=[],
         due_at=now,
         created_at=now,
+        caused_by_execution_id=caused_by,
     )
     db.session.add(execution)
     log.info(
@@ -218,6 +231,13 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
     for key, candidate, incident, event in planned:
         if key in done:
             continue
+        run_id = new_id()
+        name = str(candidate.definition.get("name", candidate.id))
+        if not guards.loop_guard_allows(name, incident, event.execution_id, now):
+            continue
+        settings = candidate.definition.get("settings") or {}
+        if not guards.run_limit_allows(candidate.id, name, settings, incident, run_id, now):
+            continue
         new_run(
             candidate,
             incident,
@@ -225,6 +245,8 @@ def consume_events(clock: Clock, limit: int = 200) -> int:
             triggered_by=TriggeredBy.EVENT,
             trigger_event=TriggerEvent(event.type.value),
             trigger_key=key,
+            run_id=run_id,
+            caused_by=event.execution_id,
         )
     for event in events:
         event.processed_at = now

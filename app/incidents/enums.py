@@ -28,6 +28,11 @@ class IncidentEventType(StrEnum):
     SERVICE_CHANGED = "service_changed"
     METADATA_CHANGED = "metadata_changed"
     DETAILS_CHANGED = "details_changed"
+    # Written by the workflow engine: a run it did not start (once per incident, the
+    # loop guard), with the reason; a run that failed (what `workflow_failed` triggers
+    # fire on).
+    WORKFLOW_SKIPPED = "workflow_skipped"
+    WORKFLOW_FAILED = "workflow_failed"
 
 
 class ChangeSource(StrEnum):

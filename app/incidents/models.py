@@ -96,6 +96,10 @@ class IncidentEvent(db.Model):  # type: ignore[name-defined,misc]
         sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )
     source: Mapped[ChangeSource] = mapped_column(enum_type(ChangeSource, "change_source"))
+    # The workflow run that made this change (through the API with the run's marker
+    # header), or the run an engine event is about. Not a foreign key: a run may go
+    # before the timeline that mentions it.
+    execution_id: Mapped[str | None] = mapped_column(id_column_type())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Set by the workflow engine's event consumer once it has started every matching run.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

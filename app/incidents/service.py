@@ -33,6 +33,8 @@ class Actor:
 
     user: User | None
     source: ChangeSource
+    #: The workflow run making the change (an API request carrying its marker), if any.
+    execution_id: str | None = None
 
     @classmethod
     def system(cls) -> Actor:
@@ -85,20 +87,37 @@ def get_incident(user: User, incident_id: str, *, for_update: bool = False) -> I
 def _record(
     actor: Actor, incident: Incident, type_: IncidentEventType, changes: dict[str, Any]
 ) -> IncidentEvent:
+    return _add_event(actor, incident.id, type_, changes)
+
+
+def _add_event(
+    actor: Actor, incident_id: str, type_: IncidentEventType, changes: dict[str, Any]
+) -> IncidentEvent:
     # By id, not through the relationship: appending to ``incident.events`` would
     # load the whole history and autoflush before the stale-row check below.
     with db.session.no_autoflush:
         event = IncidentEvent(
-            incident_id=incident.id,
+            incident_id=incident_id,
             type=type_,
             changes=changes,
             actor_id=actor.user.id if actor.user else None,
             source=actor.source,
+            execution_id=actor.execution_id,
         )
         db.session.add(event)
         # Workers wake when this commits (and only if it does).
         wake.signal_work(db.session)
     return event
+
+
+def record_engine_event(
+    incident_id: str,
+    type_: IncidentEventType,
+    changes: dict[str, Any],
+    execution_id: str | None = None,
+) -> IncidentEvent:
+    """A timeline entry written by the workflow engine (a run not started, a run failed)."""
+    return _add_event(Actor(None, ChangeSource.SYSTEM, execution_id), incident_id, type_, changes)
 
 
 def _flush() -> None:

@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     TEMPLATE_RETIRED = "template.retired"
     SECRET_SET = "secret.set"
     SECRET_DELETED = "secret.deleted"
+    SECRET_COPIED = "secret.copied"
+    RUN_REPLAYED = "run.replayed"
 
     @property
     def label(self) -> str:
@@ -54,6 +56,8 @@ ACTION_LABELS = {
     AuditAction.TEMPLATE_RETIRED: "Template retired",
     AuditAction.SECRET_SET: "Secret set",
     AuditAction.SECRET_DELETED: "Secret deleted",
+    AuditAction.SECRET_COPIED: "Secret copied",
+    AuditAction.RUN_REPLAYED: "Run replayed",
 }
 
 AuditId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

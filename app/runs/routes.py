@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,13 +12,15 @@ from htmx_flask import request
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
+from app.auth.models import Team
+from app.auth.permissions import member_team_ids
 from app.engine.clock import Clock, SystemClock
 from app.engine.runner import TERMINAL, plan_for
 from app.engine.triggers import manual_candidates
-from app.errors import NotFound, ServiceError
+from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.incidents import service as incidents
-from app.runs import service
+from app.runs import replay, service
 from app.workflows import service as workflows
 from app.workflows.enums import ExecutionStatus, ScopeType
 from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
@@ -110,6 +113,10 @@ def _render_run(
         "rows": _timeline(execution),
         "active": execution.status not in TERMINAL,
         "message": message,
+        "replay_of": replay.replay_origin(current_user, execution),
+        "replays": replay.replays_of(current_user, execution),
+        "can_replay": execution.status in replay.REPLAYABLE
+        and workflows.can_edit(current_user, execution.workflow),
     }
     template = "runs/_run.html" if request.htmx else "runs/show.html"
     return render_template(template, **context), status
@@ -236,3 +243,124 @@ def dry_run() -> tuple[str, int]:
         steps=steps,
         message=message,
     ), status
+
+
+# --- replay -----------------------------------------------------------------------
+
+
+def _replay_page(
+    execution: WorkflowExecution, *, problem: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    try:
+        mode = replay.parse_mode(request.values.get("mode"))
+        on = replay.parse_version(request.values.get("version"))
+    except ServiceError as error:
+        mode, on = replay.ReplayMode.NODE, replay.ReplayVersion.OWN
+        problem, status = error.message, 422
+    try:
+        plan = replay.plan_replay(current_user, execution, mode, on)
+    except ServiceError as error:
+        abort(404 if isinstance(error, NotFound) else error.status)
+    return render_template(
+        "runs/replay.html", run=execution, plan=plan, problem=problem or plan.problem
+    ), status
+
+
+@bp.get("/<execution_id>/replay")
+def replay_preview(execution_id: str) -> tuple[str, int]:
+    """What a replay would run, carry over and change, before it is started."""
+    return _replay_page(_run_or_404(execution_id))
+
+
+@bp.post("/<execution_id>/replay")
+def replay_run(execution_id: str) -> Response | tuple[str, int]:
+    execution = _run_or_404(execution_id)
+    try:
+        mode = replay.parse_mode(request.form.get("mode"))
+        on = replay.parse_version(request.form.get("version"))
+        new = replay.replay(current_user, execution, mode, on, engine_clock())
+    except ServiceError as error:
+        db.session.rollback()
+        return _replay_page(_run_or_404(execution_id), problem=error.message, status=error.status)
+    db.session.commit()
+    flash(f"Replay of #{execution.id[-8:]} started.")
+    target = url_for("runs.show", execution_id=new.id)
+    if request.htmx:
+        return Response(status=204, headers={"HX-Redirect": target})
+    return redirect(target, code=303)
+
+
+# --- bulk replay ------------------------------------------------------------------
+
+
+def _when_arg(name: str, default: datetime) -> datetime:
+    """A ``datetime-local`` field (read as UTC) or an ISO time with its offset."""
+    raw = (request.values.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as error:
+        raise InvalidInput.at(name, "Give a date and time, e.g. 2026-12-04T09:30.") from error
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _team_choices() -> list[Team]:
+    query = sa.select(Team).order_by(Team.name)
+    if not current_user.is_admin:
+        query = query.where(Team.id.in_(member_team_ids(current_user)))
+    return list(db.session.scalars(query))
+
+
+@bp.route("/replay-failed", methods=["GET", "POST"])
+def bulk_replay() -> Response | tuple[str, int]:
+    """Replay every failed run of a workflow, or of a team's workflows, in a window:
+    a GET counts them (the confirmation), a POST starts the replays."""
+    now = engine_clock().now()
+    workflow_id = request.values.get("workflow") or None
+    team_id = request.values.get("team") or None
+    context: dict[str, Any] = {
+        "workflow": None,
+        "team_id": team_id,
+        "teams": _team_choices(),
+        "bulk": None,
+        "problem": None,
+        "since": now - timedelta(hours=24),
+        "until": now,
+    }
+    status = 200
+    try:
+        mode = replay.parse_mode(request.values.get("mode"))
+        on = replay.parse_version(request.values.get("version"))
+        context["since"] = since = _when_arg("since", context["since"])
+        context["until"] = until = _when_arg("until", context["until"])
+        if workflow_id:
+            context["workflow"] = workflows.get_workflow(current_user, workflow_id)
+        if workflow_id or team_id or request.method == "POST":
+            targets = replay.bulk_workflows(current_user, workflow_id=workflow_id, team_id=team_id)
+            context["bulk"] = bulk = replay.plan_bulk(current_user, targets, since, until, mode, on)
+            if request.method == "POST":
+                started = replay.bulk_replay(current_user, bulk, engine_clock())
+                db.session.commit()
+                flash(
+                    f"{len(started)} replay{'' if len(started) == 1 else 's'} started, "
+                    "staggered so the destinations are not flooded."
+                )
+                query = {"workflow": workflow_id} if workflow_id else {}
+                return redirect(url_for("runs.index", **query), code=303)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        db.session.rollback()
+        context["problem"], status = error.message, error.status
+        context["bulk"] = None
+    except sa.exc.IntegrityError:
+        # Another bulk action replayed some of these runs at the same moment.
+        db.session.rollback()
+        context["problem"] = "Another replay of these runs was just started; look again."
+        context["bulk"], status = None, 409
+    context["mode"], context["on"] = (
+        request.values.get("mode", "node"),
+        request.values.get("version", "own"),
+    )
+    return render_template("runs/replay_failed.html", **context), status

@@ -32,13 +32,14 @@ from app.errors import Conflict, InvalidInput
 from app.extensions import db
 from app.workflows import graph, service
 from app.workflows import secrets as secret_store
-from app.workflows.enums import NodeType
+from app.workflows.enums import NodeType, TriggerType
 from app.workflows.forms import Credential
 from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from app.workflows.schema import (
     MAX_BODY_LENGTH,
     AssigneeContext,
     DelayNode,
+    FailureContext,
     IncidentContext,
     TeamContext,
     TriggerNode,
@@ -322,15 +323,31 @@ def update_trigger(draft: WorkflowDraft, node_id: str, data: Json, trigger: Json
     _store(draft, definition)
 
 
-def update_settings(draft: WorkflowDraft, *, name: str, description: str, timeout: str) -> None:
+RUN_LIMIT_KEYS = ("oncePerIncident", "oncePerIncidentMinutes")
+
+
+def update_settings(
+    draft: WorkflowDraft,
+    *,
+    name: str,
+    description: str,
+    timeout: str,
+    run_limit: Mapping[str, Any] | None = None,
+) -> None:
+    """Name, description, time limit and (when given) the run limit, replacing the old one."""
     definition = copy.deepcopy(draft.definition)
     definition["name"] = name
     definition["description"] = description
     settings = definition.get("settings")
-    definition["settings"] = {
+    new_settings = {
         **(settings if isinstance(settings, dict) else {"enabled": False}),
         "timeout": timeout,
     }
+    if run_limit is not None:
+        for key in RUN_LIMIT_KEYS:
+            new_settings.pop(key, None)
+        new_settings.update(run_limit)
+    definition["settings"] = new_settings
     _store(draft, definition)
 
 
@@ -682,6 +699,7 @@ CONTEXT_FIELDS: dict[str, list[str]] = {
     root: [info.alias or name for name, info in model.model_fields.items()]
     for root, model in _CONTEXT_MODELS.items()
 }
+FAILURE_FIELDS = [info.alias or name for name, info in FailureContext.model_fields.items()]
 
 
 @dataclass(frozen=True)
@@ -738,8 +756,13 @@ def variables_for(
     runs_before = _runs_before(definition) if runs_before is None else runs_before
     earlier = runs_before.get(node_id, frozenset())
     node = next((n for n in _nodes(definition) if n.get("id") == node_id), {})
+    trigger = definition.get("trigger")
+    failed_trigger = (
+        isinstance(trigger, Mapping) and trigger.get("type") == TriggerType.WORKFLOW_FAILED.value
+    )
     return Variables(
-        context=CONTEXT_FIELDS,
+        # A failure workflow also sees the failed run.
+        context=CONTEXT_FIELDS | {"failure": FAILURE_FIELDS} if failed_trigger else CONTEXT_FIELDS,
         steps=[
             (str(n["id"]), _label(n))
             for n in _nodes(definition)
@@ -813,7 +836,8 @@ def unknown_references(source: str, variables: Variables) -> list[tuple[str, boo
             found.append(
                 (
                     f"Unknown variable '{root}'; templates can use incident, assignee, team, "
-                    "workflow, steps and secrets.",
+                    "workflow, steps and secrets (and failure, with a 'workflow_failed' "
+                    "trigger).",
                     False,
                 )
             )

@@ -676,12 +676,18 @@ def edit_remove_edge(workflow_id: str) -> Response:
 @bp.post("/<workflow_id>/edit/settings")
 @login_required
 def edit_settings(workflow_id: str) -> Response:
-    """The workflow's name, description and time limit."""
+    """The workflow's name, description, time limit and runs per incident."""
     workflow = _workflow(workflow_id)
     draft = drafts.load_draft(current_user, workflow)
     form = SettingsForm(formdata=request.form)
     name, description, timeout = form.values()
-    drafts.update_settings(draft, name=name, description=description, timeout=timeout)
+    drafts.update_settings(
+        draft,
+        name=name,
+        description=description,
+        timeout=timeout,
+        run_limit=form.run_limit_settings(),
+    )
     db.session.commit()
     selected = _selected_from_request()
     if not request.htmx:

@@ -20,6 +20,7 @@ class TriggerType(StrEnum):
     ESCALATION = "escalation"
     MANUAL = "manual"
     AGE = "age"
+    WORKFLOW_FAILED = "workflow_failed"
 
 
 class TriggerEvent(StrEnum):
@@ -29,6 +30,7 @@ class TriggerEvent(StrEnum):
     STATE_CHANGED = "state_changed"
     ESCALATION = "escalation"
     AGE = "age"
+    WORKFLOW_FAILED = "workflow_failed"
 
 
 class TriggeredBy(StrEnum):

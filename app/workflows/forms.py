@@ -643,6 +643,7 @@ TRIGGER_CHOICES = [
     SelectChoice(TriggerType.ESCALATION.value, "An incident is escalated"),
     SelectChoice(TriggerType.AGE.value, "An unresolved incident grows old"),
     SelectChoice(TriggerType.MANUAL.value, "Someone clicks Run"),
+    SelectChoice(TriggerType.WORKFLOW_FAILED.value, "A workflow run fails"),
 ]
 STATUS_CHOICES = [SelectChoice(s.value, s.value.title()) for s in IncidentStatus]
 
@@ -660,6 +661,8 @@ class TriggerForm(NodeForm):
         ("trigger", "stateTransition"): "state_to",
         ("trigger", "stateTransition", "to"): "state_to",
         ("trigger", "stateTransition", "from"): "state_from",
+        ("trigger", "workflowIds"): "workflow_ids",
+        ("trigger", "minFailures"): "min_failures",
     }
     ROWS = {("trigger", "conditions"): "conditions"}
 
@@ -670,6 +673,8 @@ class TriggerForm(NodeForm):
         "From status", choices=[SelectChoice("", "Any status"), *STATUS_CHOICES], default=""
     )
     state_to = SelectField("To status", choices=STATUS_CHOICES, default="ACKNOWLEDGED")
+    workflow_ids = StringField("Only for these workflows")
+    min_failures = StringField("Only after this many failures in 24 hours", widget=NUMBER)
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
@@ -686,6 +691,10 @@ class TriggerForm(NodeForm):
             "age_threshold_minutes": _number_text(trigger.get("ageThresholdMinutes")),
             "state_from": _text(transition.get("from")),
             "state_to": _text(transition.get("to")) or IncidentStatus.ACKNOWLEDGED.value,
+            "min_failures": _number_text(trigger.get("minFailures")),
+            "workflow_ids": ", ".join(
+                str(i) for i in trigger.get("workflowIds") or [] if isinstance(i, str)
+            ),
         }
 
     @classmethod
@@ -710,6 +719,11 @@ class TriggerForm(NodeForm):
             transition: Json = {"to": self.state_to.data or ""}
             _put(transition, "from", self.state_from.data or None)
             trigger["stateTransition"] = transition
+        if kind == TriggerType.WORKFLOW_FAILED.value:
+            ids = [part.strip() for part in (self.workflow_ids.data or "").split(",")]
+            if any(ids):
+                trigger["workflowIds"] = [i for i in ids if i]
+            _put(trigger, "minFailures", _parse_int(self.min_failures.data))
         return trigger
 
 
@@ -766,10 +780,19 @@ class AddEdgeForm(Form):  # type: ignore[misc]
         super().__init__(*args, prefix="edge-", **kwargs)
 
 
+RUN_LIMIT_CHOICES = [
+    SelectChoice("", "Every matching event"),
+    SelectChoice("once", "Once per incident"),
+    SelectChoice("window", "Once per incident per N minutes"),
+]
+
+
 class SettingsForm(Form):  # type: ignore[misc]
     name = StringField("Workflow name")
     description = TextAreaField("Description")
     timeout = SelectField("Time limit per run", choices=TIMEOUT_CHOICES, default="5min")
+    run_limit = SelectField("Runs per incident", choices=RUN_LIMIT_CHOICES, default="")
+    run_limit_minutes = StringField("Minutes between runs on one incident")
 
     FIELDS: ClassVar[dict[Loc, str]] = {
         ("name",): "name",
@@ -777,6 +800,8 @@ class SettingsForm(Form):  # type: ignore[misc]
         ("settings",): "timeout",
         ("settings", "timeout"): "timeout",
         ("settings", "enabled"): "timeout",
+        ("settings", "oncePerIncident"): "run_limit",
+        ("settings", "oncePerIncidentMinutes"): "run_limit_minutes",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -790,6 +815,14 @@ class SettingsForm(Form):  # type: ignore[misc]
                 "name": _text(definition.get("name")),
                 "description": _text(definition.get("description")),
                 "timeout": _text(settings.get("timeout")) or "5min",
+                "run_limit": (
+                    "once"
+                    if settings.get("oncePerIncident") is True
+                    else "window"
+                    if "oncePerIncidentMinutes" in settings
+                    else ""
+                ),
+                "run_limit_minutes": _number_text(settings.get("oncePerIncidentMinutes")),
             }
         )
         return form
@@ -800,6 +833,16 @@ class SettingsForm(Form):  # type: ignore[misc]
             (self.description.data or "").strip(),
             self.timeout.data or "5min",
         )
+
+    def run_limit_settings(self) -> dict[str, Any]:
+        """The definition's run limit settings as chosen (none: every event starts a run)."""
+        if self.run_limit.data == "once":
+            return {"oncePerIncident": True}
+        if self.run_limit.data == "window":
+            minutes = _parse_int(self.run_limit_minutes.data)
+            # Nothing typed: the schema says a number is needed, next to the field.
+            return {"oncePerIncidentMinutes": "" if minutes is None else minutes}
+        return {}
 
     def field_for(self, loc: Loc) -> Any:
         for prefix, name in sorted(self.FIELDS.items(), key=lambda item: -len(item[0])):

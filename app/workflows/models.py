@@ -71,6 +71,11 @@ class Workflow(db.Model):  # type: ignore[name-defined,misc]
     template_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     # A retired template leaves the gallery but is kept (and never re-installed).
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A template saved from a workflow: that workflow, whose secrets a new workflow made
+    # from the template may copy (by someone who may edit it).
+    template_source_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("workflow.id", ondelete="SET NULL")
+    )
 
     team: Mapped[Team | None] = relationship(back_populates="workflows")
     created_by: Mapped[User] = relationship(back_populates="workflows_created")
@@ -125,6 +130,7 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
         sa.Index(None, "incident_id"),
         sa.Index(None, "status", "created_at"),
         sa.Index(None, "due_at"),
+        sa.Index(None, "replay_of_id"),
     )
 
     id: Mapped[str] = mapped_column(id_column_type(), primary_key=True, default=new_id)
@@ -151,7 +157,8 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
 
     # --- engine bookkeeping (columns the seed leaves to the engine) ---
     # "event:<event id>:<workflow id>" or "age:<workflow id>:<incident id>": one run per
-    # trigger, however often the consumer replays. Manual runs have none.
+    # trigger, however often the consumer replays; "replay:<run id>" for a bulk replay
+    # (a failed run is bulk-replayed once). Manual runs and single replays have none.
     trigger_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
     triggered_by_user_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("user_account.id", ondelete="SET NULL")
@@ -169,6 +176,15 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
     # Celery backend: deliveries that began the current step. A step whose worker dies
     # under it each time is stopped after ENGINE_MAX_DELIVERIES rather than looping.
     step_deliveries: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A replay: the failed, timed-out or cancelled run it replays, and how ("node": from
+    # the failed node, completed steps carried over; "start": from the start).
+    replay_of_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("workflow_execution.id", ondelete="SET NULL")
+    )
+    replay_mode: Mapped[str | None] = mapped_column(sa.String(16))
+    # The run whose change to the incident started this one (the loop guard follows
+    # these links back to count a chain). Not a foreign key: ended runs may be purged.
+    caused_by_execution_id: Mapped[str | None] = mapped_column(id_column_type())
 
     __mapper_args__ = {"version_id_col": row_version}
 
@@ -180,6 +196,25 @@ class WorkflowExecution(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<WorkflowExecution {self.id} {self.status}>"
+
+
+class WorkflowIncidentGuard(db.Model):  # type: ignore[name-defined,misc]
+    """The last run a workflow with "once per incident" settings started on an incident.
+
+    One row per (workflow, incident): the primary key is what makes two events at
+    once start one run, on PostgreSQL and SQLite alike (see triggers.take_guard).
+    """
+
+    __tablename__ = "workflow_incident_guard"
+
+    workflow_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("workflow.id", ondelete="CASCADE"), primary_key=True
+    )
+    incident_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+    execution_id: Mapped[str] = mapped_column(id_column_type())
+    last_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WorkflowActionSecret(db.Model):  # type: ignore[name-defined,misc]

@@ -29,7 +29,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
-from wtforms import SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 
 from app import input_policy
 from app.auth.models import Team
@@ -123,6 +123,8 @@ class CopyForm(FlaskForm):  # type: ignore[misc]
 
     name = StringField("Name of the new workflow")
     owner = _owner_field()
+    # Offered only when the user may edit the workflow the secrets come from.
+    copy_secrets = BooleanField("Copy its secrets")
 
 
 class SecretForm(FlaskForm):  # type: ignore[misc]
@@ -166,6 +168,10 @@ class Row:
     last_status: ExecutionStatus | None
     last_run_at: datetime | None
     editable: bool
+    runs_in_a_day: int = 0
+    failures_in_a_day: int = 0
+    last_failure_id: str | None = None
+    last_failure_at: datetime | None = None
 
 
 def _load(workflow_id: str, *, for_update: bool = False) -> Workflow:
@@ -261,6 +267,22 @@ def _editor_url(workflow: Workflow) -> str:
     return url_for("workflows.edit", workflow_id=workflow.id)
 
 
+def _secrets_message(workflow: Workflow) -> str:
+    """What a new copy has of the secrets it needs (names only, never values)."""
+    stored = secret_store.secret_names(workflow)
+    try:
+        needed = set(referenced_secrets(parse_definition(workflow.definition)))
+    except ValidationError:
+        needed = set()
+    missing = sorted(needed - set(stored))
+    parts = []
+    if stored:
+        parts.append(f"Secrets copied: {', '.join(stored)}.")
+    if missing:
+        parts.append(f"Secrets to add before enabling: {', '.join(missing)}.")
+    return " ".join(parts) or "It needs no secrets."
+
+
 def _fill_in_message(workflow: Workflow) -> str | None:
     placeholders = unfilled_placeholders(workflow.definition)
     if not placeholders:
@@ -294,8 +316,17 @@ def _search(form: WorkflowFilterForm) -> sa.Select[Workflow]:
 
 def _rows(items: Iterable[Any]) -> list[Row]:
     return [
-        Row(workflow, status, at, service.can_edit(current_user, workflow))
-        for workflow, status, at in items
+        Row(
+            workflow,
+            status,
+            at,
+            service.can_edit(current_user, workflow),
+            runs or 0,
+            failures or 0,
+            failure_id,
+            failed_at,
+        )
+        for workflow, status, at, runs, failures, failure_id, failed_at in items
     ]
 
 
@@ -449,6 +480,7 @@ def duplicate(workflow_id: str) -> Page:
     if not form.is_submitted():
         form.name.data = f"Copy of {workflow.name}"[:200]
     _set_owner_choices(form, like=workflow)
+    source = None if workflow.is_template else service.secret_source(current_user, workflow)
     problems: list[str] = []
     status = 200
     if form.validate_on_submit():
@@ -460,6 +492,7 @@ def duplicate(workflow_id: str) -> Page:
                 scope=scope,
                 team_id=team_id,
                 name=(form.name.data or "").strip() or None,
+                copy_secrets=bool(form.copy_secrets.data),
             )
             _set_category(copy, workflow.template_category)
         except ServiceError as error:
@@ -467,11 +500,16 @@ def duplicate(workflow_id: str) -> Page:
             problems, status = _form_failure(form, error)
         else:
             db.session.commit()
-            flash(f"{copy.name} created, disabled. Secrets are not copied: add them again.")
+            flash(f"{copy.name} created, disabled. {_secrets_message(copy)}")
             return _see_other(_editor_url(copy))
     elif form.is_submitted():
         status = 422
-    context = {"workflow": workflow, "form": form, "problems": problems}
+    context = {
+        "workflow": workflow,
+        "form": form,
+        "problems": problems,
+        "secret_names": secret_store.secret_names(source) if source else [],
+    }
     return render_template("workflows/duplicate.html", **context), status
 
 
@@ -747,6 +785,7 @@ def use_template(workflow_id: str) -> Page:
     if not form.is_submitted():
         form.name.data = template.name
     _set_owner_choices(form)
+    source = service.secret_source(current_user, template)
     problems: list[str] = []
     status = 200
     if form.validate_on_submit():
@@ -758,6 +797,7 @@ def use_template(workflow_id: str) -> Page:
                 scope=scope,
                 team_id=team_id,
                 name=(form.name.data or "").strip() or None,
+                copy_secrets=bool(form.copy_secrets.data),
             )
             _set_category(workflow, template.template_category)
         except ServiceError as error:
@@ -765,7 +805,9 @@ def use_template(workflow_id: str) -> Page:
             problems, status = _form_failure(form, error)
         else:
             db.session.commit()
-            flash(f"{workflow.name} created from the template, disabled.")
+            flash(
+                f"{workflow.name} created from the template, disabled. {_secrets_message(workflow)}"
+            )
             message = _fill_in_message(workflow)
             if message:
                 flash(message)
@@ -773,7 +815,13 @@ def use_template(workflow_id: str) -> Page:
     elif form.is_submitted():
         status = 422
     picture = render_svg(template.definition, title=f"Graph of {template.name}")
-    context = {"template": template, "form": form, "problems": problems, "picture": picture}
+    context = {
+        "template": template,
+        "form": form,
+        "problems": problems,
+        "picture": picture,
+        "secret_names": secret_store.secret_names(source) if source else [],
+    }
     return render_template("workflows/use_template.html", **context), status
 
 

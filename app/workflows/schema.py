@@ -76,6 +76,7 @@ __all__ = [
     "StateTransition",
     "TeamContext",
     "TemplateContext",
+    "FailureContext",
     "TriggerCondition",
     "TriggerConfig",
     "TriggerData",
@@ -113,6 +114,7 @@ MAX_CONDITIONS = 20
 MAX_CONDITION_VALUE_LENGTH = 500
 MAX_AGE_THRESHOLD_MINUTES = 43_200  # 30 days
 MAX_DELAY_MINUTES = 10_080  # 7 days
+MAX_ONCE_PER_MINUTES = 43_200  # 30 days
 MAX_RETRY_ATTEMPTS = 10
 MIN_INITIAL_DELAY_MS = 100
 MAX_INITIAL_DELAY_MS = 300_000
@@ -131,7 +133,9 @@ MAX_DEFINITION_JSON_LENGTH = 4_000_000  # characters (or bytes) of JSON text
 MAX_DEFINITION_DEPTH = 16  # nested objects/lists; a valid definition needs 7
 MAX_DEFINITION_ITEMS = 50_000  # values of any kind
 
-TEMPLATE_ROOTS = ("incident", "assignee", "team", "workflow", "steps", "secrets")
+TEMPLATE_ROOTS = ("incident", "assignee", "team", "workflow", "steps", "secrets", "failure")
+MAX_FAILED_WORKFLOWS = 50
+MAX_MIN_FAILURES = 1_000
 
 #: Secrets that Jira and Linear actions read without naming them in a template.
 IMPLICIT_SECRETS: Mapping[ActionType, tuple[str, ...]] = {
@@ -828,6 +832,24 @@ class TriggerConfig(_Schema):
         default=None,
         description="Required for 'state_changed' triggers only; 'from' differs from 'to'.",
     )
+    workflow_ids: list[Identifier] | None = Field(
+        default=None,
+        max_length=MAX_FAILED_WORKFLOWS,
+        description=(
+            "'workflow_failed' triggers only: fire only for failed runs of these workflows "
+            "(ids); absent: any workflow in scope."
+        ),
+    )
+    min_failures: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_MIN_FAILURES,
+        description=(
+            "'workflow_failed' triggers only: fire only once the failed workflow has failed "
+            f"at least this many times in 24 hours (1 to {MAX_MIN_FAILURES})."
+        ),
+    )
 
 
 class WorkflowSettings(_Schema):
@@ -837,6 +859,30 @@ class WorkflowSettings(_Schema):
         description="Working time allowed per run, delays excluded."
     )
     enabled: bool = Field(strict=True)
+    # Absent (the seed's JSON) means every matching event starts a run.
+    once_per_incident: bool | None = Field(
+        default=None,
+        strict=True,
+        description="At most one run per incident, ever (event and age triggers).",
+    )
+    once_per_incident_minutes: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_ONCE_PER_MINUTES,
+        description=(
+            f"At most one run per incident within this many minutes, 1 to "
+            f"{MAX_ONCE_PER_MINUTES} (30 days); not with oncePerIncident."
+        ),
+    )
+
+    def run_limit_minutes(self) -> float | None:
+        """None: no limit; infinity: once per incident; else the window in minutes."""
+        if self.once_per_incident:
+            return float("inf")
+        if self.once_per_incident_minutes is not None:
+            return float(self.once_per_incident_minutes)
+        return None
 
 
 class WorkflowDefinition(_Schema):
@@ -924,6 +970,21 @@ class WorkflowContext(_Schema):
     execution_id: str
 
 
+class FailureContext(_Schema):
+    """What a ``workflow_failed`` workflow's templates see as ``failure``: the failed run."""
+
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    node_id: str | None = None
+    node_name: str | None = None
+    error: str = Field(description="The run's error, scrubbed of its workflow's secrets.")
+    failures_in_a_day: int = Field(
+        ge=1, description="Failed runs of the workflow in the last 24 hours, this one included."
+    )
+    failed_at: AwareDatetime
+
+
 class TemplateContext(_Schema):
     """What templates see, besides ``steps`` (earlier results) and ``secrets``."""
 
@@ -962,6 +1023,7 @@ _CONTEXT_FIELDS: Mapping[str, frozenset[str]] = {
     "team": _field_aliases(TeamContext),
     "workflow": _field_aliases(WorkflowContext),
 }
+_FAILURE_FIELDS = _field_aliases(FailureContext)
 
 
 # --- Public API ----------------------------------------------------------
@@ -1303,6 +1365,7 @@ def _definition_problems(
                 )
 
     _check_trigger(defn.trigger, problems)
+    _check_run_limit(defn.settings, problems)
 
     runs_before: dict[str, frozenset[str]] | None = None
     if trigger_id is not None and len(triggers) == 1 and not cyclic and not duplicate_nodes:
@@ -1512,6 +1575,17 @@ def _dominators(
     return result
 
 
+def _check_run_limit(settings: WorkflowSettings, problems: _Problems) -> None:
+    if settings.once_per_incident and settings.once_per_incident_minutes is not None:
+        problems.add(
+            ("settings", "oncePerIncidentMinutes"),
+            "conflicting_settings",
+            "Choose one limit: oncePerIncident (one run per incident, ever) or "
+            "oncePerIncidentMinutes (one run per incident per N minutes), not both.",
+            settings.once_per_incident_minutes,
+        )
+
+
 def _check_trigger(trigger: TriggerConfig, problems: _Problems) -> None:
     kind = trigger.type
     if kind == TriggerType.AGE:
@@ -1530,6 +1604,17 @@ def _check_trigger(trigger: TriggerConfig, problems: _Problems) -> None:
             f"'{kind.value}' trigger.",
             trigger.age_threshold_minutes,
         )
+    for key, value in (
+        ("workflowIds", trigger.workflow_ids),
+        ("minFailures", trigger.min_failures),
+    ):
+        if value is not None and kind != TriggerType.WORKFLOW_FAILED:
+            problems.add(
+                ("trigger", key),
+                "not_applicable",
+                f"Only 'workflow_failed' triggers use {key}; remove it from this "
+                f"'{kind.value}' trigger.",
+            )
     transition = trigger.state_transition
     if kind == TriggerType.STATE_CHANGED:
         if transition is None:
@@ -1699,6 +1784,22 @@ def _check_reference(
         else:
             return
         problems.add(loc, "unknown_step", message, step)
+    elif root == "failure":
+        if defn.trigger.type != TriggerType.WORKFLOW_FAILED:
+            problems.add(
+                loc,
+                "unknown_variable",
+                "Only workflows with a 'workflow_failed' trigger have 'failure'.",
+                root,
+            )
+        elif len(reference) > 1 and reference[1] not in _FAILURE_FIELDS:
+            problems.add(
+                loc,
+                "unknown_variable",
+                f"'failure' has no field '{_clip(reference[1])}'; available: "
+                f"{', '.join(sorted(_FAILURE_FIELDS))}.",
+                ".".join(reference[:2]),
+            )
     elif root == "secrets":
         if kind == "issue_template":
             problems.add(

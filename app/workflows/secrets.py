@@ -145,6 +145,40 @@ def delete_secret(workflow: Workflow, name: str, *, actor: User | None = None) -
     db.session.flush()
 
 
+def copy_secrets(source: Workflow, target: Workflow, *, actor: User | None = None) -> list[str]:
+    """Give ``target`` every secret of ``source`` (the caller has checked the actor may).
+
+    The encrypted values are copied as they are: nothing is decrypted, and no value
+    reaches a page, a response or the log. One audit entry per secret, on the target,
+    naming it and where it came from. Returns the names copied.
+    """
+    existing = set(secret_names(target))
+    copied = []
+    for secret in db.session.scalars(
+        sa.select(WorkflowActionSecret)
+        .where(WorkflowActionSecret.workflow_id == source.id)
+        .order_by(WorkflowActionSecret.name)
+    ):
+        if secret.name in existing:
+            continue
+        db.session.add(
+            WorkflowActionSecret(
+                workflow_id=target.id, name=secret.name, value_hash=secret.value_hash
+            )
+        )
+        audit.record(
+            actor,
+            AuditAction.SECRET_COPIED,
+            target,
+            name=secret.name,
+            source_workflow_id=source.id,
+            source_name=source.name,
+        )
+        copied.append(secret.name)
+    db.session.flush()
+    return copied
+
+
 def decrypt_for_request(workflow_id: str) -> dict[str, str]:
     """Every secret of a workflow in plain text: for building a request, nothing else."""
     return name_and_secrets(workflow_id)[1]

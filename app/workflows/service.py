@@ -8,7 +8,7 @@ never commit: the caller (page, API, CLI) owns the transaction.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -404,8 +404,12 @@ def duplicate_workflow(
     scope: ScopeType | str | None = None,
     team_id: str | None = None,
     name: str | None = None,
+    copy_secrets: bool = False,
 ) -> Workflow:
-    """A disabled copy (secrets are not copied: they must be entered again)."""
+    """A disabled copy. Its secrets are copied only when asked (``copy_secrets``), by
+    someone who may edit the original; otherwise they must be entered again."""
+    if copy_secrets:
+        _require_secret_source(user, workflow)
     copied = _new_workflow(
         user,
         name=(name or f"Copy of {workflow.name}")[:200],
@@ -423,7 +427,33 @@ def duplicate_workflow(
         source_name=workflow.name,
         source_version=workflow.version,
     )
+    if copy_secrets:
+        secret_store.copy_secrets(workflow, copied, actor=user)
     return copied
+
+
+def _require_secret_source(user: User, source: Workflow) -> None:
+    if not can_edit(user, source):
+        raise Forbidden(
+            "You can only copy the secrets of a workflow you may edit; "
+            "leave them out and add them again."
+        )
+
+
+def secret_source(user: User, workflow: Workflow) -> Workflow | None:
+    """Where a copy of ``workflow`` (a workflow, or a template saved from one) may take
+    secrets from: the workflow itself or the template's source, if it has secrets and
+    the user may edit it; None otherwise."""
+    source: Workflow | None = workflow
+    if workflow.is_template:
+        source = (
+            db.session.get(Workflow, workflow.template_source_id)
+            if workflow.template_source_id
+            else None
+        )
+    if source is None or not can_edit(user, source) or not source.secrets:
+        return None
+    return source
 
 
 # --- templates ------------------------------------------------------------
@@ -449,9 +479,24 @@ def use_template(
     scope: ScopeType | str,
     team_id: str | None = None,
     name: str | None = None,
+    copy_secrets: bool = False,
 ) -> Workflow:
+    """A disabled workflow from a template. With ``copy_secrets``, a template saved from
+    a workflow gives the new one that workflow's secrets (for someone who may edit it)."""
     if not template.is_template or template.retired_at is not None:
         raise NotFound("No such template.")
+    source = None
+    if copy_secrets:
+        if template.template_source_id is None:
+            raise InvalidInput.at(
+                "copySecrets", "This template was not saved from a workflow: it has no secrets."
+            )
+        source = db.session.get(Workflow, template.template_source_id)
+        if source is None:
+            raise InvalidInput.at(
+                "copySecrets", "The workflow this template was saved from has been deleted."
+            )
+        _require_secret_source(user, source)
     workflow = _new_workflow(
         user,
         name=(name or template.name)[:200],
@@ -468,6 +513,8 @@ def use_template(
         template_id=template.id,
         template_name=template.name,
     )
+    if source is not None:
+        secret_store.copy_secrets(source, workflow, actor=user)
     return workflow
 
 
@@ -492,6 +539,7 @@ def save_as_template(
     )
     template.is_template = True
     template.template_category = category
+    template.template_source_id = workflow.id
     audit.record(
         user,
         AuditAction.TEMPLATE_SAVED,
@@ -595,17 +643,20 @@ def count_workflows(workflows: sa.Select[Workflow]) -> int:
     return db.session.scalar(counted.order_by(None)) or 0
 
 
-def with_last_run(
-    workflows: sa.Select[Workflow],
-) -> sa.Select[Workflow, ExecutionStatus | None, datetime | None]:
-    """Each workflow ``workflows`` selects, with its team and the status and creation time
-    of its latest run, in one query: no query per row.
+def with_last_run(workflows: sa.Select[Workflow], now: datetime | None = None) -> sa.Select[Any]:
+    """Each workflow ``workflows`` selects, with its team, the status and creation time of
+    its latest run, and its runs, failures and latest failure in the 24 hours before
+    ``now``, in one query: no query per row.
 
-    Order and page ``workflows`` before passing it: the latest run is looked up for the
-    workflows it selects alone, each by one probe of the ``(workflow_id, created_at)``
-    index. The rows come unordered; order them again."""
+    Rows: (workflow, last status, last run at, runs in 24 h, failures in 24 h, last
+    failed run id, last failed at). Order and page ``workflows`` before passing it: the
+    lookups are for the workflows it selects alone, each through the
+    ``(workflow_id, created_at)`` and ``(workflow_id, status)`` indexes. The rows come
+    unordered; order them again."""
+    since = (now or utcnow()) - timedelta(hours=24)
     chosen = workflows.with_only_columns(Workflow.id).subquery("chosen")
     last_run = sa.orm.aliased(WorkflowExecution)
+    last_failure = sa.orm.aliased(WorkflowExecution)
     latest_id = (
         sa.select(WorkflowExecution.id)
         .where(WorkflowExecution.workflow_id == Workflow.id)
@@ -614,10 +665,44 @@ def with_last_run(
         .correlate(Workflow)
         .scalar_subquery()
     )
+    failed = (WorkflowExecution.workflow_id == Workflow.id) & (
+        WorkflowExecution.status == ExecutionStatus.FAILED
+    )
+    latest_failure_id = (
+        sa.select(WorkflowExecution.id)
+        .where(failed, WorkflowExecution.failed_at >= since)
+        .order_by(WorkflowExecution.failed_at.desc(), WorkflowExecution.id.desc())
+        .limit(1)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
+    runs_in_a_day = (
+        sa.select(sa.func.count())
+        .select_from(WorkflowExecution)
+        .where(WorkflowExecution.workflow_id == Workflow.id, WorkflowExecution.created_at >= since)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
+    failures_in_a_day = (
+        sa.select(sa.func.count())
+        .select_from(WorkflowExecution)
+        .where(failed, WorkflowExecution.failed_at >= since)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
     return (
-        sa.select(Workflow, last_run.status, last_run.created_at)
+        sa.select(
+            Workflow,
+            last_run.status,
+            last_run.created_at,
+            runs_in_a_day.label("runs_in_a_day"),
+            failures_in_a_day.label("failures_in_a_day"),
+            last_failure.id,
+            last_failure.failed_at,
+        )
         .join(chosen, chosen.c.id == Workflow.id)
         .outerjoin(last_run, last_run.id == latest_id)
+        .outerjoin(last_failure, last_failure.id == latest_failure_id)
         .options(sa.orm.joinedload(Workflow.team))
     )
 

@@ -608,10 +608,79 @@ def _auto_resolution() -> list[BuiltinTemplate]:
     ]
 
 
+def _failure_workflows() -> list[BuiltinTemplate]:
+    """Workflows that watch other workflows: a ``workflow_failed`` trigger."""
+    slack_failures = _definition(
+        "Post failed runs to Slack",
+        "Posts to a Slack channel (any Slack-compatible incoming webhook) whenever a workflow "
+        "run fails: which workflow, on which incident, at which step, and the error (scrubbed "
+        "of that workflow's secrets). Add the secret slack_webhook_path (the part of your "
+        "incoming webhook URL after /services/). To watch only some workflows, list their ids "
+        "in the trigger. A failure of this workflow itself never starts another run.",
+        {"type": "workflow_failed"},
+        [
+            _trigger("A workflow run failed"),
+            _webhook(
+                "notify_slack",
+                0,
+                140,
+                "Post to Slack",
+                SLACK_URL,
+                '{"text": {{ (":warning: Workflow "" ~ failure.workflowName ~ "" failed on "'
+                ' ~ incident.title ~ " at step " ~ (failure.nodeName or failure.nodeId or "?")'
+                ' ~ ": " ~ failure.error ~ " (run " ~ failure.runId ~ ")") | tojson }}}',
+            ),
+        ],
+        [_edge("trigger", "notify_slack")],
+    )
+    jira_repeated = _definition(
+        "Open a Jira issue for repeated failures",
+        "Opens a Jira issue when a workflow has failed three times within 24 hours, with the "
+        "last error, so that someone fixes the workflow or its destination. At most one issue "
+        "per incident a day. Replace the project key CHANGE_ME, and add the secrets "
+        "jira_base_url, jira_email and jira_api_token.",
+        {"type": "workflow_failed", "minFailures": 3},
+        [
+            _trigger("Third failure in 24 hours"),
+            _action(
+                "create_jira",
+                0,
+                140,
+                "jira",
+                "Open a Jira issue",
+                {
+                    "projectKey": PLACEHOLDER_PROJECT_KEY,
+                    "issueType": "Bug",
+                    "summary": (
+                        "Workflow {{ failure.workflowName }} failed "
+                        "{{ failure.failuresInADay }} times in 24 hours"
+                    ),
+                    "description": (
+                        "The IncidentFlow workflow {{ failure.workflowName }} "
+                        "({{ failure.workflowId }}) failed {{ failure.failuresInADay }} times "
+                        "in the last 24 hours. The last failure was run {{ failure.runId }} on "
+                        "incident {{ incident.title }} ({{ incident.id }}), at step "
+                        "{{ failure.nodeName or failure.nodeId }}:\n\n{{ failure.error }}"
+                    ),
+                    "priority": "High",
+                    "labels": ["incidentflow", "workflow-failure"],
+                },
+            ),
+        ],
+        [_edge("trigger", "create_jira")],
+    )
+    jira_repeated["settings"]["oncePerIncidentMinutes"] = 1440
+    return [
+        BuiltinTemplate("failed-runs-to-slack", TemplateCategory.COMMUNICATION, slack_failures),
+        BuiltinTemplate("jira-for-repeated-failures", TemplateCategory.TICKETING, jira_repeated),
+    ]
+
+
 BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
     *_ticketing(),
     *_communication(),
     *_auto_resolution(),
+    *_failure_workflows(),
 )
 
 

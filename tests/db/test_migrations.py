@@ -98,6 +98,11 @@ NULLABLE = {
     ("workflow_execution", "due_at"),
     ("workflow_execution", "lease_owner"),
     ("workflow_execution", "parked_until"),
+    # Replays and workflow-based templates (issue 15).
+    ("workflow", "template_source_id"),
+    ("workflow_execution", "replay_of_id"),
+    ("workflow_execution", "replay_mode"),
+    ("workflow_execution", "caused_by_execution_id"),
 }
 
 

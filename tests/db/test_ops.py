@@ -601,7 +601,8 @@ def test_every_workflow_change_through_the_services_is_audited(app, make_user, m
     service.set_enabled(admin, workflow, True)  # no change, no entry
     service.set_enabled(admin, workflow, False)
     secret_store.delete_secret(workflow, "hook_token", actor=admin)
-    copied = service.duplicate_workflow(admin, workflow)
+    secret_store.set_secret(workflow, "other_token", "value-three-XYZ", actor=admin)
+    copied = service.duplicate_workflow(admin, workflow, copy_secrets=True)
     template = service.save_as_template(admin, workflow, TemplateCategory.COMMUNICATION)
     service.update_template(
         admin, template, name="Page template", description="Pages someone.", category="Ticketing"
@@ -623,21 +624,30 @@ def test_every_workflow_change_through_the_services_is_audited(app, make_user, m
         ("workflow.enabled", workflow_id),
         ("workflow.disabled", workflow_id),
         ("secret.deleted", workflow_id),
+        ("secret.set", workflow_id),
         ("workflow.duplicated", copied.id),
+        ("secret.copied", copied.id),
         ("template.saved", template.id),
         ("template.updated", template.id),
         ("template.used", used.id),
         ("template.retired", template.id),
         ("workflow.deleted", workflow_id),
     ]
-    assert {e.action for e in log} == {a.value for a in AuditAction}  # all thirteen
+    # All fourteen workflow actions (replays are audited in tests/engine/test_replay.py).
+    assert {e.action for e in log} == {a.value for a in AuditAction} - {"run.replayed"}
     by_action = {e.action: e for e in log}
     assert by_action["workflow.version_saved"].details == {"version": 2}
     assert by_action["workflow.rolled_back"].details == {"version": 3, "to_version": 1}
     assert [e.details for e in log if e.action == "secret.set"] == [
         {"name": "hook_token", "replaced": False},
         {"name": "hook_token", "replaced": True},
+        {"name": "other_token", "replaced": False},
     ]
+    assert by_action["secret.copied"].details == {
+        "name": "other_token",
+        "source_workflow_id": workflow_id,
+        "source_name": "Page on P1",
+    }
     assert by_action["workflow.duplicated"].details["source_workflow_id"] == workflow_id
     assert by_action["template.used"].details["template_id"] == template.id
     assert by_action["template.updated"].details == {
@@ -650,6 +660,7 @@ def test_every_workflow_change_through_the_services_is_audited(app, make_user, m
     assert by_action["workflow.deleted"].workflow_name == "Page on P1"
     dump = everything_in_the_audit_log()
     assert "value-one-XYZ" not in dump and "value-two-XYZ" not in dump
+    assert "value-three-XYZ" not in dump
 
 
 def test_a_change_that_fails_leaves_no_entry(app, make_user) -> None:

@@ -170,12 +170,15 @@ class _Server(ThreadingHTTPServer):
 class FakeServer:
     """A recording HTTP server on ``host`` (default 127.0.0.1), ephemeral port."""
 
-    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
         self.requests: list[RecordedRequest] = []
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = _Server((host, 0), _Handler)
+        # A port of a server stopped before: the same address comes back (an outage ends).
+        self._server = _Server((host, port), _Handler)
         self._server.fake = self
         self.tls = tls is not None
         if tls is not None:

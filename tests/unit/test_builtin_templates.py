@@ -50,6 +50,17 @@ def sample_context() -> dict[str, Any]:
         "workflow": {"id": "cwf", "name": "Test", "executionId": "cexec"},
         "steps": {"create_jira": {"result": {"key": "OPS-42", "id": "10001"}}},
         "secrets": _Secrets(),
+        # A failure workflow's failed run (workflow_failed triggers).
+        "failure": {
+            "runId": "crun1",
+            "workflowId": "cwf2",
+            "workflowName": 'Page "on-call"',
+            "nodeId": "page",
+            "nodeName": None,
+            "error": 'Page: the webhook answered 500: {"error": "down"}\n',
+            "failuresInADay": 3,
+            "failedAt": "2025-01-01T10:00:00Z",
+        },
     }
 
 

@@ -67,6 +67,7 @@ def prepare(
     secrets: Mapping[str, str],
     idempotency_key: str,
     settings: ActionSettings | None = None,
+    run_marker: str | None = None,
 ) -> PreparedRequest:
     """Build the request ``action`` would send. Nothing goes over the network.
 
@@ -76,7 +77,11 @@ def prepare(
     """
     if isinstance(action, WebhookAction):
         return webhook.prepare_webhook(
-            action, render=render, secrets=secrets, idempotency_key=idempotency_key
+            action,
+            render=render,
+            secrets=secrets,
+            idempotency_key=idempotency_key,
+            run_marker=run_marker,
         )
     if isinstance(action, JiraAction):
         return jira.prepare_jira(action, render=render, secrets=secrets)
@@ -118,6 +123,7 @@ def attempt(
     timeout: float | None = None,
     settings: ActionSettings | None = None,
     slots: DestinationSlots | None = None,
+    run_marker: str | None = None,
 ) -> AttemptOutcome:
     """Prepare and perform one attempt. Never raises for bad input, network or HTTP errors.
 
@@ -132,6 +138,7 @@ def attempt(
             secrets=secrets,
             idempotency_key=idempotency_key,
             settings=settings,
+            run_marker=run_marker,
         )
     except ValueError as exc:  # ActionInputError, or a renderer's own error
         message = exc.message if isinstance(exc, ActionInputError) else str(exc)
@@ -148,6 +155,7 @@ def perform(
     timeout: float | None = None,
     settings: ActionSettings | None = None,
     slots: DestinationSlots | None = None,
+    run_marker: str | None = None,
 ) -> AttemptOutcome:
     """Send ``prepared`` once through the outbound guard and interpret the answer.
 

@@ -20,6 +20,7 @@ from app.engine.actions.base import (
     secret_from_reference,
 )
 from app.engine.actions.oauth import OAuthParams
+from app.engine.guards import RUN_HEADER
 from app.engine.outbound import InvalidDestination, target_url
 from app.engine.retry import retryable_status
 from app.engine.scrub import Scrubber, basic_credentials, clip
@@ -45,8 +46,13 @@ def prepare_webhook(
     render: Render,
     secrets: Mapping[str, str],
     idempotency_key: str,
+    run_marker: str | None = None,
 ) -> PreparedRequest:
-    """Render the URL, headers and body, and add the credentials. Raises ActionInputError."""
+    """Render the URL, headers and body, and add the credentials. Raises ActionInputError.
+
+    ``run_marker``: sent as X-IncidentFlow-Run, so that changes this request makes
+    through IncidentFlow's own API are linked to the run (the loop guard).
+    """
     config = action.config
     url = render_field(render, config.url, "URL").strip()
     try:
@@ -114,6 +120,8 @@ def prepare_webhook(
         headers["Content-Type"] = "application/json"
     if "idempotency-key" not in present:
         headers["Idempotency-Key"] = check_header_value("Idempotency-Key", idempotency_key)
+    if run_marker is not None and RUN_HEADER.lower() not in present:
+        headers[RUN_HEADER] = run_marker
 
     return PreparedRequest(
         action_type=ActionType.WEBHOOK,
