@@ -29,6 +29,9 @@ VENV = Path(EXISTING_VENV) if EXISTING_VENV else ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".incidentflow-installed"
+# Every package of the dev install, pinned with hashes (see "Updating the lock file" in the
+# README); pyproject.toml keeps the ranges the library accepts.
+LOCK = ROOT / "requirements-dev.lock"
 
 
 def say(message: str) -> None:
@@ -42,7 +45,8 @@ def run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> Non
 
 
 def ensure_environment() -> None:
-    """Create .venv and install the project (again only when pyproject.toml changed)."""
+    """Create .venv and install the project from the lock file (again only when the lock
+    file or pyproject.toml changed)."""
     if sys.version_info < (3, 11):  # noqa: UP036  (this file runs before anything checks)
         sys.exit(f"IncidentFlow needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if EXISTING_VENV:
@@ -52,12 +56,15 @@ def ensure_environment() -> None:
     if not PYTHON.exists():
         say(f"Creating the virtual environment in {VENV}")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     say("Installing IncidentFlow and its tools (first run takes a minute or two)")
     run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    # Exactly the locked versions, each checked against its hash; then the project itself,
+    # editable, with nothing more (its dependencies are all in the lock).
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--require-hashes", "-r", str(LOCK))
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "-e", ".")
     STAMP.write_text(wanted)
 
 

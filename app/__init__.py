@@ -12,8 +12,14 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # ``extensions`` by module: ``app.db`` is the column-types module, not the extension
-from app import extensions, input_policy, security_headers
-from app.config import check_test_hooks, engine_options, load_settings
+from app import error_pages, extensions, input_policy, security_headers
+from app.config import (
+    check_test_hooks,
+    engine_options,
+    environment,
+    instance_path_from_environment,
+    load_settings,
+)
 from app.ops.settings import engine_backend
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,13 +31,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=config.pop("INSTANCE_PATH", None)
-        or os.environ.get("INCIDENTFLOW_INSTANCE_PATH")
+        or instance_path_from_environment()
         or os.path.join(PROJECT_ROOT, "instance"),
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         static_folder=os.path.join(PROJECT_ROOT, "static"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.from_mapping(load_settings(app.instance_path, os.environ))
+    app.config.from_mapping(load_settings(app.instance_path, environment()))
     if config:
         app.config.from_mapping(config)
         if "SQLALCHEMY_ENGINE_OPTIONS" not in config:
@@ -62,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
     input_policy.init_app(app)
+    error_pages.init_app(app)
     security_headers.init_app(app)
 
     with app.app_context():
@@ -120,6 +127,7 @@ def _configure_engine(engine: Engine) -> None:
         from app import sqlite_writer
 
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         sqlite_writer.install(engine)
 
 
@@ -129,3 +137,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin_before_savepoint(conn: sa.Connection, _name: str) -> None:
+    """Open the real transaction before a first savepoint.
+
+    Python's sqlite3 starts a transaction only before a write, so a SAVEPOINT issued
+    first (a service's ``begin_nested`` around its first insert) would itself start
+    it, and releasing the savepoint would commit everything: a later failure could
+    no longer roll the request back.
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.extensions import db
@@ -28,7 +27,8 @@ def demo_load() -> None:
     from app.demo import ADMIN_EMAIL, load_demo_data
     from app.workflows.templates_builtin import install_builtin_templates
 
-    result = load_demo_data(os.environ.get("INCIDENTFLOW_DEMO_PASSWORD") or None)
+    chosen = current_app.config.get("DEMO_PASSWORD") or None
+    result = load_demo_data(chosen)
     templates = install_builtin_templates()
     db.session.commit()
     if templates:
@@ -37,7 +37,7 @@ def demo_load() -> None:
         click.echo(f"Demo data: created {len(result.created)} objects.")
     else:
         click.echo("Demo data already present; nothing changed.")
-    if result.password and not os.environ.get("INCIDENTFLOW_DEMO_PASSWORD"):
+    if result.password and not chosen:
         click.echo(f"Sign in as {ADMIN_EMAIL} with password: {result.password}")
         click.echo("(shown once; every demo user has this password)")
 

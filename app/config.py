@@ -1,4 +1,11 @@
-"""Settings from the environment, with the embedded defaults.
+"""Every setting of the app, read here once: from the environment, else its default.
+
+One precedence: the environment over the defaults, and the mapping a caller passes
+to ``create_app`` (tests) over both. No other module of ``app/`` reads
+``os.environ`` (tests/unit/test_config.py checks): they read ``app.config``.
+Processes without an app of their own (a Celery worker or beat, the logging of
+``manage.py``'s children) build one with ``create_app`` and so get the same values.
+The README's configuration table lists every variable.
 
 Everything has a default that works on one machine with nothing else installed:
 SQLite in the instance folder and a secret key generated there on first run.
@@ -16,6 +23,29 @@ HTMX_VERSION = "2.0.11"
 ENVIRONMENTS = ("production", "development", "testing")
 #: Settings that only tests may set (through ``create_app``'s mapping, with ``TESTING``).
 TEST_HOOKS = ("TEST_HOOK_PASSWORD_HASH_METHOD",)
+#: ``INCIDENTFLOW_<NAME>`` -> ``config[NAME]`` as text (None when unset); the code that
+#: uses each parses it where it is used (app/ops/settings.py, the engine's settings).
+TEXT_SETTINGS = (
+    "SECRET_KEYS",  # Fernet keys for workflow secrets, newest first (workflows/secrets.py)
+    "DEMO_PASSWORD",  # the demo users' password (flask demo load)
+    "CELERY_BROKER_URL",
+    "OUTBOUND_REQUEST_TIMEOUT",
+    "OUTBOUND_CONNECT_TIMEOUT",
+    "WORKER_STALE_SECONDS",
+)
+#: Every ``INCIDENTFLOW_ENGINE_<FIELD>`` becomes ``config["ENGINE_<FIELD>"]``: the engine's
+#: settings (``WorkerSettings.from_config`` and friends) type and check them.
+ENGINE_PREFIX = "INCIDENTFLOW_ENGINE_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment: the one place the app reads it."""
+    return os.environ
+
+
+def instance_path_from_environment() -> str | None:
+    return os.environ.get("INCIDENTFLOW_INSTANCE_PATH") or None
 
 
 def normalise_database_url(url: str) -> str:
@@ -43,7 +73,8 @@ def instance_secret(instance_path: str, filename: str, nbytes: int = 48) -> str:
     return value
 
 
-def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+def load_settings(instance_path: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every setting, from ``environ`` (the process environment, or a test's mapping)."""
     env = environ.get("INCIDENTFLOW_ENV", "production")
     if env not in ENVIRONMENTS:
         raise RuntimeError(
@@ -68,6 +99,13 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         # Hosts and networks outgoing workflow requests may reach although they are
         # internal (loopback, private, ...): comma-separated names, IPs or CIDRs.
         "OUTBOUND_ALLOW": environ.get("INCIDENTFLOW_OUTBOUND_ALLOW", ""),
+        # Where OUTBOUND_ALLOW came from, for the admin page (a create_app mapping that
+        # sets OUTBOUND_ALLOW should set this too).
+        "OUTBOUND_ALLOW_SOURCE": (
+            "the INCIDENTFLOW_OUTBOUND_ALLOW environment variable"
+            if "INCIDENTFLOW_OUTBOUND_ALLOW" in environ
+            else "nowhere (INCIDENTFLOW_OUTBOUND_ALLOW is not set)"
+        ),
         "LINEAR_API_URL": environ.get(
             "INCIDENTFLOW_LINEAR_API_URL", "https://api.linear.app/graphql"
         ),
@@ -108,7 +146,27 @@ def load_settings(instance_path: str, environ: os._Environ[str] | dict[str, str]
         "REPLAY_RUNS_PER_SECOND": _number(
             environ, "INCIDENTFLOW_REPLAY_RUNS_PER_SECOND", 2.0, minimum=0.01
         ),
+        # Logging (app/ops/logging.py): a level name, and "json" or "plain".
+        "LOG_LEVEL": _log_level(environ),
+        "LOG_FORMAT": "json"
+        if (environ.get("INCIDENTFLOW_LOG_FORMAT") or "").strip().lower() == "json"
+        else "plain",
+        **{name: environ.get(f"INCIDENTFLOW_{name}") or None for name in TEXT_SETTINGS},
+        **{
+            name.removeprefix("INCIDENTFLOW_"): value
+            for name, value in environ.items()
+            if name.startswith(ENGINE_PREFIX) and value != ""
+        },
     }
+
+
+def _log_level(environ: Mapping[str, str]) -> str:
+    level = (environ.get("INCIDENTFLOW_LOG_LEVEL") or "INFO").strip().upper()
+    if level not in LOG_LEVELS:
+        raise RuntimeError(
+            f"INCIDENTFLOW_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}"
+        )
+    return level
 
 
 def check_test_hooks(config: Mapping[str, Any]) -> None:
@@ -120,7 +178,7 @@ def check_test_hooks(config: Mapping[str, Any]) -> None:
             raise RuntimeError(f"{name} is a test hook; it is only allowed with TESTING on.")
 
 
-def _count(environ: os._Environ[str] | dict[str, str], name: str) -> int:
+def _count(environ: Mapping[str, str], name: str) -> int:
     raw = environ.get(name, "").strip() or "0"
     if not raw.isdigit():
         raise RuntimeError(f"{name} must be a whole number of 0 or more, not {raw!r}")
@@ -128,7 +186,7 @@ def _count(environ: os._Environ[str] | dict[str, str], name: str) -> int:
 
 
 def _number(
-    environ: os._Environ[str] | dict[str, str],
+    environ: Mapping[str, str],
     name: str,
     default: float,
     *,

@@ -29,7 +29,10 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flask import Flask, render_template, request
+import sqlalchemy as sa
+from flask import Flask, g, has_request_context, render_template, request
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.errors import InvalidInput, NotFound, Problem, ServiceError
@@ -229,14 +232,60 @@ def check_request() -> None:
             Problem(_query_loc("page"), f"'page' must be a number from 1 to {MAX_PAGE}.")
         )
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        problems += [
-            Problem(_shown(name), f"The field {problem}")
+        fields = [
+            (name, Problem(_shown(name), f"The field {problem}"))
             for name, value in _pairs(request.form)
             for problem in [text_problem(name) or text_problem(value)]
             if problem is not None
         ]
+        if fields and request.blueprint != "api" and not problems:
+            # A page's form shows each at its field (forms_support.TextPolicy); until
+            # then nothing may be written or looked up with it (see _guard_writes).
+            g.form_text_problems = [problem for _, problem in fields]
+            g.unplaced_form_text = {name for name, _ in fields}
+            return
+        problems += [problem for _, problem in fields]
     if problems:
         raise _refused(problems[:MAX_PROBLEMS])
+
+
+def deferred_form_problems() -> set[str]:
+    """The names of this request's form fields with refused text not yet shown at a field.
+
+    A page form removes the names it shows an error at (``forms_support.TextPolicy``).
+    """
+    if not has_request_context():
+        return set()
+    names: set[str] = g.get("unplaced_form_text", set())
+    return names
+
+
+def _refuse_if_deferred() -> None:
+    problems: list[Problem] | None = g.get("form_text_problems") if has_request_context() else None
+    if problems:
+        g.form_text_problems = None  # once: the error page itself may read the database
+        raise _refused(problems[:MAX_PROBLEMS])
+
+
+def _guard_writes(session: Any, flush_context: Any, instances: Any) -> None:
+    """A page request with refused text in its form changes nothing, even if its view
+    forgot to check the form: the generic 422 page then, rather than a half-save."""
+    if session.new or session.dirty or session.deleted:
+        _refuse_if_deferred()
+
+
+def _guard_statements(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """No refused text reaches the database as a parameter (PostgreSQL answers an error)."""
+    if not (has_request_context() and g.get("form_text_problems")):
+        return
+    rows = parameters if executemany else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row
+        for value in values or ():
+            if isinstance(value, str) and text_problem(value) is not None:
+                _refuse_if_deferred()
 
 
 def init_app(app: Flask) -> None:
@@ -245,6 +294,9 @@ def init_app(app: Flask) -> None:
     The API's blueprint has its own handlers, which answer the same errors as JSON.
     """
     app.before_request_funcs.setdefault(None, []).insert(0, check_request)
+    if not sa.event.contains(Session, "before_flush", _guard_writes):  # once per process
+        sa.event.listen(Session, "before_flush", _guard_writes)
+        sa.event.listen(Engine, "before_cursor_execute", _guard_statements)
 
     @app.errorhandler(ServiceError)
     def service_error_page(error: ServiceError) -> Response:

@@ -1,10 +1,11 @@
 """``python -m bench.save_definition``: the CPU time of saving a 500 KB, 200-node definition.
 
-Not part of the suite (``python -m bench`` does not run it); a quick check of the save
-path (service.save_version of an enabled workflow: validation, the runnable check
-with its secrets, storing) on a throwaway SQLite database. It prints wall and CPU
-time and how many templates Jinja parsed, for two kinds of definition: bodies with
-a few expressions in a lot of JSON ("typical") and bodies that are mostly
+A quick check of the service's save path; ``python -m bench --only save`` measures
+the same definitions through the API for docs/benchmarks.md. This script calls
+service.save_version of an enabled workflow (validation, the runnable check with
+its secrets, storing) on a throwaway SQLite database and prints wall and CPU time
+and how many templates Jinja parsed, for two kinds of definition: bodies with a
+few expressions in a lot of JSON ("typical") and bodies that are mostly
 expressions ("dense"). Each save starts with the parse cache emptied.
 """
 

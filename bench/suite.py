@@ -16,7 +16,18 @@ from bench.options import Options
 from bench.results import Group
 
 # In the order they run and appear.
-GROUPS = ("throughput", "latency", "commits", "parked", "matching", "pages", "endtoend")
+GROUPS = (
+    "throughput",
+    "latency",
+    "commits",
+    "parked",
+    "matching",
+    "backtest",
+    "pages",
+    "save",
+    "signin",
+    "endtoend",
+)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

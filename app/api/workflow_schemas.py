@@ -173,6 +173,30 @@ class VersionListQuery(_Query):
     """Paging for ``GET /workflows/{id}/versions``."""
 
 
+class BacktestQuery(BaseModel):
+    """What ``GET /workflows/{id}/backtest`` replays."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
+
+    days: int = Field(default=7, ge=1, le=90, description="The window: the last N days.")
+    sample: int = Field(
+        default=20, ge=0, le=100, description="How many runs get their requests rendered."
+    )
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="A version; the current one if absent."
+    )
+
+
+class BacktestIn(_Input):
+    """A definition to backtest as this workflow (a draft), without saving it."""
+
+    definition: DefinitionJson = Field(description="A whole definition, validated as on save.")
+    days: int = Field(default=7, ge=1, le=90, description="The window: the last N days.")
+    sample: int = Field(
+        default=20, ge=0, le=100, description="How many runs get their requests rendered."
+    )
+
+
 class TemplateListQuery(BaseModel):
     """Filter for ``GET /templates``."""
 
@@ -221,6 +245,53 @@ class VersionSummary(_Output):
     change_note: str | None
     changed_by: UserRef
     created_at: datetime
+
+
+class BacktestStepOut(_Output):
+    node_id: str
+    name: str
+    kind: str
+    status: str = Field(description="would run, would wait, skipped or failed.")
+    detail: dict[str, Any] = Field(
+        description="A condition's field, expected and actual value; a delay's minutes; "
+        "for sampled runs an action's request (secrets masked) or its error."
+    )
+
+
+class BacktestRunOut(_Output):
+    incident_id: str
+    incident_title: str = Field(description="As it was at the event.")
+    at: datetime
+    event_id: int | None = Field(description="None for an age trigger.")
+    event_type: str
+    sampled: bool
+    path: list[str] = Field(description="The names of the nodes it would run.")
+    steps: list[BacktestStepOut]
+
+
+class BacktestPathOut(_Output):
+    path: list[str]
+    runs: int
+
+
+class BacktestOut(_Output):
+    """What a definition would have done: runs, paths, and a sample's requests."""
+
+    workflow_id: str
+    source: str = Field(description="'version' or 'definition' (a draft sent in the body).")
+    version: int | None
+    since: datetime
+    until: datetime
+    days: int
+    trigger_type: str
+    considered: int = Field(description="Events of the trigger's type in the window and scope.")
+    matched: int = Field(description="Runs it would have started.")
+    incidents: int
+    sample: int
+    elapsed_ms: int
+    notes: list[str]
+    paths: list[BacktestPathOut]
+    runs: list[BacktestRunOut] = Field(description="The first 1,000, oldest first.")
 
 
 class VersionOut(VersionSummary):

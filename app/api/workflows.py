@@ -10,6 +10,7 @@ Secret values go in and never come out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -27,6 +28,9 @@ from app.api.responses import json_response, no_content, page_of
 from app.api.routes import routes
 from app.api.schemas import MAX_PER_PAGE
 from app.api.workflow_schemas import (
+    BacktestIn,
+    BacktestOut,
+    BacktestQuery,
     DefinitionUpdate,
     MissingSecret,
     SecretIn,
@@ -46,13 +50,20 @@ from app.api.workflow_schemas import (
     version_summary,
     workflow_out,
 )
+from app.db import utcnow
+from app.engine import backtest
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowVersion
-from app.workflows.schema import MAX_VERSION, parse_definition, referenced_secrets
-from app.workflows.service import DefinitionInvalid
+from app.workflows.schema import (
+    MAX_VERSION,
+    WorkflowDefinition,
+    parse_definition,
+    referenced_secrets,
+)
+from app.workflows.service import DefinitionInvalid, NotReady
 
 WORKFLOWS = "Workflows"
 TEMPLATES = "Templates"
@@ -151,7 +162,7 @@ def _secret_out(secret: WorkflowActionSecret, users: Mapping[str, list[str]]) ->
     )
 
 
-def _cannot_enable(workflow: Workflow, error: DefinitionInvalid) -> ApiError:
+def _cannot_enable(workflow: Workflow, error: DefinitionInvalid | NotReady) -> ApiError:
     """Why the workflow cannot be enabled: each missing secret, then each schema problem."""
     have = set(secret_store.secret_names(workflow))
     missing = {name: nodes for name, nodes in _secret_users(workflow).items() if name not in have}
@@ -172,7 +183,11 @@ def _cannot_enable(workflow: Workflow, error: DefinitionInvalid) -> ApiError:
             f"PUT /api/v1/workflows/{workflow.id}/secrets/<name> for each."
         )
     else:
-        message = "The workflow cannot be enabled: its definition has problems; see details."
+        count = len(details)
+        message = (
+            f"The workflow cannot be enabled: {count} problem{'s' if count > 1 else ''} in its "
+            "definition, each in details."
+        )
     return ApiError(422, "validation_error", message, details=details)
 
 
@@ -293,7 +308,7 @@ def _set_enabled(id: str, enabled: bool) -> Response:
     workflow = service.get_workflow(user, id, for_update=True)
     try:
         service.set_enabled(user, workflow, enabled)
-    except DefinitionInvalid as error:
+    except (DefinitionInvalid, NotReady) as error:
         raise _cannot_enable(workflow, error) from None
     return finish(_workflow_response(id))
 
@@ -413,6 +428,79 @@ def rollback_workflow(id: str, number: str) -> Response:
         version = service.rollback(user, workflow, _version_number(number))
     location = url_for("api.get_workflow_version", id=id, number=version.version)
     return finish(json_response(version_out(version), 201, {"Location": location}))
+
+
+# --- backtest -------------------------------------------------------------------
+
+_BACKTEST_DESCRIPTION = (
+    "Replays the stored incident events of the last `days` days against a definition: "
+    "which incidents would have started it, the path each would have taken (conditions "
+    "read the incident as it was at the event, reconstructed from its event history), "
+    "and for the first `sample` runs the requests it would have sent, secrets masked. "
+    "Nothing is stored and nothing is sent."
+)
+
+
+def _backtest_answer(
+    workflow: Workflow, definition: WorkflowDefinition, days: int, sample: int
+) -> dict[str, object]:
+    result = backtest.backtest(
+        workflow, definition, now=utcnow(), days=days, sample=sample, clock=time
+    )
+    return {"workflowId": workflow.id, **backtest.to_json(result)}
+
+
+@routes.operation(
+    "GET",
+    "/workflows/<id>/backtest",
+    summary="Backtest a version of a workflow",
+    description=_BACKTEST_DESCRIPTION + " The current version unless `version` is given.",
+    tag=WORKFLOWS,
+    query_model=BacktestQuery,
+    response_model=BacktestOut,
+)
+def backtest_workflow(id: str) -> Response:
+    query = parse_query(BacktestQuery)
+    workflow = service.get_workflow(api_user(), id)
+    stored = (
+        workflow.definition
+        if query.version is None
+        else service.get_version(workflow, query.version).definition
+    )
+    with _definition_problems_under("definition"):
+        try:
+            definition = parse_definition(stored)
+        except ValidationError as error:  # stored under older rules than today's
+            raise DefinitionInvalid(error) from None
+    body = _backtest_answer(workflow, definition, query.days, query.sample)
+    body.update(source="version", version=query.version or workflow.version)
+    db.session.commit()  # the token's last_used_at
+    return json_response(BacktestOut.model_validate(body))
+
+
+@routes.operation(
+    "POST",
+    "/workflows/<id>/backtest",
+    summary="Backtest a definition (a draft) as this workflow",
+    description=_BACKTEST_DESCRIPTION
+    + " The definition is validated as on save, and not saved; the workflow gives the "
+    "scope and the secrets.",
+    tag=WORKFLOWS,
+    body_model=BacktestIn,
+    response_model=BacktestOut,
+)
+def backtest_definition(id: str) -> Response:
+    workflow = service.get_workflow(api_user(), id)
+    data = parse_body(BacktestIn)
+    with _definition_problems_under("definition"):
+        try:
+            definition = parse_definition(data.definition)
+        except ValidationError as error:
+            raise DefinitionInvalid(error) from None
+    body = _backtest_answer(workflow, definition, data.days, data.sample)
+    body.update(source="definition", version=None)
+    db.session.commit()  # the token's last_used_at
+    return json_response(BacktestOut.model_validate(body))
 
 
 # --- templates ------------------------------------------------------------------

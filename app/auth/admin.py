@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from app.auth import services
@@ -57,6 +58,38 @@ def forbidden(_error: Exception) -> tuple[str, int]:
     return render_template("admin/forbidden.html"), 403
 
 
+# -- outbound allow-list --------------------------------------------------------------------
+
+
+@bp.get("/outbound")
+def outbound() -> str:
+    """The outbound allow-list, read-only: what workflows may reach although internal,
+    and where that is set (it is configuration, changed where it is set)."""
+    from flask import current_app
+
+    from app.engine.outbound import AllowList
+
+    raw = current_app.config.get("OUTBOUND_ALLOW") or ""
+    allow = AllowList.parse(raw)
+    return render_template(
+        "admin/outbound.html",
+        networks=[str(n) for n in allow.networks],
+        hosts=sorted(allow.hosts),
+        domains=["*" + d for d in allow.domains],
+        source=current_app.config.get("OUTBOUND_ALLOW_SOURCE") or "the application's settings",
+    )
+
+
+@bp.app_template_filter("allow_page_link")
+def allow_page_link(text: str | None) -> Markup:
+    """An error message, escaped, with the allow-list page it names made a link."""
+    from app.engine.outbound import ALLOW_PAGE
+
+    escaped = escape(text or "")
+    link = Markup('<a href="{0}">{0}</a>').format(url_for("admin.outbound"))
+    return Markup(str(escaped).replace(ALLOW_PAGE, str(link)))
+
+
 # -- users ---------------------------------------------------------------------------------
 
 
@@ -87,10 +120,10 @@ def new_user() -> Page:
             db.session.rollback()
             form.form_errors.extend(attach_errors(form, error))
         else:
-            db.session.commit()
             page = render_template(
                 "admin/one_time_password.html", user=user, password=password, created=True
             )
+            db.session.commit()  # once the page is built: the password is shown, or not set
             return secret_response(page, 201)
     status = 422 if form.is_submitted() else 200
     return render_template("admin/new_user.html", form=form), status
@@ -127,10 +160,10 @@ def reset_password(user_id: str) -> Page:
     if request.method == "GET":
         return render_template("admin/reset_password.html", user=user)
     user, password = services.reset_password(user.id)
-    db.session.commit()
     page = render_template(
         "admin/one_time_password.html", user=user, password=password, created=False
     )
+    db.session.commit()  # once the page is built: the password is shown, or not set
     return secret_response(page)
 
 
@@ -177,8 +210,11 @@ def add_member(team_id: str) -> Page:
             db.session.rollback()
             form.form_errors.extend(attach_errors(form, error))
         else:
-            db.session.commit()
-            return _after_member_change(team, f"{membership.user.full_name} joined {team.name}.")
+            response = _after_member_change(
+                team, f"{membership.user.full_name} joined {team.name}."
+            )
+            db.session.commit()  # once the answer is built
+            return response
     return _members(team, form, status=422)
 
 
@@ -190,8 +226,9 @@ def remove_member(team_id: str, user_id: str) -> Page:
     except ServiceError as error:
         db.session.rollback()
         abort(error.status)
-    db.session.commit()
-    return _after_member_change(team, f"{user.full_name} left {team.name}.")
+    response = _after_member_change(team, f"{user.full_name} left {team.name}.")
+    db.session.commit()  # once the answer is built
+    return response
 
 
 def _after_member_change(team: Team, message: str) -> Page:

@@ -12,9 +12,10 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, R
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.auth.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from app.forms_support import TextPolicy
 
 
-class SignInForm(FlaskForm):  # type: ignore[misc]
+class SignInForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
@@ -35,7 +36,7 @@ class CheckboxListField(SelectMultipleField):  # type: ignore[misc]
     option_widget = CheckboxInput()
 
 
-class NewUserForm(FlaskForm):  # type: ignore[misc]
+class NewUserForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     email = EmailField(
         "Email",
         filters=[_strip],
@@ -72,7 +73,7 @@ class NewUserForm(FlaskForm):  # type: ignore[misc]
     team_ids = CheckboxListField("Teams to join", choices=[], validate_choice=False)
 
 
-class NewTeamForm(FlaskForm):  # type: ignore[misc]
+class NewTeamForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField(
         "Name",
         filters=[_strip],
@@ -96,7 +97,7 @@ class NewTeamForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class AddMemberForm(FlaskForm):  # type: ignore[misc]
+class AddMemberForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     # The service checks the choice: an active user who is not in the team yet.
     user_id = SelectField(
         "User to add",
@@ -106,7 +107,7 @@ class AddMemberForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
+class ChangePasswordForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     current_password = PasswordField(
         "Current password",
         validators=[DataRequired(message="Enter your current password."), Length(max=1024)],
@@ -132,7 +133,7 @@ class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class NewTokenForm(FlaskForm):  # type: ignore[misc]
+class NewTokenForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField(
         "Token name",
         filters=[_strip],

@@ -91,8 +91,8 @@ def create_token() -> Page:
             db.session.rollback()
             form.form_errors.extend(attach_errors(form, error))
         else:
-            db.session.commit()
             page = _page(new_token=created, fragment=is_htmx())
+            db.session.commit()  # once the page is built: the token is shown, or not made
             return secret_response(page, 201)
     return _page(token_form=form, fragment=is_htmx()), 422
 
@@ -104,9 +104,11 @@ def revoke_token(token_id: str) -> Page:
     except NotFound:
         db.session.rollback()
         abort(404)
-    db.session.commit()
     message = f"Token {token.name} is revoked: requests using it are refused from now on."
     if is_htmx():
-        return _page(message=message, fragment=True)
+        page = _page(message=message, fragment=True)
+        db.session.commit()  # once the fragment is built
+        return page
+    db.session.commit()
     flash(message)
     return see_other(url_for("profile.index"))

@@ -13,7 +13,8 @@ from app.auth.models import Team, User
 from app.extensions import db
 from app.incidents.enums import IncidentPriority, IncidentStatus
 from app.incidents.models import Incident
-from app.workflows.models import WorkflowExecution
+from app.workflows.enums import NodeStatus
+from app.workflows.models import Workflow, WorkflowExecution
 from app.workflows.schema import (
     AssigneeContext,
     IncidentContext,
@@ -142,6 +143,72 @@ def field_value(incident: IncidentLike, field: str) -> str | None:
     return None
 
 
+_READ_PREVIOUS = (
+    sa.select(
+        WorkflowExecution.id,
+        WorkflowExecution.workflow_id,
+        Workflow.name,
+        WorkflowExecution.completed_nodes,
+    )
+    .join(Workflow, Workflow.id == WorkflowExecution.workflow_id)
+    .where(WorkflowExecution.incident_id == sa.bindparam("incident_id"))
+    .order_by(WorkflowExecution.created_at, WorkflowExecution.id)
+)
+
+
+def previous_results(
+    incident_id: str, *, exclude_run: str | None = None, before: datetime | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``incident.previous``: what earlier runs on this incident produced, in one statement.
+
+    ``previous[<workflow id or name>][<node id>]`` is the most recent *completed*
+    step of that node in any run of that workflow on this incident, whatever the
+    run's outcome (a failed run's completed steps did happen), other than
+    ``exclude_run`` (the run asking): ``{"result", "status", "runId",
+    "completedAt"}``. Steps that failed or were skipped do not count. A name shared
+    by several workflows means the one whose step is the most recent; the id is
+    never ambiguous. Results were scrubbed of the producing workflow's secrets
+    before they were stored, so none appear here. ``before``: only runs started
+    before then (a backtest asks as of an event).
+    """
+    statement = _READ_PREVIOUS
+    if before is not None:
+        statement = statement.where(WorkflowExecution.created_at < before)
+    rows = db.session.connection().execute(statement, {"incident_id": incident_id})
+    by_workflow: dict[str, dict[str, dict[str, Any]]] = {}
+    names: dict[str, str] = {}
+    for run_id, workflow_id, name, completed in rows:
+        if run_id == exclude_run:
+            continue
+        names[workflow_id] = name
+        nodes = by_workflow.setdefault(workflow_id, {})
+        for record in completed or ():
+            if record.get("status") != NodeStatus.COMPLETED.value:
+                continue
+            finished = str(record.get("completedAt") or "")
+            known = nodes.get(record["nodeId"])
+            if known is None or finished >= known["completedAt"]:
+                nodes[record["nodeId"]] = {
+                    "status": record["status"],
+                    "result": record.get("result"),
+                    "runId": run_id,
+                    "completedAt": finished,
+                }
+    previous: dict[str, dict[str, dict[str, Any]]] = {}
+    latest_by_name: dict[str, str] = {}
+    for workflow_id, nodes in by_workflow.items():
+        if not nodes:
+            continue
+        previous[workflow_id] = nodes
+        newest = max(node["completedAt"] for node in nodes.values())
+        name = names[workflow_id]
+        if name not in latest_by_name or newest >= latest_by_name[name]:
+            latest_by_name[name] = newest
+            if name not in by_workflow:  # an id always wins over a name that looks like one
+                previous[name] = nodes
+    return previous
+
+
 def template_context(
     execution: WorkflowExecution,
     incident: IncidentLike,
@@ -149,10 +216,12 @@ def template_context(
     workflow_name: str,
     steps: dict[str, Any],
     secrets: dict[str, str],
+    previous: dict[str, Any] | None = None,
     failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The seed's TemplateContext (camelCase, as templates write it) plus steps and secrets,
-    and ``failure`` (the failed run) for runs a ``workflow_failed`` trigger started."""
+    ``incident.previous`` (see previous_results; empty unless given), and ``failure``
+    (the failed run) for runs a ``workflow_failed`` trigger started."""
     team: Team | TeamView = incident.team
     assignee: User | AssigneeView | None = incident.assignee
     context = TemplateContext(
@@ -187,6 +256,7 @@ def template_context(
         ),
     )
     data = context.model_dump(mode="json", by_alias=True)
+    data["incident"]["previous"] = previous if previous is not None else {}
     data["steps"] = steps
     data["secrets"] = secrets
     if failure is not None:

@@ -9,7 +9,6 @@ same environment as the web processes and the workers.
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -217,9 +216,9 @@ def check_secret_keys(app: Flask) -> Iterator[Check]:
     from app.workflows import secrets as secret_store
     from app.workflows.models import WorkflowActionSecret
 
-    from_env = os.environ.get("INCIDENTFLOW_SECRET_KEYS") or app.config.get("SECRET_KEYS")
+    configured = app.config.get("SECRET_KEYS")
     key_file = Path(app.instance_path) / secret_store.KEY_FILE
-    if not from_env:
+    if not configured:
         if _production(app):
             yield Check(
                 "secret keys",
@@ -255,7 +254,7 @@ def check_secret_keys(app: Flask) -> Iterator[Check]:
             f"(e.g. workflow {sorted(unreadable)[0]}). Add the key they were encrypted with "
             "to INCIDENTFLOW_SECRET_KEYS.",
         )
-    elif from_env:
+    elif configured:
         yield Check(
             "secret keys",
             OK,

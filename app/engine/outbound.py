@@ -68,9 +68,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``resolver(host, port)`` returns the host's addresses as strings, in order.
 Resolver = Callable[[str, int], Sequence[str]]
 
+#: Where an administrator sees and changes the allow-list (the page is /admin/outbound).
+ALLOW_PAGE = "/admin/outbound"
 _ALLOW_HINT = (
-    "Requests to internal networks are refused; an administrator can allow "
-    "this destination in the outbound settings."
+    "Requests to internal networks are refused; an administrator can allow this "
+    "destination with the INCIDENTFLOW_OUTBOUND_ALLOW setting (see "
+    f"{ALLOW_PAGE})."
 )
 
 

@@ -26,7 +26,13 @@ import sqlalchemy as sa
 
 from app.engine import templating
 from app.engine.clock import Clock
-from app.engine.context import IncidentView, field_value, read_incident, template_context
+from app.engine.context import (
+    IncidentView,
+    field_value,
+    previous_results,
+    read_incident,
+    template_context,
+)
 from app.engine.driver import DestinationSlots
 from app.engine.failures import failure_context, record_failure
 from app.engine.guards import run_marker
@@ -42,6 +48,7 @@ from app.workflows.schema import (
     NodeResult,
     TriggerNode,
     WorkflowDefinition,
+    reads_previous,
     topological_order,
 )
 
@@ -67,6 +74,8 @@ class Plan:
     order: list[str]
     nodes: dict[str, Any]
     incoming: dict[str, list[Any]]
+    #: A template reads ``incident.previous``: actions read earlier runs' results.
+    reads_previous: bool = False
 
 
 _INSERT_ATTEMPT = ExecutionAttempt.__table__.insert()
@@ -89,6 +98,7 @@ def plan_for(execution: WorkflowExecution) -> Plan:
             order=topological_order(definition),
             nodes={node.id: node for node in definition.nodes},
             incoming=incoming,
+            reads_previous=reads_previous(definition),
         )
         _PLANS[key] = plan
         if len(_PLANS) > _PLAN_CACHE_SIZE:
@@ -387,12 +397,17 @@ def _action(
     incident = memo.current_incident(execution)
     workflow_name, secrets = memo.workflow_facts(execution)
     scrub = Scrubber(value for name, value in secrets.items() if name not in NOT_CREDENTIALS)
+    previous = None
+    if plan.reads_previous:
+        with db.session.no_autoflush:
+            previous = previous_results(execution.incident_id, exclude_run=execution.id)
     context = template_context(
         execution,
         incident,
         workflow_name=workflow_name,
         steps=steps_for_templates(execution),
         secrets=secrets,
+        previous=previous,
         failure=failure_context(execution),
     )
     number = execution.attempt + 1

@@ -10,6 +10,7 @@ from wtforms.validators import ValidationError
 
 from app import input_policy
 from app.errors import InvalidInput
+from app.forms_support import TextPolicy
 from app.incidents.enums import IncidentPriority, IncidentStatus
 
 PRIORITY_CHOICES = [SelectChoice(p.value) for p in IncidentPriority]
@@ -32,7 +33,7 @@ def _json_object(_form: Any, field: Any) -> None:
     field.parsed = value
 
 
-class IncidentForm(FlaskForm):  # type: ignore[misc]
+class IncidentForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     title = StringField("Title")
     description = TextAreaField("Description")
     priority = SelectField("Priority", choices=PRIORITY_CHOICES, default="P3")
@@ -56,7 +57,7 @@ class IncidentForm(FlaskForm):  # type: ignore[misc]
         return data
 
 
-class IncidentFilterForm(FlaskForm):  # type: ignore[misc]
+class IncidentFilterForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     class Meta:
         csrf = False  # a GET search form
 

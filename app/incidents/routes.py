@@ -123,7 +123,15 @@ def _team_and_assignee_choices(form: IncidentForm, team_id: str | None = None) -
 @bp.route("/new", methods=["GET", "POST"])
 def create() -> str | Response | tuple[str, int]:
     form = IncidentForm()
+    # The assignee list holds the chosen team's members only: the team posted, else the
+    # one in the query (the team select refreshes the list through htmx), else the first.
     _team_and_assignee_choices(form)
+    team_ids = [choice.value for choice in form.team_id.choices]
+    wanted = request.form.get("team_id") or request.args.get("team_id") or ""
+    team_id = wanted if wanted in team_ids else (team_ids[0] if team_ids else None)
+    if team_id:
+        form.team_id.data = form.team_id.data if form.team_id.data in team_ids else team_id
+        _team_and_assignee_choices(form, team_id)
     if not form.team_id.choices:
         flash("You need to be in a team to open incidents. Ask an admin to add you to one.")
         return redirect(url_for("incidents.index"))
@@ -153,6 +161,21 @@ def _timeline(incident: Incident) -> list[IncidentEvent]:
             .order_by(IncidentEvent.id.desc())
         )
     )
+
+
+def _entries(incident: Incident) -> list[tuple[str, Any]]:
+    """The timeline, newest first: incident events and what workflows did on the incident."""
+    from app.runs.service import incident_activity
+
+    events = _timeline(incident)  # newest first
+    activity = incident_activity(current_user, incident)  # oldest first, per run
+    # Sorted by time, then by place: equal times keep each list's own order.
+    entries: list[tuple[Any, int, str, Any]] = [
+        (e.created_at, -n, "event", e) for n, e in enumerate(events)
+    ]
+    entries += [(a.at, n, "run", a) for n, a in enumerate(activity)]
+    entries.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
+    return [(kind, item) for _, _, kind, item in entries]
 
 
 def _edit_form(incident: Incident, formdata: Any = None) -> IncidentForm:
@@ -185,7 +208,7 @@ def _render_detail(
 ) -> tuple[str, int]:
     context: dict[str, Any] = {
         "incident": incident,
-        "events": _timeline(incident),
+        "entries": _entries(incident),
         "actions": [(a, ACTION_LABELS[a]) for a in service.allowed_actions(incident)],
         "form": form or _edit_form(incident),
         "message": message,

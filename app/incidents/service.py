@@ -178,6 +178,10 @@ def create_incident(actor: Actor, data: IncidentCreate) -> Incident:
             "status": {"from": None, "to": incident.status.value},
             "service": {"from": None, "to": incident.service},
             "team": {"from": None, "to": team.name},
+            # Everything the incident was opened with, labelled as later changes are.
+            "assignee": {"from": None, "to": _user_label(incident.assignee_id)},
+            "description": {"from": None, "to": incident.description},
+            "metadata": {"from": None, "to": incident.metadata_},
         },
     )
     _flush()

@@ -3,8 +3,8 @@ worker a line is about.
 
 ``configure_logging(app)`` (called from ``create_app``) sets up the root logger:
 
-* level from ``INCIDENTFLOW_LOG_LEVEL`` (default ``INFO``);
-* JSON lines when ``INCIDENTFLOW_LOG_FORMAT=json``, plain text otherwise;
+* level from ``LOG_LEVEL`` (``INCIDENTFLOW_LOG_LEVEL``, read by app/config.py; default ``INFO``);
+* JSON lines when ``LOG_FORMAT`` is ``json`` (``INCIDENTFLOW_LOG_FORMAT``), plain text otherwise;
 * the context ids (``execution_id``, ``node_id``, ``workflow_id``, ``event_id``,
   ``worker_id``, ...) come from a record's ``extra={...}``, or from
   :func:`log_context` around a block of work;
@@ -22,7 +22,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -145,14 +144,14 @@ def configure_logging(app: Flask) -> logging.Handler:
     Calling it again (several apps in one process, as in tests) replaces the
     handler it installed before rather than adding another.
     """
-    level_name = (os.environ.get("INCIDENTFLOW_LOG_LEVEL") or "INFO").strip().upper()
+    level_name = str(app.config.get("LOG_LEVEL") or "INFO").strip().upper()
     level = logging.getLevelName(level_name)
     if not isinstance(level, int):
         raise RuntimeError(
             f"INCIDENTFLOW_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
             f"not {level_name!r}"
         )
-    as_json = (os.environ.get("INCIDENTFLOW_LOG_FORMAT") or "").strip().lower() == "json"
+    as_json = str(app.config.get("LOG_FORMAT") or "").strip().lower() == "json"
 
     handler = _StderrHandler()
     handler.set_name("incidentflow")

@@ -1,12 +1,8 @@
-"""Operator settings: a config key, else ``INCIDENTFLOW_<KEY>`` from the environment.
-
-The environment fallback lets these work whether or not ``app.config`` carries
-the key (tests set config; deployments usually set the environment).
-"""
+"""Operator settings, read from ``app.config`` (app/config.py filled it from the
+environment once, at start-up; tests pass their own values to ``create_app``)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,10 +13,8 @@ ENGINE_BACKENDS = ("embedded", "celery")
 
 
 def config_setting(config: Mapping[str, Any], name: str) -> Any:
-    """``config[name]``, else ``INCIDENTFLOW_<NAME>`` from the environment, else None."""
+    """``config[name]``; None when unset or empty."""
     value = config.get(name)
-    if value is None or value == "":
-        value = os.environ.get(f"INCIDENTFLOW_{name}")
     return None if value == "" else value
 
 

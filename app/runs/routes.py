@@ -20,7 +20,7 @@ from app.engine.triggers import manual_candidates
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.incidents import service as incidents
-from app.runs import replay, service
+from app.runs import display, replay, service
 from app.workflows import service as workflows
 from app.workflows.enums import ExecutionStatus, ScopeType
 from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
@@ -38,6 +38,26 @@ def _signed_in() -> None:
 def engine_clock() -> Clock:
     clock: Clock = current_app.config.get("ENGINE_CLOCK") or SystemClock()
     return clock
+
+
+@bp.app_template_global()
+def run_duration(run: WorkflowExecution) -> str:
+    """The run's one duration (see ``display.DURATION_MEANING``), as text."""
+    return display.human_duration(display.run_duration(run, engine_clock().now()))
+
+
+@bp.app_template_global()
+def time_ago(moment: Any) -> str:
+    return display.relative(moment, engine_clock().now())
+
+
+@bp.app_context_processor
+def _run_words() -> dict[str, Any]:
+    return {"DURATION_MEANING": display.DURATION_MEANING}
+
+
+bp.add_app_template_filter(display.pretty_body, "pretty_body")
+bp.add_app_template_filter(display.human_duration, "human_duration")
 
 
 def _run_or_404(execution_id: str) -> WorkflowExecution:
@@ -87,6 +107,7 @@ def _timeline(execution: WorkflowExecution) -> list[dict[str, Any]]:
         .order_by(ExecutionAttempt.id)
     ):
         attempts.setdefault(attempt.node_id, []).append(attempt)
+    notes = display.branch_notes(plan, results)
     rows = []
     for node_id in plan.order:
         node = plan.nodes[node_id]
@@ -100,7 +121,14 @@ def _timeline(execution: WorkflowExecution) -> list[dict[str, Any]]:
         else:
             state = "not reached" if execution.status in TERMINAL else "pending"
         rows.append(
-            {"node": node, "state": state, "result": result, "attempts": attempts.get(node_id, [])}
+            {
+                "node": node,
+                "state": state,
+                "result": result,
+                "attempts": attempts.get(node_id, []),
+                "took": display.step_duration(result),
+                "note": notes.get(node_id),
+            }
         )
     return rows
 

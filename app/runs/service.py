@@ -13,9 +13,10 @@ from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.incidents import service as incidents
 from app.incidents.models import Incident
+from app.runs import display
 from app.workflows import service as workflows
 from app.workflows.enums import TriggeredBy
-from app.workflows.models import Workflow, WorkflowExecution
+from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
 
 
 def visible_runs(user: User) -> sa.Select[WorkflowExecution]:
@@ -71,3 +72,28 @@ def rerun(user: User, execution: WorkflowExecution, clock: Clock) -> WorkflowExe
     db.session.flush()
     wake.signal_work(db.session)
     return new
+
+
+#: How many of an incident's latest runs its timeline shows.
+TIMELINE_RUNS = 20
+
+
+def incident_activity(user: User, incident: Incident) -> list[display.Activity]:
+    """What workflows did on this incident, from its runs and their attempts (two queries)."""
+    runs = list(
+        db.session.scalars(
+            visible_runs(user)
+            .where(WorkflowExecution.incident_id == incident.id)
+            .options(selectinload(WorkflowExecution.workflow))
+            .order_by(WorkflowExecution.created_at.desc())
+            .limit(TIMELINE_RUNS)
+        )
+    )
+    if not runs:
+        return []
+    attempts = db.session.scalars(
+        sa.select(ExecutionAttempt)
+        .where(ExecutionAttempt.execution_id.in_([run.id for run in runs]))
+        .order_by(ExecutionAttempt.id)
+    ).all()
+    return display.run_activity(runs, attempts)

@@ -5,7 +5,6 @@ Registered by ``register(app)``, which ``app.cli.register_cli`` calls.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -33,7 +32,7 @@ def install_templates() -> None:
 
 def keys_from_configuration() -> bool:
     """True when the keys come from INCIDENTFLOW_SECRET_KEYS, not the instance key file."""
-    return bool(os.environ.get("INCIDENTFLOW_SECRET_KEYS") or current_app.config.get("SECRET_KEYS"))
+    return bool(current_app.config.get("SECRET_KEYS"))
 
 
 @secrets_cli.command("rotate")

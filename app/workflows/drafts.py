@@ -6,9 +6,11 @@ of the current version (``base_version``) and may be invalid while work is in
 progress; only saving it as a new version requires the schema's approval, and
 saving a draft based on an older version than the current one is refused.
 
-Credentials never enter a draft: what a user types into a secret input is
-stored with :func:`store_credentials` as the workflow's encrypted secret, and
-the draft refers to it as ``{{ secrets.<name> }}``.
+Credentials never enter a draft's definition: what a user types into a secret
+input waits, encrypted, in the draft's ``pending_secrets`` (:func:`store_credentials`)
+and the definition refers to it as ``{{ secrets.<name> }}``. Only saving the
+draft as a version makes it the workflow's secret (:func:`save`): until then the
+versions that run keep the secrets they have, and discarding the draft drops it.
 
 Functions flush and never commit; the editor's routes own the transaction.
 """
@@ -16,6 +18,8 @@ Functions flush and never commit; the editor's routes own the transaction.
 from __future__ import annotations
 
 import copy
+import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,6 +41,7 @@ from app.workflows.forms import Credential
 from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from app.workflows.schema import (
     MAX_BODY_LENGTH,
+    PREVIOUS_FIELD,
     AssigneeContext,
     DelayNode,
     FailureContext,
@@ -56,6 +61,7 @@ from app.workflows.templates_builtin import unfilled_placeholders
 __all__ = [
     "NODE_KINDS",
     "Checked",
+    "EditConflict",
     "EditorProblem",
     "FillItem",
     "Variables",
@@ -65,16 +71,22 @@ __all__ = [
     "current_draft",
     "differences",
     "discard",
+    "edge_targets",
     "find_draft",
     "has_changes",
+    "internal_host_problems",
     "is_stale",
     "is_stored",
     "load_draft",
+    "merge_edits",
+    "missing_secrets",
     "must_fill",
     "parse_loc",
+    "pending_names",
     "rebase",
     "remove_edge",
     "remove_node",
+    "revision_of",
     "save",
     "store_credentials",
     "unknown_references",
@@ -180,7 +192,7 @@ def current_draft(user: User, workflow: Workflow) -> WorkflowDraft:
                 WorkflowVersion.version == draft.base_version,
             )
         )
-        if base is not None and _same(base, draft.definition):
+        if base is not None and _same(base, draft.definition) and not draft.pending_secrets:
             db.session.delete(draft)
             db.session.flush()
             return _fresh(user, workflow)
@@ -228,8 +240,60 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return _without_enabled(a) == _without_enabled(b)
 
 
+def revision_of(definition: Mapping[str, Any]) -> str:
+    """A short fingerprint of a draft's content, posted back by every form that changes it.
+
+    A form whose revision is no longer the draft's was rendered before another tab
+    (or request) changed the draft; its edits are merged field by field, and where
+    both sides changed the same field the apply is refused (``merge_edits``).
+    """
+    text = json.dumps(_without_enabled(definition), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+#: A key one side of a merge does not have.
+MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class EditConflict:
+    """A field both this form and another change touched: the draft's value and the form's."""
+
+    path: Loc
+    theirs: Any
+    yours: Any
+
+
+def merge_edits(
+    base: Any, yours: Any, theirs: Any, path: Loc = ()
+) -> tuple[Any, list[EditConflict]]:
+    """Three-way merge of a form's edits (``yours``, made on ``base``) into the draft's
+    current value (``theirs``). Objects merge key by key; other values are leaves."""
+    if yours in (theirs, base):
+        return theirs, []
+    if theirs == base:
+        return yours, []
+    if isinstance(base, Mapping) and isinstance(yours, Mapping) and isinstance(theirs, Mapping):
+        merged: Json = {}
+        conflicts: list[EditConflict] = []
+        for key in [*theirs, *(k for k in yours if k not in theirs)]:
+            value, found = merge_edits(
+                base.get(key, MISSING),
+                yours.get(key, MISSING),
+                theirs.get(key, MISSING),
+                (*path, key),
+            )
+            conflicts.extend(found)
+            if value is not MISSING:
+                merged[key] = value
+        return merged, conflicts
+    return theirs, [EditConflict(path, theirs, yours)]
+
+
 def has_changes(draft: WorkflowDraft, workflow: Workflow) -> bool:
-    return is_stored(draft) and not _same(draft.definition, workflow.definition)
+    return is_stored(draft) and (
+        bool(draft.pending_secrets) or not _same(draft.definition, workflow.definition)
+    )
 
 
 def discard(draft: WorkflowDraft) -> None:
@@ -260,6 +324,8 @@ def save(
         raise InvalidInput.at(
             "changeNote", f"There are no changes to save; this is version {workflow.version}."
         )
+    for name, token in sorted((draft.pending_secrets or {}).items()):
+        secret_store.adopt_encrypted(workflow, name, token, actor=user)
     version = service.save_version(
         user,
         workflow,
@@ -352,9 +418,9 @@ def update_settings(
 
 
 def store_credentials(
-    workflow: Workflow, credentials: Iterable[Credential], *, actor: User | None = None
+    draft: WorkflowDraft, credentials: Iterable[Credential], *, actor: User | None = None
 ) -> None:
-    """Store typed credentials as the workflow's encrypted secrets (all or none).
+    """Keep typed credentials with the draft, encrypted, until it is saved (all or none).
 
     Raises InvalidInput located at the credential's place in the node's data;
     the message never contains the value.
@@ -366,8 +432,17 @@ def store_credentials(
                 _format(("data", *credential.loc)),
                 f"A secret can be at most {secret_store.MAX_SECRET_LENGTH:,} characters.",
             )
-    for credential in credentials:
-        secret_store.set_secret(workflow, credential.secret_name, credential.value, actor=actor)
+    if credentials:
+        draft.pending_secrets = {
+            **(draft.pending_secrets or {}),
+            **{c.secret_name: secret_store.encrypt(c.value) for c in credentials},
+        }
+        db.session.flush()
+
+
+def pending_names(draft: WorkflowDraft) -> list[str]:
+    """Secrets typed in this draft that its save will store."""
+    return sorted(draft.pending_secrets or {})
 
 
 def _unique_id(taken: set[str], base: str) -> str:
@@ -377,15 +452,39 @@ def _unique_id(taken: set[str], base: str) -> str:
     return f"{base}{number}"
 
 
-def add_node(draft: WorkflowDraft, kind: str, *, after: str, handle: str | None = None) -> str:
-    """Add a node of ``kind`` with an edge from ``after`` (on a condition's branch)."""
+def add_node(
+    draft: WorkflowDraft,
+    kind: str,
+    *,
+    after: str,
+    handle: str | None = None,
+    insert: bool = False,
+) -> str:
+    """Add a node of ``kind`` with an edge from ``after`` (on a condition's branch).
+
+    ``insert``: the new node goes between ``after`` and what follows it (on that
+    branch, for a condition): those edges now leave the new node (from a new condition,
+    on its true branch). Otherwise the new node starts a branch of its own.
+    """
     if kind not in NODE_KINDS:
         raise InvalidInput.at("kind", "Choose what to add: " + ", ".join(NODE_KINDS) + ".")
     definition = copy.deepcopy(draft.definition)
     source = _find_node(definition, after, "after")
     edges = _edges(definition)
-    branch = _branch(source, handle, edges, "handle")
     node_type, data = NODE_KINDS[kind]
+    is_condition = source.get("type") == NodeType.CONDITION.value
+    following = [
+        e
+        for e in edges
+        if e.get("source") == after and (not is_condition or e.get("sourceHandle") == handle)
+    ]
+    if insert and following:
+        if is_condition and handle not in HANDLES:
+            raise InvalidInput.at("handle", "Choose the branch: if true or if false.")
+        branch = handle if is_condition else None
+        edges = [e for e in edges if e not in following]
+    else:
+        branch = _branch(source, handle, edges, "handle")
     node_id = _unique_id({str(n.get("id")) for n in _nodes(definition)}, f"{kind}_")
     definition["nodes"] = [
         *_nodes(definition),
@@ -396,7 +495,12 @@ def add_node(draft: WorkflowDraft, kind: str, *, after: str, handle: str | None 
             "data": copy.deepcopy(data),
         },
     ]
-    definition["edges"] = [*edges, _edge(edges, after, node_id, branch)]
+    edges = [*edges, _edge(edges, after, node_id, branch)]
+    if insert:
+        onward = "true" if node_type == NodeType.CONDITION.value else None
+        for old in following:
+            edges = [*edges, _edge(edges, node_id, str(old.get("target")), onward)]
+    definition["edges"] = edges
     _store(draft, definition, relayout=True)
     return node_id
 
@@ -447,6 +551,8 @@ def remove_node(draft: WorkflowDraft, node_id: str) -> None:
 
 def add_edge(draft: WorkflowDraft, source_id: str, target_id: str, handle: str | None) -> str:
     """Connect two nodes; refuses edges the schema would reject."""
+    if not target_id:
+        raise InvalidInput.at("target", "Choose the node the edge leads to.")
     definition = copy.deepcopy(draft.definition)
     source = _find_node(definition, source_id, "source")
     target = _find_node(definition, target_id, "target")
@@ -474,6 +580,21 @@ def add_edge(draft: WorkflowDraft, source_id: str, target_id: str, handle: str |
     definition["edges"] = [*edges, edge]
     _store(draft, definition, relayout=True)
     return str(edge["id"])
+
+
+def edge_targets(definition: Mapping[str, Any], source_id: str) -> list[str]:
+    """The nodes an edge from ``source_id`` may lead to: not itself, not the trigger, not
+    one it already leads to, and none that leads back to it (a loop)."""
+    edges = _edges(definition)
+    taken = {e.get("target") for e in edges if e.get("source") == source_id}
+    return [
+        str(n.get("id"))
+        for n in _nodes(definition)
+        if n.get("id") != source_id
+        and n.get("type") != NodeType.TRIGGER.value
+        and n.get("id") not in taken
+        and source_id not in _reachable_from(str(n.get("id")), edges)
+    ]
 
 
 def _reachable_from(start: str, edges: list[Json]) -> set[str]:
@@ -662,7 +783,77 @@ def _only_for_enabling(code: str, message: str) -> bool:
     )
 
 
-def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked:
+#: Name endings that only resolve inside a network (RFC 6761/6762/8375 and common habits).
+_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
+
+
+def _internal_reason(url: str, allow: Any) -> str | None:
+    """Why ``url``'s host looks internal, judged from its text alone (no DNS lookup)."""
+    from urllib.parse import urlsplit
+
+    from app.engine.outbound import blocked_reason, canonical_host
+
+    head = url.split("/", 3)[:3]
+    if "{" in "/".join(head):
+        return None  # a templated host is known only when the run renders it
+    try:
+        hostname = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    if not hostname:
+        return None
+    host = canonical_host(hostname)
+    if allow is not None and allow.allows_host(host):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
+            return f"'{host}' is a name that only resolves inside a network"
+        if "." not in host:
+            return f"'{host}' is a single-label name, resolved inside your network"
+        return None
+    if allow is not None and allow.allows_address(address):
+        return None
+    reason = blocked_reason(address)
+    return f"'{host}' is {reason}" if reason else None
+
+
+def internal_host_problems(definition: Mapping[str, Any], allow: Any = None) -> list[EditorProblem]:
+    """Webhook and token URLs whose host is internal (and not on the allow-list): the
+    outbound guard will refuse them when the workflow runs, so say it while editing."""
+    trigger_id = _trigger_id(definition)
+    problems = []
+    for index, node in enumerate(_nodes(definition)):
+        data = node.get("data")
+        if not isinstance(data, Mapping) or data.get("actionType") != "webhook":
+            continue
+        config = data.get("config")
+        if not isinstance(config, Mapping):
+            continue
+        auth = config.get("auth")
+        urls = [("url", config.get("url"))]
+        if isinstance(auth, Mapping):
+            urls.append(("auth.tokenUrl", auth.get("tokenUrl")))
+        for key, url in urls:
+            reason = _internal_reason(url, allow) if isinstance(url, str) else None
+            if reason:
+                problems.append(
+                    _placed(
+                        definition,
+                        trigger_id,
+                        f"nodes[{index}].data.config.{key}",
+                        f"{reason}: runs will refuse to send there. Requests to internal "
+                        "networks are refused unless an administrator allows the destination "
+                        "with INCIDENTFLOW_OUTBOUND_ALLOW (see /admin/outbound).",
+                        "internal_host",
+                        warning=True,
+                    )
+                )
+    return problems
+
+
+def check(definition: Mapping[str, Any], secret_names: Iterable[str], allow: Any = None) -> Checked:
     """Validate a draft as enabling would, in one pass of the schema.
 
     Problems that only enabling cares about (a secret that does not exist yet)
@@ -677,14 +868,61 @@ def check(definition: Mapping[str, Any], secret_names: Iterable[str]) -> Checked
     except ValidationError as error:
         problems = _problems(definition, error)
     else:
-        bodies = _body_problems(definition)
-        return Checked(valid=True, problems=bodies) if bodies else Checked(valid=True)
+        found = _body_problems(definition) + internal_host_problems(definition, allow)
+        return Checked(valid=True, problems=found) if found else Checked(valid=True)
     if not any(p.section == "node" and p.code == "unknown_variable" for p in problems):
         taken = {(p.node_id, p.rel) for p in problems}
         for extra in _variable_problems(definition, names):
             if (extra.node_id, extra.rel) not in taken:
                 problems.append(extra)
+    # A body that cannot be JSON is worth knowing while other things are still missing.
+    taken_locs = {p.loc for p in problems}
+    problems += [p for p in _body_problems(definition) if p.loc not in taken_locs]
+    problems += [p for p in internal_host_problems(definition, allow) if p.loc not in taken_locs]
     return Checked(valid=not any(not p.warning for p in problems), problems=problems)
+
+
+_SECRET_USE_RE = re.compile(
+    r"""secrets\s*(?:\.\s*([a-z][a-z0-9_]{0,63})|\[\s*["']([a-z][a-z0-9_]{0,63})["']\s*\])"""
+)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def missing_secrets(
+    definition: Mapping[str, Any], secret_names: Iterable[str]
+) -> list[tuple[str, list[str]]]:
+    """(secret name, names of the nodes that use it) for each secret the draft uses that
+    the workflow does not have: named in a template, or needed by a Jira or Linear step."""
+    from app.workflows.schema import IMPLICIT_SECRETS
+
+    have = set(secret_names)
+    users: dict[str, list[str]] = {}
+    for node in _nodes(definition):
+        data = node.get("data")
+        if not _is_action(node) or not isinstance(data, Mapping):
+            continue
+        names = [
+            str(name)
+            for kind, implicit in IMPLICIT_SECRETS.items()
+            if data.get("actionType") == kind.value
+            for name in implicit
+        ]
+        for text in _strings(data.get("config")):
+            names += [a or b for a, b in _SECRET_USE_RE.findall(text)]
+        for name in dict.fromkeys(names):
+            if name not in have:
+                users.setdefault(name, []).append(_label(node))
+    return sorted(users.items())
 
 
 # --- variables -----------------------------------------------------------------------
@@ -700,6 +938,29 @@ CONTEXT_FIELDS: dict[str, list[str]] = {
     for root, model in _CONTEXT_MODELS.items()
 }
 FAILURE_FIELDS = [info.alias or name for name, info in FailureContext.model_fields.items()]
+CONTEXT_FIELDS["incident"].append(PREVIOUS_FIELD)
+
+#: How many earlier workflows' steps the variable list offers under ``incident.previous``.
+MAX_PREVIOUS_SOURCES = 40
+
+
+def previous_sources(workflow: Workflow) -> list[tuple[str, str, str]]:
+    """(workflow name, node id, node name) of the action steps whose results a run of
+    ``workflow`` can read as ``incident.previous[...]``: the workflows (not templates)
+    that can run on the same incidents — this team's, and global ones — itself included."""
+    scope = sa.or_(Workflow.team_id.is_(None), Workflow.team_id == workflow.team_id)
+    rows = db.session.execute(
+        sa.select(Workflow.name, Workflow.definition)
+        .where(Workflow.is_template.is_(False), scope if workflow.team_id else sa.true())
+        .order_by(Workflow.name)
+        .limit(MAX_PREVIOUS_SOURCES)
+    )
+    found: list[tuple[str, str, str]] = []
+    for name, definition in rows:
+        for node in _nodes(definition if isinstance(definition, Mapping) else {}):
+            if _is_action(node) and isinstance(node.get("id"), str):
+                found.append((name, node["id"], _label(node)))
+    return found
 
 
 @dataclass(frozen=True)
@@ -710,11 +971,37 @@ class Variables:
     steps: list[tuple[str, str]]  # (node id, name) of actions that always run before
     secrets: list[str]
     secrets_allowed: bool
+    #: node id -> the fields of its result (the action type's RESULT_SHAPE)
+    step_shapes: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: (workflow name, node id, node name) readable as incident.previous[...]
+    previous: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def step_expression(self, node_id: str) -> str:
+    @staticmethod
+    def previous_expression(workflow_name: str, node_id: str) -> str:
+        quoted = json.dumps(workflow_name, ensure_ascii=False)
+        return "{{ incident.previous[" + quoted + "][" + json.dumps(node_id) + "].result }}"
+
+    def step_expression(self, node_id: str, result_field: str | None = None) -> str:
+        return "{{ " + self.step_path(node_id, result_field) + " }}"
+
+    def step_path(self, node_id: str, result_field: str | None = None) -> str:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", node_id):
-            return "{{ steps." + node_id + ".result }}"
-        return '{{ steps["' + node_id + '"].result }}'
+            path = "steps." + node_id + ".result"
+        else:
+            path = 'steps["' + node_id + '"].result'
+        return f"{path}.{result_field}" if result_field else path
+
+    def paths(self) -> list[str]:
+        """Every variable a template here can use, as typed between ``{{`` and ``}}``."""
+        found = [f"{root}.{name}" for root, names in self.context.items() for name in names]
+        for step_id, _name in self.steps:
+            found.append(self.step_path(step_id))
+            found += [self.step_path(step_id, key) for key in self.step_shapes.get(step_id, {})]
+        for workflow_name, node_id, _name in self.previous:
+            found.append(self.previous_expression(workflow_name, node_id)[3:-3])
+        if self.secrets_allowed:
+            found += [f"secrets.{name}" for name in self.secrets]
+        return found
 
 
 def _runs_before(definition: Mapping[str, Any]) -> dict[str, frozenset[str]]:
@@ -752,24 +1039,31 @@ def variables_for(
     node_id: str,
     secret_names: Iterable[str],
     runs_before: Mapping[str, frozenset[str]] | None = None,
+    previous: list[tuple[str, str, str]] | None = None,
 ) -> Variables:
     runs_before = _runs_before(definition) if runs_before is None else runs_before
     earlier = runs_before.get(node_id, frozenset())
     node = next((n for n in _nodes(definition) if n.get("id") == node_id), {})
+    from app.engine.actions import RESULT_SHAPES
+
     trigger = definition.get("trigger")
     failed_trigger = (
         isinstance(trigger, Mapping) and trigger.get("type") == TriggerType.WORKFLOW_FAILED.value
     )
+    steps = [n for n in _nodes(definition) if n.get("id") in earlier and _is_action(n)]
+    shapes = {}
+    for step in steps:
+        data = step.get("data")
+        kind = data.get("actionType") if isinstance(data, Mapping) else None
+        shapes[str(step["id"])] = RESULT_SHAPES.get(str(kind), {})
     return Variables(
         # A failure workflow also sees the failed run.
         context=CONTEXT_FIELDS | {"failure": FAILURE_FIELDS} if failed_trigger else CONTEXT_FIELDS,
-        steps=[
-            (str(n["id"]), _label(n))
-            for n in _nodes(definition)
-            if n.get("id") in earlier and _is_action(n)
-        ],
+        steps=[(str(n["id"]), _label(n)) for n in steps],
         secrets=sorted(secret_names),
         secrets_allowed=not _issue_action(node),
+        step_shapes=shapes,
+        previous=previous or [],
     )
 
 
@@ -799,6 +1093,16 @@ def unknown_references(source: str, variables: Variables) -> list[tuple[str, boo
                     (
                         f"'{root}' has no field '{reference[1]}'; available: "
                         f"{', '.join(sorted(fields))}.",
+                        False,
+                    )
+                )
+        elif root == "steps" and len(reference) > 3 and reference[1] in steps:
+            shape = variables.step_shapes.get(reference[1]) or {}
+            if reference[2] == "result" and shape and reference[3] not in shape:
+                found.append(
+                    (
+                        f"steps.{reference[1]}.result has no field '{reference[3]}'; "
+                        f"available: {', '.join(shape)}.",
                         False,
                     )
                 )
@@ -863,9 +1167,12 @@ def _template_fields(data: Mapping[str, Any]) -> Iterator[tuple[Loc, str]]:
                 if isinstance(auth.get(key), str):
                     yield ("data", "config", "auth", key), auth[key]
     elif kind == "jira":
-        keys = ["summary", "description"]
+        keys = {
+            "transition": ["issueKey"],
+            "comment": ["issueKey", "body"],
+        }.get(str(config.get("operation")), ["summary", "description"])
     elif kind == "linear":
-        keys = ["title", "description"]
+        keys = ["issueId"] if config.get("operation") == "update" else ["title", "description"]
     else:
         return
     for key in keys:

@@ -13,17 +13,19 @@ read-only picture of the workflow.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from flask import abort, flash, make_response, redirect, render_template, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from htmx_flask import request
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from app.engine.outbound import AllowList
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.workflows import drafts, graph, service
@@ -31,12 +33,14 @@ from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
 from app.workflows.enums import NodeType
 from app.workflows.forms import (
+    PREFIX,
     AddEdgeForm,
     AddNodeForm,
     NodeForm,
     SaveForm,
     SettingsForm,
     TriggerForm,
+    auto_name,
     form_class_for,
     node_kind,
 )
@@ -122,14 +126,84 @@ def _node_form(
     if cls is None:
         return None
     form = cls.from_node(node, trigger=definition.get("trigger"))
+    form.follow_settings()
+    _stamp(form, definition, node)
     _decorate(form, checked, fill)
     return form
+
+
+def _origin_text(definition: Mapping[str, Any], node: Mapping[str, Any]) -> str:
+    """The node as the form shows it (JSON), posted back so edits can be merged later."""
+    origin: dict[str, Any] = {"data": node.get("data")}
+    if node.get("type") == NodeType.TRIGGER.value:
+        origin["trigger"] = definition.get("trigger")
+    return json.dumps(origin, separators=(",", ":"), sort_keys=True)
+
+
+def _stamp(form: Any, definition: Mapping[str, Any], node: Mapping[str, Any] | None) -> None:
+    """Mark a form with the draft revision (and node content) it is rendered from."""
+    form.form_revision = drafts.revision_of(definition)
+    if node is not None:
+        form.form_origin = _origin_text(definition, node)
+
+
+def _posted_json(name: str) -> Any:
+    """A form field holding JSON the page rendered; None when it is not (or too deep)."""
+    try:
+        return json.loads(request.form.get(name, ""))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _posted_origin() -> dict[str, Any] | None:
+    origin = _posted_json("origin")
+    return origin if isinstance(origin, dict) and isinstance(origin.get("data"), dict) else None
+
+
+def _unknown_base(value: Any) -> Any:
+    """A base that equals nothing: without the form's origin every differing field conflicts."""
+    if isinstance(value, Mapping):
+        return {key: _unknown_base(item) for key, item in value.items()}
+    return object()
+
+
+def _shown(value: Any) -> str:
+    if value is drafts.MISSING or value is None:
+        return "(not set)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _merge_node_form(
+    form: NodeForm, cls: type[NodeForm], definition: Mapping[str, Any], node: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[drafts.EditConflict], bool]:
+    """The form's values merged into the node as the draft has it now.
+
+    Returns (values, conflicts, merged): when the form was rendered from the draft's
+    current revision its values apply as they are; otherwise each field the user
+    changed is merged into the draft's, and a field both sides changed is a conflict.
+    """
+    yours = form.values()
+    if request.form.get("revision") == drafts.revision_of(definition):
+        return yours, [], False
+    trigger = definition.get("trigger")
+    theirs = cls.from_node(node, trigger=trigger).values()
+    origin = _posted_origin()
+    if origin is None:
+        base = _unknown_base(theirs)
+    else:
+        base = cls.from_node(
+            {"id": node.get("id"), "data": origin["data"]}, trigger=origin.get("trigger")
+        ).values()
+    merged, conflicts = drafts.merge_edits(base, yours, theirs)
+    return merged, conflicts, True
 
 
 def _decorate(form: NodeForm, checked: drafts.Checked, fill: list[drafts.FillItem]) -> None:
     """Errors next to their fields, and the fields still to fill in highlighted."""
     for problem in checked.for_node(form.node_id):
-        suffix = " (needed before the workflow can be enabled)" if problem.warning else ""
+        enabling = problem.warning and problem.code != "internal_host"
+        suffix = " (needed before the workflow can be enabled)" if enabling else ""
         form.attach(problem.rel, problem.code, problem.message + suffix)
     for item in fill:
         if item.node_id == form.node_id:
@@ -164,7 +238,11 @@ def _add_node_form(
 
 
 def _add_edge_form(
-    definition: Mapping[str, Any], selected: str | None, formdata: Any = None
+    definition: Mapping[str, Any],
+    selected: str | None,
+    formdata: Any = None,
+    *,
+    choose_target: bool = False,
 ) -> AddEdgeForm:
     form = AddEdgeForm(formdata=formdata)
     nodes = _nodes(definition)
@@ -176,6 +254,15 @@ def _add_edge_form(
     ]
     if formdata is None or not form.source.data:
         form.source.data = selected
+    valid = drafts.edge_targets(definition, form.source.data or "")
+    if (formdata is None or choose_target) and form.target.data not in valid:
+        # Never offer an edge the draft would refuse (a self-loop, a loop, a duplicate).
+        form.target.data = valid[0] if valid else None
+    form.no_target = not valid
+    if not valid and (formdata is None or choose_target):
+        # Nothing valid to preselect: an empty choice, so the select shows no invalid edge.
+        form.target.choices = [SelectChoice("", "(choose a node)"), *form.target.choices]
+        form.target.data = ""
     form.show_handle = _is_condition(definition, form.source.data)
     return form
 
@@ -248,6 +335,7 @@ def _context(
     selected: str | None,
     node_form: NodeForm | None = None,
     node_notes: list[str] | None = None,
+    node_notice: str | None = None,
     settings_form: SettingsForm | None = None,
     add_node_form: AddNodeForm | None = None,
     add_edge_form: AddEdgeForm | None = None,
@@ -255,10 +343,15 @@ def _context(
     save_error: str | None = None,
     conflict: str | None = None,
     add_row: str | None = None,
+    enable_error: ServiceError | None = None,
+    confirm_remove: bool = False,
+    confirm_discard: bool = False,
+    focus_node: bool = False,
 ) -> dict[str, Any]:
     definition = draft.definition
-    secret_names = secret_store.secret_names(workflow)
-    checked = drafts.check(definition, secret_names)
+    pending = drafts.pending_names(draft)
+    secret_names = sorted({*secret_store.secret_names(workflow), *pending})
+    checked = drafts.check(definition, secret_names, AllowList.from_config(current_app.config))
     fill = drafts.must_fill(definition)
     node = _choose_node(definition, selected)
     node_id = str(node["id"]) if node else None
@@ -268,12 +361,18 @@ def _context(
             node_form[add_row].append_entry()
             first_input = next(iter(node_form[add_row].entries[-1].form))
             first_input.render_kw = {"autofocus": True}
+    if node_form is not None and focus_node:
+        # A node was added: the keyboard continues in its form (htmx focuses autofocus).
+        node_form.name.render_kw = {**(node_form.name.render_kw or {}), "autofocus": True}
     if node_form is not None and node_notes:
         node_form.node_errors = [*node_notes, *node_form.node_errors]
+    if node_form is not None and node_notice:
+        node_form.notice = node_notice
     variables = drafts.variables_for(definition, node_id, secret_names) if node_id else None
 
     if settings_form is None:
         settings_form = SettingsForm.from_definition(definition)
+        _stamp_settings(settings_form, definition)
         for problem in checked.settings:
             settings_form.attach(problem.rel, problem.message)
         for item in fill:
@@ -328,6 +427,11 @@ def _context(
         "node_form": node_form,
         "variables": variables,
         "secret_names": secret_names,
+        "pending_secrets": pending,
+        "missing_secrets": drafts.missing_secrets(definition, secret_names),
+        "enable_error": enable_error,
+        "confirm_remove": confirm_remove,
+        "confirm_discard": confirm_discard,
         "picture": graph.render_svg(
             definition,
             selected=node_id,
@@ -344,6 +448,8 @@ def _context(
         "save_form": save_form or SaveForm(),
         "save_error": save_error,
         "next_version": workflow.version + 1,
+        "revision": drafts.revision_of(definition),
+        "node_origin": _origin_text(definition, node) if node is not None else "",
     }
 
 
@@ -370,6 +476,13 @@ def _respond(
         response.headers[header] = _edit_url(workflow, context["selected"])
         return response
     return make_response(render_template("workflows/editor/edit.html", **context), status)
+
+
+def _committed(response: Response) -> Response:
+    """Commit once the response is built: a page or fragment that fails to render
+    then answers 500 having changed nothing (the error handler rolls back)."""
+    db.session.commit()
+    return response
 
 
 def _done(workflow: Workflow, selected: str | None) -> Response:
@@ -402,17 +515,32 @@ def edit(workflow_id: str) -> Response:
     """The editor page; with htmx, selecting a node (``?node=``) swaps its form in."""
     workflow = _workflow(workflow_id)
     draft = drafts.current_draft(current_user, workflow)
-    db.session.commit()  # an unchanged draft of an older version may have been dropped
     selected = request.args.get("node")
     if request.htmx:
-        return _respond(
+        response = _respond(
             workflow,
             draft,
             selected=selected,
             panels=("graph", "node_form", "add_node", "edges"),
             push=True,
         )
-    return _respond(workflow, draft, selected=selected)
+    else:
+        response = _respond(workflow, draft, selected=selected)
+    db.session.commit()  # an unchanged draft of an older version may have been dropped
+    return response
+
+
+@bp.get("/<workflow_id>/edit/previous-steps")
+@login_required
+def edit_previous_steps(workflow_id: str) -> str:
+    """The steps whose results ``incident.previous`` offers: loaded when the variable list
+    opens, so the editor page itself costs no query for them."""
+    workflow = _workflow(workflow_id)
+    return render_template(
+        "workflows/editor/_previous_steps.html",
+        sources=drafts.previous_sources(workflow),
+        expression=drafts.Variables.previous_expression,
+    )
 
 
 @bp.get("/<workflow_id>/edit/add-node-form")
@@ -433,7 +561,7 @@ def edit_add_edge_form(workflow_id: str) -> str:
     """The "Add edge" form again, offering the branch when the source is a condition."""
     workflow = _workflow(workflow_id)
     draft = drafts.current_draft(current_user, workflow)
-    form = _add_edge_form(draft.definition, None, request.args)
+    form = _add_edge_form(draft.definition, None, request.args, choose_target=True)
     return render_template(
         "workflows/editor/_add_edge.html", workflow=workflow, add_edge_form=form, oob=False
     )
@@ -450,7 +578,7 @@ def edit_node(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     node_id = request.form.get("node_id", "")
     op = request.form.get("op", "apply")
-    draft = drafts.load_draft(current_user, workflow)
+    draft = drafts.current_draft(current_user, workflow)
     node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -467,40 +595,131 @@ def edit_node(workflow_id: str) -> Response:
                 "nothing was changed."
             ],
         )
+    if op != "apply":
+        db.session.rollback()  # nothing changes until "Apply"
+        return _render_node_form(workflow_id, node_id, cls, op)
     form = cls.from_formdata(request.form, node_id)
+    if form.text_problems:  # shown at their fields; the draft is left as it was
+        return _respond(
+            workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
+        )
+    draft = drafts.load_draft(current_user, workflow)
     add_row = None
-    if op.startswith("remove:"):
-        _remove_row(form, op)
-    elif op.startswith("add:"):
-        add_row = op.removeprefix("add:")
-    data = form.to_node_data()
+    values, conflicts, merged = _merge_node_form(form, cls, draft.definition, node)
+    generated = (form.generated_name.data or "").strip()
+    if generated and values["data"].get("name") == generated:
+        values["data"]["name"] = auto_name(cls.kind, values) or generated
     notes = list(form.node_errors)
+    if conflicts:
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        current = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), node)
+        _stamp(form, draft.definition, current)
+        form.conflicts = [
+            (cls.label_for(c.path), _shown(c.theirs), _shown(c.yours)) for c in conflicts
+        ]
+        return _respond(
+            workflow, draft, panels=("node_form",), status=409, selected=node_id, node_form=form
+        )
+    notice = (
+        "Applied. This draft was changed elsewhere (another tab?) since you opened this "
+        "form; those changes were kept together with yours."
+        if merged
+        else None
+    )
     try:
-        drafts.store_credentials(workflow, form.credentials, actor=current_user)
+        drafts.store_credentials(draft, form.credentials, actor=current_user)
         if isinstance(form, TriggerForm):
-            drafts.update_trigger(draft, node_id, data, form.to_trigger())
+            drafts.update_trigger(draft, node_id, values["data"], values["trigger"])
         else:
-            drafts.update_node(draft, node_id, data)
+            drafts.update_node(draft, node_id, values["data"])
     except InvalidInput as error:
         db.session.rollback()
         for problem in error.problems:
             form.attach(drafts.parse_loc(problem.loc), "", problem.message)
         workflow, draft = _fresh_state(workflow_id)
+        form.form_revision = request.form.get("revision", "")
+        form.form_origin = request.form.get("origin", "")
         return _respond(
             workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
         )
-    db.session.commit()
     if not request.htmx:
-        return _done(workflow, node_id)
-    return _respond(
-        workflow,
-        draft,
-        panels=AFTER_NODE_CHANGE,
-        status=lambda context: 422 if _node_has_errors(context) else 200,
-        selected=node_id,
-        node_notes=notes,
-        add_row=add_row,
+        return _committed(_done(workflow, node_id))
+    return _committed(
+        _respond(
+            workflow,
+            draft,
+            panels=AFTER_NODE_CHANGE,
+            status=lambda context: 422 if _node_has_errors(context) else 200,
+            selected=node_id,
+            node_notes=notes,
+            node_notice=notice,
+            add_row=add_row,
+        )
     )
+
+
+@bp.post("/<workflow_id>/edit/node/form")
+@login_required
+def edit_node_form(workflow_id: str) -> Response:
+    """The node's form again for what is chosen in it (a trigger or authentication type,
+    a row added or removed); the draft does not change until "Apply"."""
+    node_id = request.form.get("node_id", "")
+    workflow = _workflow(workflow_id)
+    draft = drafts.current_draft(current_user, workflow)
+    node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
+    cls = form_class_for(node) if node else None
+    if node is None or cls is None:
+        return _respond(
+            workflow,
+            draft,
+            panels=("node_form",),
+            status=409,
+            node_notes=[f"The node '{node_id}' is no longer in your draft; reload the page."],
+        )
+    return _render_node_form(workflow_id, node_id, cls, request.form.get("op", "refresh"))
+
+
+def _render_node_form(workflow_id: str, node_id: str, cls: type[NodeForm], op: str) -> Response:
+    """The node form as the user has filled it in; fields the chosen type hides keep the
+    values the form was rendered with, so switching back restores them."""
+    workflow = _workflow(workflow_id)
+    draft = drafts.current_draft(current_user, workflow)
+    node = next(n for n in _nodes(draft.definition) if n.get("id") == node_id)
+    origin = _posted_origin()
+    shown = (
+        {"id": node_id, "data": origin["data"]} if origin is not None else node,
+        origin.get("trigger") if origin is not None else draft.definition.get("trigger"),
+    )
+    form = cls(
+        formdata=request.form, data=cls.initial(_mapping(shown[0].get("data")), trigger=shown[1])
+    )
+    form.node_id = node_id
+    for name, rows in form._fields.items():
+        posted = f"{PREFIX}{name}-shown" in request.form or any(
+            key.startswith(f"{PREFIX}{name}-") for key in request.form
+        )
+        if hasattr(rows, "entries") and not posted:
+            # A list the form did not show: keep the rows it was rendered with.
+            rows.entries = []
+            rows.last_index = -1
+            for row in cls.initial(_mapping(shown[0].get("data")), trigger=shown[1]).get(name, []):
+                rows.append_entry(row)
+    if op.startswith("remove:"):
+        _remove_row(form, op)
+    elif op.startswith("add:") and op.removeprefix("add:") in form._fields:
+        rows = form[op.removeprefix("add:")]
+        if hasattr(rows, "append_entry"):
+            rows.append_entry()
+            next(iter(rows.entries[-1].form)).render_kw = {"autofocus": True}
+    form.follow_settings()
+    form.form_revision = request.form.get("revision", "")
+    form.form_origin = request.form.get("origin", "")
+    return _respond(workflow, draft, panels=("node_form",), selected=node_id, node_form=form)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _node_has_errors(context: dict[str, Any]) -> bool:
@@ -528,9 +747,17 @@ def edit_check_template(workflow_id: str) -> str:
     messages: list[tuple[str, bool]] = []
     if node is not None and text:
         variables = drafts.variables_for(
-            draft.definition, node_id, secret_store.secret_names(workflow)
+            draft.definition,
+            node_id,
+            [*secret_store.secret_names(workflow), *drafts.pending_names(draft)],
         )
         messages = drafts.unknown_references(text, variables)
+        if not messages and field_name == "node-body" and node_kind(node) == "webhook":
+            # Rendered for a sample incident: a body that cannot be JSON is said at once.
+            from app.engine.sample_render import json_body_problems
+
+            sample = {"nodes": [{"data": {"actionType": "webhook", "config": {"body": text}}}]}
+            messages = [(p.message, False) for p in json_body_problems(sample)]
     return render_template("workflows/editor/_live_check.html", messages=messages)
 
 
@@ -558,13 +785,17 @@ def edit_add_node(workflow_id: str) -> Response:
             form.kind.data or "",
             after=form.after.data or "",
             handle=form.handle.data if form.show_handle else None,
+            insert=form.placement.data != "branch",
         )
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="add_node", add_node_form=form)
-    db.session.commit()
     if not request.htmx:
-        return _done(workflow, node_id)
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=node_id, push=True)
+        return _committed(_done(workflow, node_id))
+    return _committed(
+        _respond(
+            workflow, draft, panels=AFTER_NODE_CHANGE, selected=node_id, push=True, focus_node=True
+        )
+    )
 
 
 @bp.post("/<workflow_id>/edit/nodes/remove")
@@ -574,6 +805,29 @@ def edit_remove_node(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     draft = drafts.load_draft(current_user, workflow)
     node_id = request.form.get("node_id", "")
+    changed = _changed_since_rendered(draft.definition, node_id)
+    if changed:
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow,
+            draft,
+            panels=("node_form",),
+            status=409,
+            selected=node_id,
+            node_notes=[
+                "Not removed: this node was changed elsewhere (another tab?) since you opened "
+                f"it ({changed}). Its form now shows the draft as it is; remove it again if "
+                "you still want to."
+            ],
+        )
+    if request.form.get("confirm") != "yes":
+        # Ask first (a step, not a script): the answer posts again with confirm=yes.
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow, draft, panels=("node_form",), selected=node_id, confirm_remove=True
+        )
     try:
         drafts.remove_node(draft, node_id)
     except InvalidInput as error:
@@ -587,10 +841,42 @@ def edit_remove_node(workflow_id: str) -> Response:
             selected=node_id,
             node_notes=[error.message],
         )
-    db.session.commit()
     if not request.htmx:
-        return _done(workflow, None)
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True)
+        return _committed(_done(workflow, None))
+    return _committed(_respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True))
+
+
+def _changed_since_rendered(definition: Mapping[str, Any], node_id: str) -> str:
+    """For a stale "remove": the fields of the node changed since the form was rendered."""
+    if request.form.get("revision") == drafts.revision_of(definition):
+        return ""
+    node = next((n for n in _nodes(definition) if n.get("id") == node_id), None)
+    cls = form_class_for(node) if node is not None else None
+    if node is None or cls is None:
+        return ""  # remove_node reports a node that is gone
+    theirs = cls.from_node(node, trigger=definition.get("trigger")).values()
+    origin = _posted_origin()
+    if origin is None:
+        return "the form did not say which version of the node it showed"
+    base = cls.from_node(
+        {"id": node_id, "data": origin["data"]}, trigger=origin.get("trigger")
+    ).values()
+    changed = _leaf_differences(base, theirs)
+    return ", ".join(sorted({cls.label_for(path) for path in changed}))
+
+
+def _leaf_differences(a: Any, b: Any, path: tuple[str | int, ...] = ()) -> list[Any]:
+    if a == b:
+        return []
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return [
+            found
+            for key in {*a, *b}
+            for found in _leaf_differences(
+                a.get(key, drafts.MISSING), b.get(key, drafts.MISSING), (*path, key)
+            )
+        ]
+    return [path]
 
 
 def _add_refused(
@@ -638,10 +924,10 @@ def edit_add_edge(workflow_id: str) -> Response:
         )
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="edges", add_edge_form=form)
-    db.session.commit()
+    selected = _selected_from_request()
     if not request.htmx:
-        return _done(workflow, _selected_from_request())
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=_selected_from_request())
+        return _committed(_done(workflow, selected))
+    return _committed(_respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=selected))
 
 
 @bp.post("/<workflow_id>/edit/edges/remove")
@@ -664,10 +950,10 @@ def edit_remove_edge(workflow_id: str) -> Response:
             selected=_selected_from_request(),
             add_edge_form=form,
         )
-    db.session.commit()
+    selected = _selected_from_request()
     if not request.htmx:
-        return _done(workflow, _selected_from_request())
-    return _respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=_selected_from_request())
+        return _committed(_done(workflow, selected))
+    return _committed(_respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=selected))
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -678,26 +964,74 @@ def edit_remove_edge(workflow_id: str) -> Response:
 def edit_settings(workflow_id: str) -> Response:
     """The workflow's name, description, time limit and runs per incident."""
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
     form = SettingsForm(formdata=request.form)
-    name, description, timeout = form.values()
+    if form.text_problems:  # shown at their fields; the draft is left as it was
+        draft = drafts.current_draft(current_user, workflow)
+        return _respond(
+            workflow,
+            draft,
+            panels=("settings",),
+            status=422,
+            selected=_selected_from_request(),
+            settings_form=form,
+        )
+    draft = drafts.load_draft(current_user, workflow)
+    selected = _selected_from_request()
+    yours = form.as_dict()
+    values = yours
+    if request.form.get("revision") != drafts.revision_of(draft.definition):
+        theirs = SettingsForm.from_definition(draft.definition).as_dict()
+        origin = _posted_json("origin")
+        if isinstance(origin, dict):
+            base: Any = SettingsForm(data=origin).as_dict()
+        else:
+            base = _unknown_base(theirs)
+        values, conflicts = drafts.merge_edits(base, yours, theirs)
+        if conflicts:
+            db.session.rollback()
+            workflow, draft = _fresh_state(workflow_id)
+            _stamp_settings(form, draft.definition)
+            form.conflicts = [
+                (
+                    SettingsForm.LABELS.get(str(c.path[0]), "Settings"),
+                    _shown(c.theirs),
+                    _shown(c.yours),
+                )
+                for c in conflicts
+            ]
+            return _respond(
+                workflow,
+                draft,
+                panels=("settings",),
+                status=409,
+                selected=selected,
+                settings_form=form,
+            )
+    merged = SettingsForm(data=values)
     drafts.update_settings(
         draft,
-        name=name,
-        description=description,
-        timeout=timeout,
-        run_limit=form.run_limit_settings(),
+        name=values["name"],
+        description=values["description"],
+        timeout=values["timeout"],
+        run_limit=merged.run_limit_settings(),
     )
-    db.session.commit()
-    selected = _selected_from_request()
     if not request.htmx:
-        return _done(workflow, selected)
-    return _respond(
-        workflow,
-        draft,
-        panels=("banner", "graph", "settings", "problems", "save"),
-        status=lambda context: 422 if context["checked"].settings else 200,
-        selected=selected,
+        return _committed(_done(workflow, selected))
+    return _committed(
+        _respond(
+            workflow,
+            draft,
+            panels=("banner", "graph", "settings", "problems", "save"),
+            status=lambda context: 422 if context["checked"].settings else 200,
+            selected=selected,
+        )
+    )
+
+
+def _stamp_settings(form: SettingsForm, definition: Mapping[str, Any]) -> None:
+    form.form_revision = drafts.revision_of(definition)
+    form.form_origin = json.dumps(
+        SettingsForm.from_definition(definition).as_dict(), separators=(",", ":")
     )
 
 
@@ -712,6 +1046,10 @@ def edit_save(workflow_id: str) -> Response:
     draft = drafts.current_draft(current_user, workflow)
     form = SaveForm(formdata=request.form)
     selected = _selected_from_request()
+    if form.text_problems:  # shown at the field; nothing is saved
+        return _respond(
+            workflow, draft, panels=("save",), status=422, selected=selected, save_form=form
+        )
     try:
         version = drafts.save(current_user, workflow, draft, form.change_note.data)
     except Conflict as error:
@@ -738,9 +1076,99 @@ def edit_save(workflow_id: str) -> Response:
             save_form=form,
             save_error=error.message,
         )
+    response = _reload(workflow, selected)
     db.session.commit()
     flash(f"Saved as v{version.version}.")
-    return _reload(workflow, selected)
+    return response
+
+
+@bp.get("/<workflow_id>/edit/test")
+@login_required
+def edit_test(workflow_id: str) -> Response:
+    """ "Test this draft": a dry run of the unsaved draft against an incident chosen with
+    the search picker (``q`` searches, ``incident`` runs). A GET: nothing is sent, stored
+    or changed."""
+    from pydantic import ValidationError
+
+    from app.engine.dry_run import dry_run
+    from app.incidents import service as incidents
+    from app.workflows.enums import ScopeType
+
+    workflow = _workflow(workflow_id)
+    draft = drafts.current_draft(current_user, workflow)
+    query = (request.args.get("q") or "").strip()[:200]
+    incident_id = request.args.get("incident") or ""
+    found = db.session.scalars(
+        incidents.search_incidents(current_user, q=query or None).limit(10)
+    ).all()
+    incident = None
+    steps = None
+    message = None
+    status = 200
+    if incident_id and not request.args.get("search"):
+        try:
+            incident = incidents.get_incident(current_user, incident_id)
+        except NotFound:
+            message, status = "That incident does not exist or is not yours to see.", 404
+    if incident is not None:
+        if workflow.scope_type == ScopeType.TEAM and workflow.team_id != incident.team_id:
+            message = "This workflow belongs to another team than the incident; it would not run."
+            status = 422
+        else:
+            try:
+                steps = dry_run(
+                    workflow,
+                    incident,
+                    draft=draft.definition,
+                    pending_secrets=drafts.pending_names(draft),
+                )
+            except ValidationError:
+                message = (
+                    "The draft has problems (see the readiness checklist); fix them to test it."
+                )
+                status = 422
+    context = {
+        "workflow": workflow,
+        "query": query,
+        "found": found,
+        "incident": incident,
+        "steps": steps,
+        "test_message": message,
+    }
+    if request.htmx:
+        target = request.headers.get("HX-Target") or ""
+        template = (
+            "_test_incidents.html" if target == "draft-test-incidents" else "_test_result.html"
+        )
+        return make_response(render_template(f"workflows/editor/{template}", **context), status)
+    return make_response(render_template("workflows/editor/test.html", **context), status)
+
+
+@bp.post("/<workflow_id>/edit/enable")
+@login_required
+def edit_enable(workflow_id: str) -> Response:
+    """The editor header's switch: enable or disable the saved version. A refusal lists
+    every blocker at once in the readiness checklist."""
+    workflow = _workflow(workflow_id, for_update=True)
+    wanted = request.form.get("enabled") == "1"
+    selected = _selected_from_request()
+    try:
+        service.set_enabled(current_user, workflow, wanted)
+    except ServiceError as error:
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow,
+            draft,
+            panels=("problems",),
+            status=error.status,
+            selected=selected,
+            enable_error=error,
+        )
+    response = _reload(workflow, selected)
+    db.session.commit()
+    flash(f"{workflow.name} is {'enabled' if wanted else 'disabled'}.")
+    return response
 
 
 @bp.post("/<workflow_id>/edit/discard")
@@ -749,11 +1177,22 @@ def edit_discard(workflow_id: str) -> Response:
     """Throw the draft away and start again from the current version."""
     workflow = _workflow(workflow_id)
     draft = drafts.find_draft(current_user, workflow, for_update=True)
+    if draft is not None and request.form.get("confirm") != "yes":
+        db.session.rollback()
+        workflow, draft = _fresh_state(workflow_id)
+        return _respond(
+            workflow,
+            draft,
+            panels=("banner",),
+            selected=_selected_from_request(),
+            confirm_discard=True,
+        )
     if draft is not None:
         drafts.discard(draft)
+    response = _reload(workflow, _selected_from_request())
     db.session.commit()
     flash(f"Your changes were discarded; this is v{workflow.version}.")
-    return _reload(workflow, _selected_from_request())
+    return response
 
 
 @bp.post("/<workflow_id>/edit/rebase")
@@ -768,5 +1207,4 @@ def edit_rebase(workflow_id: str) -> Response:
             f"Your draft is now based on v{workflow.version}. Saving it replaces the changes "
             f"made in v{workflow.version} with yours."
         )
-    db.session.commit()
-    return _reload(workflow, _selected_from_request())
+    return _committed(_reload(workflow, _selected_from_request()))

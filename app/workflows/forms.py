@@ -33,6 +33,7 @@ from wtforms import (
 )
 from wtforms.widgets import NumberInput
 
+from app.forms_support import TextPolicy
 from app.incidents.enums import IncidentStatus
 from app.workflows.enums import ActionType, NodeType, TriggerType
 
@@ -52,6 +53,7 @@ __all__ = [
     "Target",
     "TriggerForm",
     "WebhookForm",
+    "auto_name",
     "form_class_for",
     "node_kind",
     "secret_reference",
@@ -83,6 +85,10 @@ class Credential:
     loc: Loc  # where the reference goes, relative to the node's data
     secret_name: str
     value: str = field(repr=False)
+
+
+def format_path(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc)
 
 
 def secret_reference(name: str) -> str:
@@ -137,18 +143,18 @@ NUMBER = NumberInput()
 # --- rows -------------------------------------------------------------------
 
 
-class HeaderRow(Form):  # type: ignore[misc]
+class HeaderRow(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Header name")
     value = StringField("Value")
 
 
-class SecretHeaderRow(Form):  # type: ignore[misc]
+class SecretHeaderRow(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Header name")
     value = PasswordField("Secret value", render_kw={"autocomplete": "new-password"})
     ref = HiddenField()
 
 
-class ConditionRow(Form):  # type: ignore[misc]
+class ConditionRow(TextPolicy, Form):  # type: ignore[misc]
     field = StringField("Incident field")
     value = StringField("Equals")
 
@@ -156,7 +162,7 @@ class ConditionRow(Form):  # type: ignore[misc]
 # --- node forms --------------------------------------------------------------
 
 
-class NodeForm(Form):  # type: ignore[misc]
+class NodeForm(TextPolicy, Form):  # type: ignore[misc]
     """The fields every node has, and the mapping of schema locations to fields."""
 
     kind: ClassVar[str] = ""
@@ -171,6 +177,9 @@ class NodeForm(Form):  # type: ignore[misc]
     )
 
     name = StringField("Name")
+    #: The name the editor generated for the settings shown, while the user has not
+    #: renamed the node: the name then follows the settings.
+    generated_name = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix=PREFIX, **kwargs)
@@ -178,6 +187,12 @@ class NodeForm(Form):  # type: ignore[misc]
         self.credentials: list[Credential] = []
         self.node_errors: list[str] = []
         self.group_errors: dict[str, list[str]] = {}
+        #: The draft revision and node content (JSON) this form was rendered from.
+        self.form_revision = ""
+        self.form_origin = ""
+        #: Fields another change touched too: (label, the draft's value, the form's value).
+        self.conflicts: list[tuple[str, str, str]] = []
+        self.notice = ""
 
     # -- both ways ------------------------------------------------------------
 
@@ -199,6 +214,45 @@ class NodeForm(Form):  # type: ignore[misc]
 
     def to_node_data(self) -> Json:
         raise NotImplementedError
+
+    def follow_settings(self) -> None:
+        """While the name is the generated one, generate it again for the settings shown."""
+        generated = self.generated_name.data or ""
+        if generated and (self.name.data or "").strip() == generated:
+            fresh = auto_name(self.kind, self.values())
+            if fresh:
+                self.name.data = self.generated_name.data = fresh
+        elif not generated and (self.name.data or "").strip() == auto_name(
+            self.kind, self.values()
+        ):
+            self.generated_name.data = (self.name.data or "").strip()
+
+    def values(self) -> Json:
+        """What the form stands for in the definition: ``{"data": …}`` (the trigger form
+        adds ``"trigger"``), the unit that edits from two tabs are merged in."""
+        return {"data": self.to_node_data()}
+
+    @classmethod
+    def label_for(cls, loc: Loc) -> str:
+        """A field's label for a location in ``values()``, for messages."""
+        target = cls.target_for(loc)
+        if target is None:
+            return format_path(loc)
+        field = cls._unbound_fields_by_name().get(target.name)
+        label: Any = target.name
+        if field is not None:
+            label = field.kwargs.get("label") or next(
+                (arg for arg in field.args if isinstance(arg, str)), target.name
+            )
+        if target.row is not None:
+            return f"{label}: {target.row}" if isinstance(target.row, str) else label
+        return str(label)
+
+    @classmethod
+    def _unbound_fields_by_name(cls) -> dict[str, Any]:
+        return {
+            name: value for name in dir(cls) if hasattr(value := getattr(cls, name), "field_class")
+        }
 
     # -- errors and hints ---------------------------------------------------------
 
@@ -470,6 +524,17 @@ class WebhookForm(_RetryMixin, NodeForm):
         return headers
 
 
+JIRA_OPERATIONS = [
+    SelectChoice("create", "Create an issue"),
+    SelectChoice("transition", "Transition an issue (change its status)"),
+    SelectChoice("comment", "Comment on an issue"),
+]
+LINEAR_OPERATIONS = [
+    SelectChoice("create", "Create an issue"),
+    SelectChoice("update", "Move an issue to another state"),
+]
+
+
 class JiraForm(_RetryMixin, NodeForm):
     kind = "jira"
     title = "Jira issue"
@@ -483,14 +548,22 @@ class JiraForm(_RetryMixin, NodeForm):
         ("data", "config", "description"): "description",
         ("data", "config", "priority"): "priority",
         ("data", "config", "labels"): "labels",
+        ("data", "config", "operation"): "operation",
+        ("data", "config", "issueKey"): "issue_key",
+        ("data", "config", "transition"): "transition",
+        ("data", "config", "body"): "comment",
     }
 
+    operation = SelectField("Operation", choices=JIRA_OPERATIONS, default="create")
     project_key = StringField("Project key")
     issue_type = StringField("Issue type")
     summary = StringField("Summary")
     description = TextAreaField("Description")
     priority = StringField("Priority (optional)")
     labels = StringField("Labels (optional, separated by spaces or commas)")
+    issue_key = StringField("Issue key")
+    transition = StringField("Transition")
+    comment = TextAreaField("Comment")
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
@@ -499,6 +572,10 @@ class JiraForm(_RetryMixin, NodeForm):
         return {
             **super().initial(data),
             **cls.retry_initial(data),
+            "operation": _text(config.get("operation")) or "create",
+            "issue_key": _text(config.get("issueKey")),
+            "transition": _text(config.get("transition")),
+            "comment": _text(config.get("body")),
             "project_key": _text(config.get("projectKey")),
             "issue_type": _text(config.get("issueType")),
             "summary": _text(config.get("summary")),
@@ -508,7 +585,20 @@ class JiraForm(_RetryMixin, NodeForm):
         }
 
     def to_node_data(self) -> Json:
-        config: Json = {
+        operation = self.operation.data or "create"
+        if operation in ("transition", "comment"):
+            config: Json = {"operation": operation, "issueKey": self.issue_key.data or ""}
+            if operation == "transition":
+                config["transition"] = (self.transition.data or "").strip()
+            else:
+                config["body"] = self.comment.data or ""
+            return {
+                "actionType": ActionType.JIRA.value,
+                "name": (self.name.data or "").strip(),
+                "config": config,
+                "retry": self.retry_data(),
+            }
+        config = {
             "projectKey": (self.project_key.data or "").strip(),
             "issueType": (self.issue_type.data or "").strip(),
             "summary": self.summary.data or "",
@@ -547,8 +637,14 @@ class LinearForm(_RetryMixin, NodeForm):
         ("data", "config", "description"): "description",
         ("data", "config", "priority"): "priority",
         ("data", "config", "labelIds"): "label_ids",
+        ("data", "config", "operation"): "operation",
+        ("data", "config", "issueId"): "issue_id",
+        ("data", "config", "state"): "state",
     }
 
+    operation = SelectField("Operation", choices=LINEAR_OPERATIONS, default="create")
+    issue_id = StringField("Issue id or identifier")
+    state = StringField("State")
     team_id = StringField("Team id")
     issue_title = StringField("Title")
     description = TextAreaField("Description")
@@ -562,6 +658,9 @@ class LinearForm(_RetryMixin, NodeForm):
         return {
             **super().initial(data),
             **cls.retry_initial(data),
+            "operation": _text(config.get("operation")) or "create",
+            "issue_id": _text(config.get("issueId")),
+            "state": _text(config.get("state")),
             "team_id": _text(config.get("teamId")),
             "issue_title": _text(config.get("title")),
             "description": _text(config.get("description")),
@@ -570,6 +669,17 @@ class LinearForm(_RetryMixin, NodeForm):
         }
 
     def to_node_data(self) -> Json:
+        if self.operation.data == "update":
+            return {
+                "actionType": ActionType.LINEAR.value,
+                "name": (self.name.data or "").strip(),
+                "config": {
+                    "operation": "update",
+                    "issueId": self.issue_id.data or "",
+                    "state": (self.state.data or "").strip(),
+                },
+                "retry": self.retry_data(),
+            }
         config: Json = {
             "teamId": (self.team_id.data or "").strip(),
             "title": self.issue_title.data or "",
@@ -705,6 +815,9 @@ class TriggerForm(NodeForm):
     def to_node_data(self) -> Json:
         return {"name": (self.name.data or "").strip()}
 
+    def values(self) -> Json:
+        return {"data": self.to_node_data(), "trigger": self.to_trigger()}
+
     def to_trigger(self) -> Json:
         kind = self.trigger_type.data or TriggerType.MANUAL.value
         trigger: Json = {"type": kind, "conditions": []}
@@ -725,6 +838,45 @@ class TriggerForm(NodeForm):
                 trigger["workflowIds"] = [i for i in ids if i]
             _put(trigger, "minFailures", _parse_int(self.min_failures.data))
         return trigger
+
+
+def _minutes(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return "1 minute" if value == 1 else f"{value} minutes"
+
+
+def auto_name(kind: str, values: Mapping[str, Any]) -> str | None:
+    """The name the editor gives a node from its settings (``values()`` shape), or None
+    for kinds whose name does not describe a setting. A node keeps following its
+    settings until the user gives it another name."""
+    data = _mapping(values.get("data"))
+    if kind == "delay":
+        minutes = _minutes(data.get("durationMinutes"))
+        return f"Wait {minutes}" if minutes else None
+    if kind == "condition":
+        field_name, value = _text(data.get("field")), _text(data.get("value"))
+        if not field_name or not value:
+            return None
+        return f"Is it a {value}?" if field_name == "priority" else f"Is {field_name} {value}?"
+    if kind == "trigger":
+        trigger = _mapping(values.get("trigger"))
+        kind_of = _text(trigger.get("type"))
+        if kind_of == TriggerType.STATE_CHANGED.value:
+            to = _text(_mapping(trigger.get("stateTransition")).get("to"))
+            return f"Incident becomes {to.lower()}" if to else None
+        if kind_of == TriggerType.AGE.value:
+            minutes = _minutes(trigger.get("ageThresholdMinutes"))
+            return f"Unresolved for {minutes}" if minutes else None
+        return TRIGGER_NAMES.get(kind_of)
+    return None
+
+
+TRIGGER_NAMES = {
+    TriggerType.INCIDENT_CREATED.value: "Incident created",
+    TriggerType.ESCALATION.value: "Incident escalated",
+    TriggerType.MANUAL.value: "Run by hand",
+}
 
 
 NODE_FORMS: dict[str, type[NodeForm]] = {
@@ -762,16 +914,23 @@ TIMEOUT_CHOICES = [
 ]
 
 
-class AddNodeForm(Form):  # type: ignore[misc]
+PLACEMENT_CHOICES = [
+    SelectChoice("insert", "Between it and the node that follows it"),
+    SelectChoice("branch", "As a new branch of its own"),
+]
+
+
+class AddNodeForm(TextPolicy, Form):  # type: ignore[misc]
     kind = SelectField("New node", choices=KIND_CHOICES, default="webhook")
     after = SelectField("After node", choices=[])
     handle = SelectField("On the branch", choices=HANDLE_CHOICES, default=None)
+    placement = SelectField("Place it", choices=PLACEMENT_CHOICES, default="insert")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix="add-", **kwargs)
 
 
-class AddEdgeForm(Form):  # type: ignore[misc]
+class AddEdgeForm(TextPolicy, Form):  # type: ignore[misc]
     source = SelectField("From", choices=[])
     target = SelectField("To", choices=[])
     handle = SelectField("Branch", choices=HANDLE_CHOICES, default=None)
@@ -787,7 +946,7 @@ RUN_LIMIT_CHOICES = [
 ]
 
 
-class SettingsForm(Form):  # type: ignore[misc]
+class SettingsForm(TextPolicy, Form):  # type: ignore[misc]
     name = StringField("Workflow name")
     description = TextAreaField("Description")
     timeout = SelectField("Time limit per run", choices=TIMEOUT_CHOICES, default="5min")
@@ -804,8 +963,30 @@ class SettingsForm(Form):  # type: ignore[misc]
         ("settings", "oncePerIncidentMinutes"): "run_limit_minutes",
     }
 
+    LABELS: ClassVar[dict[str, str]] = {
+        "name": "Workflow name",
+        "description": "Description",
+        "timeout": "Time limit per run",
+        "run_limit": "Runs per incident",
+        "run_limit_minutes": "Minutes between runs on one incident",
+    }
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix="settings-", **kwargs)
+        self.form_revision = ""
+        self.form_origin = ""
+        self.conflicts: list[tuple[str, str, str]] = []
+
+    def as_dict(self) -> dict[str, str]:
+        """Every field as text: the unit edits from two tabs are merged in."""
+        name, description, timeout = self.values()
+        return {
+            "name": name,
+            "description": description,
+            "timeout": timeout,
+            "run_limit": self.run_limit.data or "",
+            "run_limit_minutes": (self.run_limit_minutes.data or "").strip(),
+        }
 
     @classmethod
     def from_definition(cls, definition: Mapping[str, Any]) -> SettingsForm:
@@ -856,7 +1037,7 @@ class SettingsForm(Form):  # type: ignore[misc]
             found.errors = [*found.errors, message]
 
 
-class SaveForm(Form):  # type: ignore[misc]
+class SaveForm(TextPolicy, Form):  # type: ignore[misc]
     change_note = StringField("Change note (optional)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

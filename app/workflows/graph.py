@@ -780,12 +780,28 @@ def _node_svg(
         classes += " wf-node--problem"
     radius = h / 2 if node.kind == "trigger" else 8
     stroke_width = 2.5 if problem is not None else 1.5
+    text_x = x + (18 if node.kind == "trigger" else 12)
+    room = w - (text_x - x) - (28 if problem is not None else 10)
+    shown_name = _clip(node.name, int(room / (9.5 if compact else 7.6)))
+    shown_subtitle = "" if compact else _clip(node.subtitle, int(room / 6.6))
     out: list[str] = []
     if href is not None:
+        # The link's name holds the words drawn on the box in their order (voice control
+        # users say what they see); a clipped text is followed by the full description.
+        clipped = shown_name != node.name or shown_subtitle not in ("", node.subtitle)
+        if clipped:
+            label = f"{shown_name} {shown_subtitle}".strip() + f". {description}"
+        elif compact:
+            label = description
+        else:
+            label = (
+                f"{node.name}: {node.subtitle} ({kind_label})"
+                + description[len(f"{node.name} ({kind_label}): {node.subtitle}") :]
+            )
         attributes = {
             "class": "wf-node-link",
             "href": href,
-            "aria-label": description,
+            "aria-label": label,
             "data-node-id": node.id,
         }
         if is_selected:
@@ -812,22 +828,21 @@ def _node_svg(
         f' height="{_num(h)}" rx="{_num(radius)}" fill="{fill}" stroke="{stroke}"'
         f' stroke-width="{stroke_width}"/>'
     )
-    text_x = x + (18 if node.kind == "trigger" else 12)
-    room = w - (text_x - x) - (28 if problem is not None else 10)
     if compact:
         out.append(
             f'<text class="wf-node-name" x="{_num(text_x)}" y="{_num(y + h / 2 + 6)}"'
             f' font-size="16" font-weight="600" fill="{_TEXT_COLOUR}">'
-            f"{_attr(_clip(node.name, int(room / 9.5)))}</text>"
+            f"{_attr(shown_name)}</text>"
         )
     else:
         out.append(
             f'<text class="wf-node-name" x="{_num(text_x)}" y="{_num(y + 23)}"'
             f' font-size="13" font-weight="600" fill="{_TEXT_COLOUR}">'
-            f"{_attr(_clip(node.name, int(room / 7.6)))}</text>"
+            # The space between the two texts keeps their words apart in the link's text.
+            f"{_attr(shown_name)}</text> "
             f'<text class="wf-node-subtitle" x="{_num(text_x)}" y="{_num(y + 42)}"'
             f' font-size="12" fill="{_MUTED_COLOUR}">'
-            f"{_attr(_clip(node.subtitle, int(room / 6.6)))}</text>"
+            f"{_attr(shown_subtitle)}</text>"
         )
     if problem is not None:
         cx, cy = x + w - 14, y + 14
@@ -853,6 +868,7 @@ def render_svg(
     problems: Mapping[str, str] | None = None,
     title: str | None = None,
     dom_id: str | None = None,
+    natural_size: bool = False,
 ) -> Markup:
     """The graph as an accessible inline ``<svg>``.
 
@@ -868,7 +884,9 @@ def render_svg(
     - ``selected``: id of the node to highlight (``aria-current="true"``).
     - ``problems``: node id -> message; the node is marked and the message is
       in its title.
-    - ``compact``: a thumbnail (names only, at most 240 x 160 pixels).
+    - ``compact``: a thumbnail (names only, at most 240 x 160 pixels, unless
+      ``natural_size``: then one unit is one pixel, so names stay readable in a
+      scrolling frame).
     - ``title``: the accessible name (default "Workflow graph: <name>").
     - ``dom_id``: prefix of the ids in the svg (default: derived from the
       output, so the same input always gives the same text).
@@ -928,7 +946,7 @@ def render_svg(
             f'<text class="wf-graph-empty" x="120" y="37" text-anchor="middle"'
             f' font-size="14" fill="{_MUTED_COLOUR}">No steps yet</text>'
         )
-    if compact:
+    if compact and not natural_size:
         scale = min(1.0, _COMPACT_MAX_WIDTH / view_w, _COMPACT_MAX_HEIGHT / view_h)
         width, height = view_w * scale, view_h * scale
     else:

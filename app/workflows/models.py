@@ -246,7 +246,10 @@ class WorkflowDraft(db.Model):  # type: ignore[name-defined,misc]
 
     ``base_version`` is the version the draft started from: saving it when the
     workflow has moved on is refused as a conflict, and the draft is kept.
-    Drafts never hold credentials; those go straight to the workflow's secrets.
+    The definition never holds credentials. What a user types into a secret input
+    waits in ``pending_secrets`` (secret name -> value encrypted like every stored
+    secret) and becomes the workflow's secret only when the draft is saved as a
+    version, so the versions that run keep their secrets until then.
     """
 
     __tablename__ = "workflow_draft"
@@ -257,6 +260,7 @@ class WorkflowDraft(db.Model):  # type: ignore[name-defined,misc]
     user_id: Mapped[str] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
     base_version: Mapped[int]
     definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    pending_secrets: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -36,7 +36,7 @@ from app.auth.models import Team
 from app.auth.permissions import team_visible_clause
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.forms_support import attach_errors
+from app.forms_support import TextPolicy, attach_errors
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.blueprint import bp
@@ -66,7 +66,7 @@ def _signed_in() -> None:
 # --- forms ------------------------------------------------------------------
 
 
-class WorkflowFilterForm(FlaskForm):  # type: ignore[misc]
+class WorkflowFilterForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     class Meta:
         csrf = False  # a GET search form
 
@@ -104,21 +104,21 @@ def _category_field() -> Any:
     )
 
 
-class NewWorkflowForm(FlaskForm):  # type: ignore[misc]
+class NewWorkflowForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     owner = _owner_field()
     category = _category_field()
 
 
-class ImportForm(FlaskForm):  # type: ignore[misc]
+class ImportForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     file = FileField("JSON file")
     text = TextAreaField("Or paste the JSON")
     owner = _owner_field()
     category = _category_field()
 
 
-class CopyForm(FlaskForm):  # type: ignore[misc]
+class CopyForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     """Duplicate a workflow, or make one from a template."""
 
     name = StringField("Name of the new workflow")
@@ -127,19 +127,19 @@ class CopyForm(FlaskForm):  # type: ignore[misc]
     copy_secrets = BooleanField("Copy its secrets")
 
 
-class SecretForm(FlaskForm):  # type: ignore[misc]
+class SecretForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     # Rendered by hand in the template: the value is never written back into a page.
     value = StringField("Value")
 
 
-class TemplateForm(FlaskForm):  # type: ignore[misc]
+class TemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Name")
     description = TextAreaField("Description")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
 
-class SaveAsTemplateForm(FlaskForm):  # type: ignore[misc]
+class SaveAsTemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
     name = StringField("Template name")
     category = SelectField("Category", choices=CATEGORY_CHOICES)
 
@@ -374,8 +374,9 @@ def toggle(workflow_id: str) -> Page:
             lambda: (_render_row(workflow_id, problems), status), back_to, *problems
         )
     done = f"{workflow.name} is {'enabled' if wanted else 'disabled'}."
-    db.session.commit()
-    return _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    response = _fragment_or_back(lambda: _render_row(workflow_id, []), back_to, done)
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- create, import, export, duplicate, delete ------------------------------
@@ -573,6 +574,60 @@ def history(workflow_id: str) -> str:
     )
 
 
+@bp.get("/<workflow_id>/backtest")
+def backtest(workflow_id: str) -> tuple[str, int]:
+    """What the draft, the current version or an older one would have done over the
+    last days of incident events (reads only, sends nothing: a GET)."""
+    import time
+
+    from app.db import utcnow
+    from app.engine import backtest as backtests
+    from app.workflows import drafts
+
+    workflow = _load(workflow_id)
+    source = request.args.get("source", "current")
+    number = _int_arg("version")
+    days = min(max(_int_arg("days") or backtests.DEFAULT_DAYS, 1), backtests.MAX_DAYS)
+    message = None
+    result = None
+    label = f"version {workflow.version} (current)"
+    stored: dict[str, Any] = workflow.definition
+    if source == "draft":
+        stored = drafts.current_draft(current_user, workflow).definition
+        db.session.commit()  # an unchanged draft of an older version may have been dropped
+        label = "your draft"
+    elif source == "version" and number is not None:
+        stored = _version_or_404(workflow, number).definition
+        label = f"version {number}"
+    else:
+        source = "current"
+    try:
+        definition = parse_definition(stored)
+    except ValidationError:
+        message = f"The definition of {label} has problems; fix them in the editor first."
+    else:
+        result = backtests.backtest(
+            workflow,
+            definition,
+            now=utcnow(),
+            days=days,
+            sample=backtests.DEFAULT_SAMPLE,
+            clock=time,
+        )
+    return render_template(
+        "workflows/backtest.html",
+        workflow=workflow,
+        versions=_versions(workflow),
+        source=source,
+        number=number,
+        days=days,
+        label=label,
+        result=result,
+        message=message,
+        listed=backtests.MAX_LISTED,
+    ), (422 if message else 200)
+
+
 @bp.get("/<workflow_id>/versions/<int:number>")
 def version(workflow_id: str, number: int) -> str:
     workflow = _load(workflow_id)
@@ -701,7 +756,8 @@ def _render_secrets(
         "uses": uses,
         "readable": readable,
         "missing": [u.name for u in uses if u.nodes and not u.stored],
-        "form": form or SecretForm(formdata=None),
+        # ?name= (the editor's "Add" next to a missing secret) pre-fills the name.
+        "form": form or SecretForm(formdata=None, name=request.args.get("name", "")[:64]),
         "can_edit": service.can_edit(current_user, workflow),
         "message": message,
         "error": error,
@@ -724,6 +780,9 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(_load(workflow_id), error=error.message, status=error.status)
     form = SecretForm()
     to_delete = request.form.get("delete")
+    if form.text_problems and to_delete is None:  # shown at the field; nothing is stored
+        form.value.data = None
+        return _render_secrets(workflow, form, status=422)
     try:
         if to_delete is not None:
             secret_store.delete_secret(workflow, to_delete, actor=current_user)
@@ -741,12 +800,13 @@ def secrets(workflow_id: str) -> Page:
         return _render_secrets(
             workflow, form, error=" ".join(unplaced) or None, status=error.status
         )
-    db.session.commit()
-    return _fragment_or_back(
+    response = _fragment_or_back(
         lambda: _render_secrets(_load(workflow_id), message=done),
         url_for("workflows.secrets", workflow_id=workflow_id),
         done,
     )
+    db.session.commit()  # once the answer is built: a render error changes nothing
+    return response
 
 
 # --- template gallery -------------------------------------------------------------
@@ -761,7 +821,11 @@ class Card:
 
 @bp.get("/templates")
 def gallery() -> str:
-    grouped = service.templates_by_category()
+    """The templates, by category; a GET form filters them by words and by category."""
+    search = request.args.get("q", "")[:200]
+    chosen = request.args.get("category", "")
+    category = next((c for c in TemplateCategory if c.value == chosen), None)
+    grouped = service.templates_by_category(search, category)
     cards: dict[TemplateCategory, list[Card]] = {}
     for category, templates in grouped.items():
         cards[category] = []
@@ -771,10 +835,20 @@ def gallery() -> str:
             except ValidationError:
                 needed = []
             picture = render_svg(
-                template.definition, compact=True, title=f"Graph of {template.name}"
+                template.definition,
+                compact=True,
+                natural_size=True,
+                title=f"Graph of {template.name}",
             )
             cards[category].append(Card(template, picture, needed))
-    return render_template("workflows/gallery.html", cards=cards)
+    return render_template(
+        "workflows/gallery.html",
+        cards=cards,
+        search=search,
+        category=category,
+        categories=list(TemplateCategory),
+        found=sum(len(items) for items in cards.values()),
+    )
 
 
 @bp.route("/templates/<workflow_id>/use", methods=["GET", "POST"])

@@ -31,8 +31,10 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
+    Tag,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -65,9 +67,12 @@ __all__ = [
     "IMPLICIT_SECRETS",
     "IncidentContext",
     "JiraAction",
+    "JiraCommentConfig",
     "JiraConfig",
+    "JiraTransitionConfig",
     "LinearAction",
     "LinearConfig",
+    "LinearUpdateConfig",
     "NoAuth",
     "NodeResult",
     "OAuth2Auth",
@@ -98,6 +103,7 @@ __all__ = [
     "parse_definition",
     "parse_definition_json",
     "referenced_secrets",
+    "reads_previous",
     "topological_order",
 ]
 
@@ -616,8 +622,11 @@ class WebhookConfig(_Schema):
 
 
 class JiraConfig(_Schema):
-    """Create a Jira Cloud issue (REST v3)."""
+    """Create a Jira Cloud issue (REST v3). Without ``operation``, a config creates."""
 
+    operation: Literal["create"] | None = Field(
+        default=None, description="'create' (or absent): open an issue."
+    )
     project_key: Annotated[
         str,
         Field(strict=True, max_length=10, json_schema_extra={"pattern": _PROJECT_KEY_PATTERN}),
@@ -648,9 +657,63 @@ class JiraConfig(_Schema):
     )
 
 
-class LinearConfig(_Schema):
-    """Create a Linear issue (GraphQL issueCreate)."""
+class JiraTransitionConfig(_Schema):
+    """Move an existing Jira issue along its workflow (``POST .../transitions``)."""
 
+    operation: Literal["transition"] = Field(description="'transition': change the status.")
+    issue_key: RequiredTemplateText = Field(
+        description=(
+            "Template giving the issue key, such as OPS-12, usually an earlier run's "
+            "result: {{ incident.previous['<workflow>']['<node>'].result.key }}."
+        )
+    )
+    transition: ShortText = Field(
+        description=(
+            "The transition's name or the status it leads to (either, case-insensitive, "
+            "such as 'Done'), or the transition's numeric id."
+        )
+    )
+
+
+class JiraCommentConfig(_Schema):
+    """Add a comment to an existing Jira issue (``POST .../comment``)."""
+
+    operation: Literal["comment"] = Field(description="'comment': add a comment.")
+    issue_key: RequiredTemplateText = Field(
+        description="Template giving the issue key, such as OPS-12."
+    )
+    body: RequiredTemplateText = Field(
+        description=f"Comment template, 1 to {MAX_TEMPLATE_LENGTH} characters, not blank."
+    )
+
+
+JIRA_OPERATIONS = ("create", "transition", "comment")
+LINEAR_OPERATIONS = ("create", "update")
+
+
+def _operation_tag(value: Any) -> str | None:
+    """The operation of an action config; absent (the seed's configs) means create."""
+    if isinstance(value, dict):
+        operation = value.get("operation")
+    else:  # a model, or a value that is no object (the create model says so)
+        operation = getattr(value, "operation", None)
+    return "create" if operation is None else operation if isinstance(operation, str) else None
+
+
+JiraConfigs = Annotated[
+    Annotated[JiraConfig, Tag("create")]
+    | Annotated[JiraTransitionConfig, Tag("transition")]
+    | Annotated[JiraCommentConfig, Tag("comment")],
+    Discriminator(_operation_tag),
+]
+
+
+class LinearConfig(_Schema):
+    """Create a Linear issue (GraphQL issueCreate). Without ``operation``, a config creates."""
+
+    operation: Literal["create"] | None = Field(
+        default=None, description="'create' (or absent): open an issue."
+    )
     team_id: LinearId = Field(description="Linear team id (UUID).")
     title: RequiredTemplateText = Field(
         description=f"Template, 1 to {MAX_TEMPLATE_LENGTH} characters, not blank."
@@ -675,6 +738,31 @@ class LinearConfig(_Schema):
     ) = Field(default=None, description=f"At most {MAX_LABELS} distinct label ids (UUIDs).")
 
 
+class LinearUpdateConfig(_Schema):
+    """Move an existing Linear issue to another workflow state (GraphQL issueUpdate)."""
+
+    operation: Literal["update"] = Field(description="'update': change the issue's state.")
+    issue_id: RequiredTemplateText = Field(
+        description=(
+            "Template giving the issue's id or identifier (such as ENG-12), usually an "
+            "earlier run's result: {{ incident.previous['<workflow>']['<node>'].result.id }}."
+        )
+    )
+    state: ShortText = Field(
+        description=(
+            "The workflow state to move to: its name (case-insensitive, such as 'Done'), "
+            "or a state type (completed, canceled, started, unstarted, backlog) for the "
+            "team's first state of that type."
+        )
+    )
+
+
+LinearConfigs = Annotated[
+    Annotated[LinearConfig, Tag("create")] | Annotated[LinearUpdateConfig, Tag("update")],
+    Discriminator(_operation_tag),
+]
+
+
 class WebhookAction(_Schema):
     """Call a webhook."""
 
@@ -685,20 +773,20 @@ class WebhookAction(_Schema):
 
 
 class JiraAction(_Schema):
-    """Create a Jira issue."""
+    """Create, transition or comment on a Jira issue."""
 
     action_type: Literal[ActionType.JIRA]
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
-    config: JiraConfig
+    config: JiraConfigs
     retry: RetryConfig
 
 
 class LinearAction(_Schema):
-    """Create a Linear issue."""
+    """Create a Linear issue or move one to another state."""
 
     action_type: Literal[ActionType.LINEAR]
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
-    config: LinearConfig
+    config: LinearConfigs
     retry: RetryConfig
 
 
@@ -1017,8 +1105,11 @@ def _field_aliases(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(info.alias or name for name, info in model.model_fields.items())
 
 
+#: ``incident.previous``: results of earlier runs on the incident (see engine/context.py).
+PREVIOUS_FIELD = "previous"
+
 _CONTEXT_FIELDS: Mapping[str, frozenset[str]] = {
-    "incident": _field_aliases(IncidentContext),
+    "incident": _field_aliases(IncidentContext) | {PREVIOUS_FIELD},
     "assignee": _field_aliases(AssigneeContext),
     "team": _field_aliases(TeamContext),
     "workflow": _field_aliases(WorkflowContext),
@@ -1139,6 +1230,23 @@ def referenced_secrets(defn: WorkflowDefinition) -> dict[str, list[str]]:
             if node.id not in node_ids:
                 node_ids.append(node.id)
     return dict(sorted(users.items()))
+
+
+def reads_previous(defn: WorkflowDefinition) -> bool:
+    """Whether any action template reads ``incident.previous`` (earlier runs' results)."""
+    for node in defn.nodes:
+        if not isinstance(node, ActionNode):
+            continue
+        for _loc, source, kind in _text_fields(node.data):
+            if kind == "credential":
+                continue
+            try:
+                references = template_references(source)
+            except TemplateSyntaxProblem:
+                continue
+            if any(ref[:2] == ("incident", PREVIOUS_FIELD) for ref in references):
+                return True
+    return False
 
 
 def topological_order(defn: WorkflowDefinition) -> list[str]:
@@ -1300,11 +1408,21 @@ def _text_fields(
             for name, value in auth.custom_headers.items():
                 yield ("config", "auth", "customHeaders", name), value, "credential"
     elif isinstance(data, JiraAction):
-        yield ("config", "summary"), data.config.summary, "issue_template"
-        yield ("config", "description"), data.config.description, "issue_template"
+        jira = data.config
+        if isinstance(jira, JiraConfig):
+            yield ("config", "summary"), jira.summary, "issue_template"
+            yield ("config", "description"), jira.description, "issue_template"
+        else:
+            yield ("config", "issueKey"), jira.issue_key, "issue_template"
+            if isinstance(jira, JiraCommentConfig):
+                yield ("config", "body"), jira.body, "issue_template"
     else:
-        yield ("config", "title"), data.config.title, "issue_template"
-        yield ("config", "description"), data.config.description, "issue_template"
+        linear = data.config
+        if isinstance(linear, LinearConfig):
+            yield ("config", "title"), linear.title, "issue_template"
+            yield ("config", "description"), linear.description, "issue_template"
+        else:
+            yield ("config", "issueId"), linear.issue_id, "issue_template"
 
 
 def _definition_problems(
@@ -1840,6 +1958,7 @@ def _check_reference(
 _NODE_TAGS = frozenset(member.value for member in NodeType)
 _ACTION_TAGS = frozenset(member.value for member in ActionType)
 _AUTH_TAGS = ("none", "bearer", "basic", "oauth2", "custom")
+_OPERATION_TAGS = frozenset((*JIRA_OPERATIONS, *LINEAR_OPERATIONS))
 
 
 def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -1851,6 +1970,7 @@ def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
             (part in _NODE_TAGS and isinstance(previous, int) and i >= 2 and loc[i - 2] == "nodes")
             or (part in _ACTION_TAGS and previous == "data")
             or (part in _AUTH_TAGS and previous == "auth")
+            or (part in _OPERATION_TAGS and previous == "config")
         ):
             continue
         out.append(part)
@@ -1858,6 +1978,8 @@ def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def _tag_field(loc: tuple[str | int, ...]) -> str:
+    if loc[-1] == "config":
+        return "operation"
     if loc[-1] == "data":
         return "actionType"
     return "type"
@@ -1888,9 +2010,14 @@ def _plain_message(error: Any, loc: tuple[str | int, ...]) -> str:
         return "This field is required."
     if code == "extra_forbidden":
         return f"Unknown field '{_clip(str(loc[-1]))}'; remove it."
+    if code == "union_tag_invalid" and loc and loc[-1] == "operation":
+        choices = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"'{_clip(str(ctx.get('tag')))}' is not a valid operation; use one of: {choices}."
     if code == "union_tag_invalid":
         what, choices = _tag_choices(loc)
         return f"'{_clip(str(ctx.get('tag')))}' is not a valid {what}; use one of: {choices}."
+    if code == "union_tag_not_found" and loc and loc[-1] == "operation":
+        return "The operation must be text, such as 'create'."
     if code == "union_tag_not_found":
         _what, choices = _tag_choices(loc)
         return f"This field is required; use one of: {choices}."

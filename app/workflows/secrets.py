@@ -24,7 +24,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.ops import audit
 from app.ops.models import AuditAction
-from app.workflows.models import Workflow, WorkflowActionSecret
+from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowDraft
 from app.workflows.schema import SECRET_NAME_RE, parse_definition, referenced_secrets
 
 if TYPE_CHECKING:
@@ -44,9 +44,9 @@ def _key_file() -> Path:
 
 def configured_keys() -> list[bytes]:
     """The Fernet keys, newest first."""
-    from_env = os.environ.get("INCIDENTFLOW_SECRET_KEYS") or current_app.config.get("SECRET_KEYS")
-    if from_env:
-        keys = [k.strip().encode() for k in str(from_env).split(",") if k.strip()]
+    configured = current_app.config.get("SECRET_KEYS")
+    if configured:
+        keys = [k.strip().encode() for k in str(configured).split(",") if k.strip()]
         if keys:
             return keys
     path = _key_file()
@@ -119,6 +119,23 @@ def set_secret(
     secret.value_hash = encrypt(value)
     db.session.flush()
     return secret
+
+
+def adopt_encrypted(
+    workflow: Workflow, name: str, token: str, *, actor: User | None = None
+) -> None:
+    """Make a value encrypted earlier (a draft's pending secret) the workflow's secret."""
+    secret = db.session.scalar(
+        sa.select(WorkflowActionSecret).where(
+            WorkflowActionSecret.workflow_id == workflow.id, WorkflowActionSecret.name == name
+        )
+    )
+    audit.record(actor, AuditAction.SECRET_SET, workflow, name=name, replaced=secret is not None)
+    if secret is None:
+        secret = WorkflowActionSecret(workflow_id=workflow.id, name=name, value_hash="")
+        db.session.add(secret)
+    secret.value_hash = token
+    db.session.flush()
 
 
 def delete_secret(workflow: Workflow, name: str, *, actor: User | None = None) -> None:
@@ -200,7 +217,8 @@ def name_and_secrets(workflow_id: str) -> tuple[str, dict[str, str]]:
 
 
 def reencrypt_all() -> int:
-    """Re-encrypt every secret with the newest key (after adding one). Returns the count."""
+    """Re-encrypt every secret (and every draft's pending one) with the newest key
+    (after adding one). Returns the count."""
     keys = cipher()
     count = 0
     for secret in db.session.scalars(sa.select(WorkflowActionSecret)):
@@ -212,6 +230,22 @@ def reencrypt_all() -> int:
                 "with any configured key; nothing was re-encrypted."
             ) from error
         count += 1
+    # Credentials typed in the editor and not saved yet are encrypted with the same keys.
+    for draft in db.session.scalars(
+        sa.select(WorkflowDraft).where(WorkflowDraft.pending_secrets.is_not(None))
+    ):
+        pending = dict(draft.pending_secrets or {})
+        try:
+            draft.pending_secrets = {
+                name: keys.rotate(token.encode("ascii")).decode("ascii")
+                for name, token in pending.items()
+            }
+        except InvalidToken as error:
+            raise SecretKeyError(
+                f"A secret typed in a draft of workflow {draft.workflow_id} cannot be "
+                "decrypted with any configured key; nothing was re-encrypted."
+            ) from error
+        count += len(pending)
     db.session.flush()
     return count
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.models import Team, User
 from app.auth.permissions import can_access_team, member_team_ids
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from app.extensions import db
 from app.ops import audit
 from app.ops.models import AuditAction
@@ -160,6 +160,10 @@ class DefinitionInvalid(InvalidInput):
         self.validation_error = error
 
 
+class NotReady(InvalidInput):
+    """Enabling refused: ``problems`` lists every blocker at once (``enable_blockers``)."""
+
+
 # --- create, save, roll back ---------------------------------------------
 
 
@@ -268,20 +272,27 @@ def _check_runnable(workflow: Workflow, definition: dict[str, Any]) -> None:
         raise DefinitionInvalid(error) from error
 
 
-def _check_json_bodies(definition: dict[str, Any]) -> None:
-    """Enabling renders each webhook body for a sample incident: one that cannot be JSON
-    would fail every run, so it is refused here, at its place. (The editor shows the
-    same problem while the draft is edited; saving a version does not render, so that
-    a save parses each template once.)"""
+def enable_blockers(workflow: Workflow, definition: dict[str, Any]) -> list[Problem]:
+    """Everything that stops ``definition`` from being enabled, all at once: template
+    blanks to fill, schema problems (a secret that does not exist included) and webhook
+    bodies that cannot be JSON for a sample incident. One problem per place."""
     from app.engine.sample_render import json_body_problems
-    from app.errors import Problem
+    from app.workflows.schema import definition_errors
+    from app.workflows.templates_builtin import unfilled_placeholders
 
-    bodies = json_body_problems(definition)
-    if bodies:
-        raise InvalidInput(
-            "A webhook body would not be valid JSON; every run would fail there.",
-            problems=[Problem(p.loc, p.message) for p in bodies],
-        )
+    found = [Problem(p.loc, f"Fill in {p.hint}.") for p in unfilled_placeholders(definition)]
+    try:
+        validate_definition(definition, workflow, check_secrets=True)
+    except ValidationError as error:
+        found += [Problem(e.loc, e.message) for e in definition_errors(error)]
+    found += [Problem(p.loc, p.message) for p in json_body_problems(definition)]
+    placed: set[str] = set()
+    blockers = []
+    for problem in found:
+        if problem.loc not in placed:
+            placed.add(problem.loc)
+            blockers.append(problem)
+    return blockers
 
 
 def _require_runnable_if_enabled(workflow: Workflow, defn: WorkflowDefinition) -> None:
@@ -353,8 +364,14 @@ def set_enabled(user: User, workflow: Workflow, enabled: bool) -> None:
     if workflow.is_template:
         raise InvalidInput.at("isEnabled", "Templates are never enabled; use the template instead.")
     if enabled:
-        _check_runnable(workflow, workflow.definition)
-        _check_json_bodies(workflow.definition)
+        blockers = enable_blockers(workflow, workflow.definition)
+        if blockers:
+            count = len(blockers)
+            raise NotReady(
+                f"This workflow cannot be enabled yet: {count} thing{'s' if count > 1 else ''} "
+                "to fix, each listed with its place.",
+                problems=blockers,
+            )
     if workflow.is_enabled != enabled:
         action = AuditAction.WORKFLOW_ENABLED if enabled else AuditAction.WORKFLOW_DISABLED
         audit.record(user, action, workflow, version=workflow.version)
@@ -459,14 +476,32 @@ def secret_source(user: User, workflow: Workflow) -> Workflow | None:
 # --- templates ------------------------------------------------------------
 
 
-def templates_by_category() -> dict[TemplateCategory, list[Workflow]]:
-    """The gallery: templates by category, without retired ones."""
-    grouped: dict[TemplateCategory, list[Workflow]] = {c: [] for c in TemplateCategory}
-    for template in db.session.scalars(
+def templates_by_category(
+    search: str = "", category: TemplateCategory | None = None
+) -> dict[TemplateCategory, list[Workflow]]:
+    """The gallery: templates by category, without retired ones.
+
+    ``search`` keeps templates whose name or description contains it (any case);
+    ``category`` keeps that category's section only.
+    """
+    categories = [category] if category is not None else list(TemplateCategory)
+    grouped: dict[TemplateCategory, list[Workflow]] = {c: [] for c in categories}
+    query = (
         sa.select(Workflow)
         .where(Workflow.is_template.is_(True), Workflow.retired_at.is_(None))
         .order_by(Workflow.name)
-    ):
+    )
+    if category is not None:
+        query = query.where(Workflow.template_category == category)
+    if search.strip():
+        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            sa.or_(
+                Workflow.name.ilike(f"%{escaped}%", escape="\\"),
+                Workflow.description.ilike(f"%{escaped}%", escape="\\"),
+            )
+        )
+    for template in db.session.scalars(query):
         if template.template_category is not None:
             grouped[template.template_category].append(template)
     return grouped

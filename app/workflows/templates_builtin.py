@@ -44,6 +44,8 @@ RETRY: Json = {"attempts": 3, "backoff": "exponential", "initialDelayMs": 2000}
 JSON_HEADERS: Json = {"Content-Type": "application/json"}
 SLACK_URL = "https://hooks.slack.com/services/{{ secrets.slack_webhook_path }}"
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+JIRA_CLOSE_NAME = "Close the Jira issue when the incident resolves"
+LINEAR_DONE_NAME = "Move the Linear issue to Done on resolve"
 
 
 # --- builders -------------------------------------------------------------
@@ -294,11 +296,82 @@ def _ticketing() -> list[BuiltinTemplate]:
         ],
         [_edge("trigger", "create_review")],
     )
+    opened_jira = "incident.previous[" + repr(str(jira_p1["name"])) + "].create_jira.result.key"
+    jira_close = _definition(
+        JIRA_CLOSE_NAME,
+        "When an incident is resolved, moves the Jira issue that the workflow "
+        f"'{jira_p1['name']}' opened for it to Done and comments with the resolution. "
+        "It reads that workflow's result through incident.previous, by its name: if "
+        "yours has another name, or the step another id, change the issue key fields. "
+        "Change the transition if your Jira workflow names it otherwise, and add the "
+        "secrets jira_base_url, jira_email and jira_api_token.",
+        {"type": "state_changed", "stateTransition": {"to": "RESOLVED"}},
+        [
+            _trigger("Incident resolved"),
+            _action(
+                "close_jira",
+                0,
+                140,
+                "jira",
+                "Move the Jira issue to Done",
+                {
+                    "operation": "transition",
+                    "issueKey": "{{ " + opened_jira + " }}",
+                    "transition": "Done",
+                },
+            ),
+            _action(
+                "comment_jira",
+                0,
+                280,
+                "jira",
+                "Comment with the resolution",
+                {
+                    "operation": "comment",
+                    "issueKey": "{{ " + opened_jira + " }}",
+                    "body": (
+                        "Resolved in IncidentFlow at {{ incident.resolvedAt }}: "
+                        "{{ incident.title }} ({{ incident.priority }}, team "
+                        "{{ incident.teamName }}, service {{ incident.service or 'none' }}).\n\n"
+                        "Acknowledged: {{ incident.acknowledgedAt or 'never' }}. "
+                        "Escalation level reached: {{ incident.escalationLevel }}."
+                    ),
+                },
+            ),
+        ],
+        [_edge("trigger", "close_jira"), _edge("close_jira", "comment_jira")],
+    )
+    opened_linear = (
+        "incident.previous[" + repr(str(linear_escalation["name"])) + "].create_linear.result.id"
+    )
+    linear_done = _definition(
+        LINEAR_DONE_NAME,
+        "When an incident is resolved, moves the Linear issue that the workflow "
+        f"'{linear_escalation['name']}' opened for it to the state Done. It reads that "
+        "workflow's result through incident.previous, by its name: if yours has another "
+        "name, or the step another id, change the issue id field. Add the secret "
+        "linear_api_key.",
+        {"type": "state_changed", "stateTransition": {"to": "RESOLVED"}},
+        [
+            _trigger("Incident resolved"),
+            _action(
+                "done_linear",
+                0,
+                140,
+                "linear",
+                "Move the Linear issue to Done",
+                {"operation": "update", "issueId": "{{ " + opened_linear + " }}", "state": "Done"},
+            ),
+        ],
+        [_edge("trigger", "done_linear")],
+    )
     return [
         BuiltinTemplate("jira-p1", TemplateCategory.TICKETING, jira_p1),
         BuiltinTemplate("linear-escalation", TemplateCategory.TICKETING, linear_escalation),
         BuiltinTemplate("jira-unacknowledged", TemplateCategory.TICKETING, jira_unacknowledged),
         BuiltinTemplate("linear-review", TemplateCategory.TICKETING, linear_review),
+        BuiltinTemplate("jira-close-on-resolve", TemplateCategory.TICKETING, jira_close),
+        BuiltinTemplate("linear-done-on-resolve", TemplateCategory.TICKETING, linear_done),
     ]
 
 

@@ -89,7 +89,7 @@ def test_every_operation_but_the_document_needs_a_token(app, client, make_incide
                 client.open(path, method=method, json={}), "authentication_required"
             )
             checked += 1
-    assert checked == 33  # 29, plus the four replay operations
+    assert checked == 35  # 29, the four replay operations and the two backtest ones
     assert client.get("/api/v1/openapi.json").status_code == 200
 
 

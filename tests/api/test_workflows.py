@@ -677,7 +677,7 @@ def test_another_teams_workflow_is_404_on_every_workflow_route(api, others_workf
         for op in routes.operations
         if op.rule.startswith("/workflows/<id>") or op.rule.startswith("/templates/<id>")
     ]
-    assert len(operations) == 13  # including /workflows/<id>/runs
+    assert len(operations) == 15  # including /workflows/<id>/runs and both backtests
     for op in operations:
         path = "/api/v1" + op.rule.replace("<id>", others_workflow.id).replace(
             "<number>", "1"

@@ -175,11 +175,12 @@ def test_a_run_whose_slice_ends_is_handed_back_to_the_broker(
     assert len(webhook_receiver.requests) == 1
 
 
-def test_the_backend_setting(app, monkeypatch) -> None:
-    monkeypatch.delenv("INCIDENTFLOW_ENGINE_BACKEND", raising=False)
+def test_the_backend_setting(app, tmp_path) -> None:
+    from app.config import load_settings
+
     assert engine_backend({}) == "embedded"
-    monkeypatch.setenv("INCIDENTFLOW_ENGINE_BACKEND", "Celery")
-    assert engine_backend({}) == "celery"
+    settings = load_settings(str(tmp_path), {"INCIDENTFLOW_ENGINE_BACKEND": "Celery"})
+    assert engine_backend(settings) == "celery"
     assert engine_backend({"ENGINE_BACKEND": "embedded"}) == "embedded"
     with pytest.raises(RuntimeError, match="ENGINE_BACKEND must be one of embedded, celery"):
         engine_backend({"ENGINE_BACKEND": "rq"})

@@ -32,7 +32,6 @@ def counts() -> tuple[int, ...]:
 
 
 def test_demo_load_creates_data_once_and_prints_the_password_once(runner, monkeypatch) -> None:
-    monkeypatch.delenv("INCIDENTFLOW_DEMO_PASSWORD", raising=False)
     first = runner.invoke(args=["demo", "load"])
     assert first.exit_code == 0, first.output
     password = re.search(r"with password: (\S+)", first.output).group(1)
@@ -49,8 +48,8 @@ def test_demo_load_creates_data_once_and_prints_the_password_once(runner, monkey
     assert admin.check_password(password)  # unchanged
 
 
-def test_demo_password_can_come_from_the_environment(runner, monkeypatch) -> None:
-    monkeypatch.setenv("INCIDENTFLOW_DEMO_PASSWORD", "a demo password from env")
+def test_demo_password_can_come_from_the_environment(app, runner) -> None:
+    app.config["DEMO_PASSWORD"] = "a demo password from env"  # INCIDENTFLOW_DEMO_PASSWORD
     result = runner.invoke(args=["demo", "load"])
     assert result.exit_code == 0 and "a demo password from env" not in result.output
     alice = db.session.scalar(sa.select(User).where(User.email == "alice@example.com"))

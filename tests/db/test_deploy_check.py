@@ -36,10 +36,9 @@ def lines_of(output: str) -> dict[str, tuple[str, str]]:
 def production(app, monkeypatch):
     """The test app configured as a sound production deployment (embedded backend)."""
     key = Fernet.generate_key().decode()
-    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", key)
-    monkeypatch.delenv("INCIDENTFLOW_ENGINE_BACKEND", raising=False)
-    monkeypatch.delenv("INCIDENTFLOW_CELERY_BROKER_URL", raising=False)
     app.config.update(
+        SECRET_KEYS=key,
+        CELERY_BROKER_URL=None,
         ENV_NAME="production",
         SECRET_KEY="k" * 48,
         SESSION_COOKIE_SECURE=True,
@@ -167,7 +166,7 @@ def test_secrets_the_keys_cannot_decrypt_fail(production, make_workflow, monkeyp
     workflow = make_workflow()
     secret_store.set_secret(workflow, "token", SECRET_VALUE)
     db.session.commit()
-    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", Fernet.generate_key().decode())
+    production.config["SECRET_KEYS"] = Fernet.generate_key().decode()
     code, checks, output = check(production)
     assert code == 1
     status, detail = checks["secret keys"]
@@ -177,7 +176,7 @@ def test_secrets_the_keys_cannot_decrypt_fail(production, make_workflow, monkeyp
 
 
 def test_keys_from_the_instance_file_fail_in_production(production, monkeypatch) -> None:
-    monkeypatch.delenv("INCIDENTFLOW_SECRET_KEYS")
+    production.config["SECRET_KEYS"] = None
     code, checks, _ = check(production)
     assert code == 1
     assert checks["secret keys"][0] == "FAIL"
@@ -186,9 +185,13 @@ def test_keys_from_the_instance_file_fail_in_production(production, monkeypatch)
 
 def test_a_database_behind_the_code_fails(app, make_database_url, tmp_path, monkeypatch) -> None:
     backend = db.engine.dialect.name
-    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", Fernet.generate_key().decode())
     stale = create_app(
-        app_config(make_database_url(backend), tmp_path / "other", ENV_NAME="production")
+        app_config(
+            make_database_url(backend),
+            tmp_path / "other",
+            ENV_NAME="production",
+            SECRET_KEYS=Fernet.generate_key().decode(),
+        )
     )
     with stale.app_context():
         code, checks, output = check(stale)

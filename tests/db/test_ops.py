@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask_migrate import upgrade
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -874,27 +874,33 @@ def test_plain_lines_name_the_ids_too() -> None:
     assert line.endswith("run finished [execution_id=run-1 status=FAILED]"), line
 
 
+def _log_settings(*, json: str, level: str) -> dict[str, str]:
+    """LOG_LEVEL and LOG_FORMAT as app/config.py reads them from the environment."""
+    from app.config import load_settings
+
+    environ = {"INCIDENTFLOW_LOG_FORMAT": json, "INCIDENTFLOW_LOG_LEVEL": level}
+    settings = load_settings(current_app.instance_path, environ)
+    return {name: settings[name] for name in ("LOG_LEVEL", "LOG_FORMAT")}
+
+
 def test_configure_logging_takes_level_and_format_from_the_environment(
     app, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = logging.getLogger()
     saved_level, saved = root.level, list(root.handlers)
     try:
-        monkeypatch.setenv("INCIDENTFLOW_LOG_FORMAT", "json")
-        monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "warning")
+        app.config.update(_log_settings(json="json", level="warning"))
         handler = configure_logging(app)
         assert isinstance(handler.formatter, JsonFormatter)
         assert root.level == logging.WARNING
         assert sum(h.get_name() == "incidentflow" for h in root.handlers) == 1
-        monkeypatch.setenv("INCIDENTFLOW_LOG_FORMAT", "plain")
-        monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "DEBUG")
+        app.config.update(_log_settings(json="plain", level="DEBUG"))
         handler = configure_logging(app)
         assert isinstance(handler.formatter, PlainFormatter)
         assert sum(h.get_name() == "incidentflow" for h in root.handlers) == 1  # replaced
         assert logging.getLogger("httpx").level == logging.WARNING
-        monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "chatty")
         with pytest.raises(RuntimeError, match="INCIDENTFLOW_LOG_LEVEL"):
-            configure_logging(app)
+            _log_settings(json="plain", level="chatty")
     finally:
         root.handlers[:] = saved
         root.setLevel(saved_level)
@@ -940,8 +946,7 @@ def test_engine_log_lines_never_carry_secret_values(
         json_reply(500, {"error": f"still bad {secret}"}),
     )
 
-    monkeypatch.setenv("INCIDENTFLOW_LOG_FORMAT", "json")
-    monkeypatch.setenv("INCIDENTFLOW_LOG_LEVEL", "DEBUG")
+    app.config.update(_log_settings(json="json", level="DEBUG"))
     root = logging.getLogger()
     saved_level, saved = root.level, list(root.handlers)
     installed = configure_logging(app)

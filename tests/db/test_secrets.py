@@ -259,12 +259,12 @@ def test_rotation_with_keys_from_the_environment_only_reencrypts(
     app, runner, cli_registered, team, make_workflow, monkeypatch
 ):
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", old_key)
+    app.config["SECRET_KEYS"] = old_key
     workflow = make_workflow(team=team, definition=hook_with_secret())
     secret_store.set_secret(workflow, "hook_token", "value")
     db.session.commit()
 
-    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", f"{new_key},{old_key}")
+    app.config["SECRET_KEYS"] = f"{new_key},{old_key}"
     result = runner.invoke(args=["secrets", "rotate"])
     assert result.exit_code == 0, result.output
     assert "must already be first in that variable" in result.output
@@ -282,7 +282,7 @@ def test_rotation_fails_cleanly_when_a_secret_cannot_be_decrypted(
     secret_store.set_secret(workflow, "hook_token", SECRET_VALUE)
     db.session.commit()
     before = stored(workflow.id)
-    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", Fernet.generate_key().decode())
+    app.config["SECRET_KEYS"] = Fernet.generate_key().decode()
     result = runner.invoke(args=["secrets", "rotate"])
     assert result.exit_code != 0
     assert "cannot be decrypted" in result.output and SECRET_VALUE not in result.output

@@ -140,7 +140,9 @@ def test_retired_templates_leave_the_gallery_and_cannot_be_used(client, member, 
     retired = template("jira-p1")
     retired.retired_at = retired.created_at
     db.session.commit()
-    assert "Jira issue for P1 incidents" not in client.get("/workflows/templates").text
+    assert (
+        "Use template: Jira issue for P1 incidents" not in client.get("/workflows/templates").text
+    )
     assert client.get(f"/workflows/templates/{retired.id}/use").status_code == 404
 
 

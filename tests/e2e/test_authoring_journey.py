@@ -105,7 +105,7 @@ def test_template_to_rollback(page, live_app, templates) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Edit “{NAME}”")
     expect(flash).to_contain_text(f"{NAME} created from the template, disabled.")
     expect(flash).to_contain_text("Fill in the highlighted fields before enabling")
-    fill_banner = page.locator("#editor-banner .editor-fill")
+    fill_banner = page.locator("#problems-panel .editor-checklist")
     expect(fill_banner).to_contain_text("Webhook “Request a health check”")
     workflow, _ = stored_workflow(live_app)
     assert (workflow.version, workflow.team_id) == (1, payments_id(live_app))
@@ -121,7 +121,7 @@ def test_template_to_rollback(page, live_app, templates) -> None:
     url_field.fill("https://hooks.example.com/payments/health")
     apply(page)
     expect(page.locator("#node-url-fill")).to_have_count(0)
-    expect(page.locator("#editor-banner .editor-fill")).to_have_count(0)
+    expect(page.locator("#problems-panel .editor-fill")).to_have_count(0)
     expect(page.locator("#draft-status")).to_contain_text("Unsaved changes, based on v1")
 
     # --- the secret it needs, through the secrets panel ---------------------------------
@@ -205,15 +205,19 @@ def test_template_to_rollback(page, live_app, templates) -> None:
     assert stored_workflow(live_app)[0].is_enabled
 
     # --- change a node and save again: v3 -----------------------------------------------
-    expect(page.get_by_role("link", name=f"Version 2 of {NAME}: history")).to_have_text("v2")
+    expect(page.get_by_role("link", name=f"v2 of {NAME}: history")).to_contain_text("v2")
     page.get_by_role("link", name=NAME, exact=True).click()
-    expect(page.locator(".page-head .meta")).to_contain_text("Enabled")
+    expect(page.locator("#enable-switch").get_by_role("switch")).to_have_attribute(
+        "aria-checked", "true"
+    )
     htmx_settled(page)
     page.locator('#graph-panel a.wf-node-link[data-node-id="delay_1"]').click()
     expect(node.get_by_role("heading")).to_have_text("Delay: Wait 10 minutes")
     htmx_settled(page)
     node.get_by_label("Wait (minutes)").fill("30")
     apply(page)
+    # The generated name follows the setting (the node was never renamed).
+    expect(node.get_by_role("heading")).to_have_text("Delay: Wait 30 minutes")
     expect(page.locator("#draft-status")).to_contain_text("Unsaved changes, based on v2")
     htmx_settled(page)
     page.get_by_label("Change note (optional)").fill("Wait longer")

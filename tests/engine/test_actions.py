@@ -871,3 +871,22 @@ def test_a_changed_outbound_allow_is_enforced_at_the_next_attempt(
     assert "loopback address" in (refused.error or "")
     assert len(keepalive_server.requests) == 1
     assert not keepalive_server.connections[0].closed_by_client.is_set()
+
+
+def test_each_action_returns_the_result_shape_it_declares(
+    webhook_receiver: WebhookReceiver, fake_jira: FakeJira, fake_linear: FakeLinear
+) -> None:
+    from app.engine.actions import RESULT_SHAPES
+
+    outcomes = {
+        "webhook": run(webhook(f"{webhook_receiver.url}/hook")),
+        "jira": run(jira(), secrets=fake_jira.secrets()),
+        "linear": run(
+            linear(),
+            secrets={"linear_api_key": fake_linear.api_key},
+            config=linear_settings(fake_linear),
+        ),
+    }
+    for kind, outcome in outcomes.items():
+        assert outcome.ok and isinstance(outcome.result, dict), (kind, outcome.error)
+        assert set(outcome.result) == set(RESULT_SHAPES[kind]), kind

@@ -157,11 +157,14 @@ def test_once_per_incident_per_window_starts_again_after_the_window(
     )
 
 
+# Several workers consume events at once only on PostgreSQL (SKIP LOCKED); on SQLite one
+# worker holds the database (tests/db/test_worker_lock.py).
+@pytest.mark.parametrize(
+    "app", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_two_events_handled_at_once_by_two_workers_start_one_run(
     app, clock, worker, make_enabled_workflow, open_incident, responder
 ) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("several workers consume events at once only on PostgreSQL (SKIP LOCKED)")
     incident = open_incident()
     drain(worker)  # the incident_created event
     workflow = make_enabled_workflow(

@@ -257,8 +257,23 @@ _ADF_INLINE = {"text", "hardBreak", "mention", "emoji", "inlineCard"}
 _ADF_BLOCKS = {"paragraph", "heading", "bulletList", "orderedList", "codeBlock", "rule"}
 
 
+#: The fake's issue workflow: status -> transitions (id, name, target status).
+JIRA_WORKFLOW: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "To Do": (("21", "Start progress", "In Progress"), ("31", "Done", "Done")),
+    "In Progress": (("11", "Stop progress", "To Do"), ("31", "Done", "Done")),
+    "Done": (("41", "Reopen", "To Do"),),
+}
+_ISSUE_PATH_RE = re.compile(r"^/rest/api/3/issue/(?P<key>[^/]+)/(?P<what>transitions|comment)$")
+
+
 class FakeJira(FakeServer):
-    """Jira Cloud's ``POST /rest/api/3/issue``, checked as the v3 API documents it."""
+    """Jira Cloud's REST v3 issue endpoints, checked as the API documents them.
+
+    ``POST /rest/api/3/issue`` creates (status "To Do"); ``GET`` and ``POST
+    /rest/api/3/issue/{key}/transitions`` list the transitions the issue can take
+    now and take one by id (204); ``POST /rest/api/3/issue/{key}/comment`` adds an
+    ADF comment (201). Issues follow JIRA_WORKFLOW.
+    """
 
     def __init__(
         self,
@@ -286,20 +301,45 @@ class FakeJira(FakeServer):
             "jira_api_token": self.api_token,
         }
 
+    def issue(self, key: str) -> dict[str, Any] | None:
+        return next((i for i in self.issues if key in (i["key"], i["id"])), None)
+
     def handle(self, request: RecordedRequest) -> Reply:
-        if request.path != "/rest/api/3/issue":
+        update = _ISSUE_PATH_RE.match(request.path)
+        if request.path != "/rest/api/3/issue" and update is None:
             return json_reply(404, {"errorMessages": ["Not found"], "errors": {}})
-        if request.method != "POST":
+        allowed = ("GET", "POST") if update and update["what"] == "transitions" else ("POST",)
+        if request.method not in allowed:
             return json_reply(405, {"errorMessages": ["Method Not Allowed"], "errors": {}})
         expected = base64.b64encode(f"{self.email}:{self.api_token}".encode()).decode()
         if request.header("Authorization") != f"Basic {expected}":
             return Reply(401, "Client must be authenticated to access this resource.")
+        if update is not None:
+            issue = self.issue(update["key"])
+            if issue is None:
+                return json_reply(
+                    404,
+                    {
+                        "errorMessages": [
+                            "Issue does not exist or you do not have permission to see it."
+                        ],
+                        "errors": {},
+                    },
+                )
+            if request.method == "GET":
+                return json_reply(
+                    200, {"expand": "transitions", "transitions": self._listed(issue)}
+                )
         if (request.header("Content-Type") or "").split(";")[0].strip() != "application/json":
             return json_reply(415, {"errorMessages": ["Unsupported Media Type"], "errors": {}})
         try:
             payload = request.json()
         except ValueError:
             return json_reply(400, {"errorMessages": ["Unexpected character"], "errors": {}})
+        if update is not None:
+            if update["what"] == "transitions":
+                return self._transition(issue, payload)
+            return self._comment(issue, payload)
         fields = payload.get("fields") if isinstance(payload, dict) else None
         if not isinstance(fields, dict):
             return json_reply(400, {"errorMessages": ["fields are required"], "errors": {}})
@@ -309,9 +349,63 @@ class FakeJira(FakeServer):
         number = len(self.issues) + 1
         issue_id = str(10_000 + number)
         key = f"{fields['project']['key']}-{number}"
-        self.issues.append({"id": issue_id, "key": key, "fields": fields})
+        self.issues.append(
+            {"id": issue_id, "key": key, "fields": fields, "status": "To Do", "comments": []}
+        )
         return json_reply(
             201, {"id": issue_id, "key": key, "self": f"{self.url}/rest/api/3/issue/{issue_id}"}
+        )
+
+    def _listed(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": transition_id,
+                "name": name,
+                "to": {"id": str(100 + len(target)), "name": target, "self": self.url},
+                "hasScreen": False,
+                "isAvailable": True,
+            }
+            for transition_id, name, target in JIRA_WORKFLOW[issue["status"]]
+        ]
+
+    def _transition(self, issue: dict[str, Any], payload: Any) -> Reply:
+        transition = payload.get("transition") if isinstance(payload, dict) else None
+        wanted = transition.get("id") if isinstance(transition, dict) else None
+        if not isinstance(wanted, str):
+            return json_reply(
+                400, {"errorMessages": [], "errors": {"transition": "Transition id is required"}}
+            )
+        for transition_id, _name, target in JIRA_WORKFLOW[issue["status"]]:
+            if transition_id == wanted:
+                issue["status"] = target
+                return Reply(204)
+        return json_reply(
+            400,
+            {
+                "errorMessages": [f"Transition id '{wanted}' is not valid for this issue."],
+                "errors": {},
+            },
+        )
+
+    def _comment(self, issue: dict[str, Any], payload: Any) -> Reply:
+        body = payload.get("body") if isinstance(payload, dict) else None
+        if not _is_adf(body):
+            return json_reply(
+                400,
+                {
+                    "errorMessages": [],
+                    "errors": {"comment": "Comment body must be an Atlassian Document."},
+                },
+            )
+        comment_id = str(20_000 + sum(len(i["comments"]) for i in self.issues) + 1)
+        issue["comments"].append(body)
+        return json_reply(
+            201,
+            {
+                "id": comment_id,
+                "self": f"{self.url}/rest/api/3/issue/{issue['id']}/comment/{comment_id}",
+                "body": body,
+            },
         )
 
     def _field_errors(self, fields: dict[str, Any]) -> dict[str, str]:
@@ -383,6 +477,28 @@ _MUTATION_RE = re.compile(
 )
 
 
+_STATES_QUERY_RE = re.compile(
+    r"^\s*query\b[^({]*\(\s*\$id\s*:\s*String!\s*\)\s*\{\s*"
+    r"issue\s*\(\s*id\s*:\s*\$id\s*\)\s*\{(?P<selection>.*)\}\s*\}\s*$",
+    re.DOTALL,
+)
+_UPDATE_MUTATION_RE = re.compile(
+    r"^\s*mutation\b[^({]*\(\s*\$id\s*:\s*String!\s*,\s*\$input\s*:\s*"
+    r"IssueUpdateInput!\s*\)\s*\{\s*issueUpdate\s*\(\s*id\s*:\s*\$id\s*,\s*"
+    r"input\s*:\s*\$input\s*\)\s*\{(?P<selection>.*)\}\s*\}\s*$",
+    re.DOTALL,
+)
+_ISSUE_UPDATE_INPUT = {"stateId", "title", "description", "priority", "labelIds", "assigneeId"}
+#: Every fake team's workflow states: (name, type, position).
+LINEAR_STATES = (
+    ("Backlog", "backlog", 0),
+    ("Todo", "unstarted", 1),
+    ("In Progress", "started", 2),
+    ("Done", "completed", 3),
+    ("Canceled", "canceled", 4),
+)
+
+
 def _graphql_error(message: str, code: str, user_message: str | None = None) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": code, "type": code.lower().replace("_", " ")}
     if user_message:
@@ -391,7 +507,8 @@ def _graphql_error(message: str, code: str, user_message: str | None = None) -> 
 
 
 class FakeLinear(FakeServer):
-    """Linear's GraphQL endpoint, for the ``issueCreate`` mutation only."""
+    """Linear's GraphQL endpoint: the ``issueCreate`` and ``issueUpdate`` mutations and the
+    ``issue(id:)`` query (with its team's workflow states, LINEAR_STATES)."""
 
     def __init__(
         self,
@@ -437,6 +554,10 @@ class FakeLinear(FakeServer):
         except ValueError:
             return json_reply(400, {"errors": [{"message": "Unexpected token in JSON"}]})
         query = payload.get("query") if isinstance(payload, dict) else None
+        if isinstance(query, str) and _STATES_QUERY_RE.match(query):
+            return self._issue_query(payload.get("variables"))
+        if isinstance(query, str) and _UPDATE_MUTATION_RE.match(query):
+            return self._issue_update(payload.get("variables"))
         match = _MUTATION_RE.match(query) if isinstance(query, str) else None
         if match is None:
             return json_reply(
@@ -495,8 +616,78 @@ class FakeLinear(FakeServer):
             "identifier": identifier,
             "url": f"https://linear.app/acme/issue/{identifier.lower()}/created-issue",
         }
-        self.issues.append({**created, "input": issue})
+        self.issues.append({**created, "input": issue, "team": issue["teamId"], "state": "Todo"})
         return json_reply(200, {"data": {"issueCreate": {"success": True, "issue": created}}})
+
+    def state_ids(self, team_id: str) -> dict[str, str]:
+        """The fake's state ids of a team, by state name (stable: derived from the names)."""
+        return {
+            name: str(uuid.uuid5(uuid.UUID(team_id), name)) for name, _type, _pos in LINEAR_STATES
+        }
+
+    def find(self, reference: str) -> dict[str, Any] | None:
+        """An issue by id or identifier, as ``issue(id:)`` finds it."""
+        return next((i for i in self.issues if reference in (i["id"], i["identifier"])), None)
+
+    def _not_found(self) -> Reply:
+        error = _graphql_error(
+            "Entity not found: Issue", "INVALID_INPUT", "Could not find referenced Issue."
+        )
+        return json_reply(200, {"data": None, "errors": [error]})
+
+    def _issue_query(self, variables: Any) -> Reply:
+        reference = variables.get("id") if isinstance(variables, dict) else None
+        issue = self.find(reference) if isinstance(reference, str) else None
+        if issue is None:
+            return self._not_found()
+        ids = self.state_ids(issue["team"])
+        states = [
+            {"id": ids[name], "name": name, "type": kind, "position": position}
+            for name, kind, position in LINEAR_STATES
+        ]
+        found = {
+            "id": issue["id"],
+            "identifier": issue["identifier"],
+            "team": {"states": {"nodes": states}},
+        }
+        return json_reply(200, {"data": {"issue": found}})
+
+    def _issue_update(self, variables: Any) -> Reply:
+        reference = variables.get("id") if isinstance(variables, dict) else None
+        update = variables.get("input") if isinstance(variables, dict) else None
+        if not isinstance(update, dict):
+            error = _graphql_error(
+                'Variable "$input" of required type "IssueUpdateInput!" was not provided.',
+                "GRAPHQL_VALIDATION_FAILED",
+            )
+            return json_reply(400, {"errors": [error]})
+        unknown = sorted(set(update) - _ISSUE_UPDATE_INPUT)
+        if unknown:
+            error = _graphql_error(
+                f'Field "{unknown[0]}" is not defined by type "IssueUpdateInput".',
+                "GRAPHQL_VALIDATION_FAILED",
+            )
+            return json_reply(400, {"errors": [error]})
+        issue = self.find(reference) if isinstance(reference, str) else None
+        if issue is None:
+            return self._not_found()
+        if "stateId" in update:
+            names = {state_id: name for name, state_id in self.state_ids(issue["team"]).items()}
+            if update["stateId"] not in names:
+                error = _graphql_error(
+                    "Entity not found: WorkflowState",
+                    "INVALID_INPUT",
+                    "Could not find referenced WorkflowState.",
+                )
+                return json_reply(200, {"data": None, "errors": [error]})
+            issue["state"] = names[update["stateId"]]
+        shown = {
+            "id": issue["id"],
+            "identifier": issue["identifier"],
+            "url": issue["url"],
+            "state": {"name": issue["state"]},
+        }
+        return json_reply(200, {"data": {"issueUpdate": {"success": True, "issue": shown}}})
 
     def _input_problem(self, issue: dict[str, Any]) -> str | None:
         if issue.get("teamId") not in self.teams:

@@ -108,3 +108,63 @@ def test_trusted_proxies_and_metrics_token_come_from_the_environment(tmp_path: P
     assert settings["TRUSTED_PROXIES"] == 2 and settings["METRICS_TOKEN"] == "scrape"
     with pytest.raises(RuntimeError, match="INCIDENTFLOW_TRUSTED_PROXIES"):
         load_settings(str(tmp_path), {"INCIDENTFLOW_TRUSTED_PROXIES": "yes"})
+
+
+def test_no_module_but_app_config_reads_the_environment() -> None:
+    """One configuration path: every other module of app/ reads app.config."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "app"
+    readers: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "config.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                name = node.attr
+            elif isinstance(node, ast.ImportFrom) and node.module == "os":
+                found = {a.name for a in node.names} & {"environ", "getenv", "environb"}
+                name = ", ".join(sorted(found)) or None
+            if name:
+                readers.append(f"{path.relative_to(root.parent)}:{node.lineno} ({name})")
+    assert readers == []
+
+
+def test_every_setting_from_the_environment_lands_in_the_config(tmp_path: Path) -> None:
+    environ = {
+        "INCIDENTFLOW_SECRET_KEYS": "k1,k2",
+        "INCIDENTFLOW_DEMO_PASSWORD": "demo pass",
+        "INCIDENTFLOW_CELERY_BROKER_URL": "redis://broker:6379/0",
+        "INCIDENTFLOW_OUTBOUND_REQUEST_TIMEOUT": "12",
+        "INCIDENTFLOW_WORKER_STALE_SECONDS": "90",
+        "INCIDENTFLOW_ENGINE_BACKEND": "celery",
+        "INCIDENTFLOW_ENGINE_CONCURRENCY": "7",
+        "INCIDENTFLOW_LOG_LEVEL": "warning",
+        "INCIDENTFLOW_LOG_FORMAT": "JSON",
+    }
+    settings = load_settings(str(tmp_path), environ)
+    assert settings["SECRET_KEYS"] == "k1,k2"
+    assert settings["DEMO_PASSWORD"] == "demo pass"
+    assert settings["CELERY_BROKER_URL"] == "redis://broker:6379/0"
+    assert settings["OUTBOUND_REQUEST_TIMEOUT"] == "12"
+    assert settings["WORKER_STALE_SECONDS"] == "90"
+    assert settings["ENGINE_BACKEND"] == "celery"
+    assert settings["ENGINE_CONCURRENCY"] == "7"
+    assert (settings["LOG_LEVEL"], settings["LOG_FORMAT"]) == ("WARNING", "json")
+    unset = load_settings(str(tmp_path), {})
+    assert unset["SECRET_KEYS"] is None and "ENGINE_BACKEND" not in unset
+    assert (unset["LOG_LEVEL"], unset["LOG_FORMAT"]) == ("INFO", "plain")
+
+
+def test_the_mapping_given_to_create_app_wins_over_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INCIDENTFLOW_SECRET_KEYS", "from-the-environment")
+    monkeypatch.setenv("INCIDENTFLOW_ENGINE_CONCURRENCY", "3")
+    app = create_app(
+        {"TESTING": True, "INSTANCE_PATH": str(tmp_path), "SECRET_KEYS": "from-the-test"}
+    )
+    assert app.config["SECRET_KEYS"] == "from-the-test"
+    assert app.config["ENGINE_CONCURRENCY"] == "3"

@@ -511,7 +511,8 @@ def test_links_open_each_node_form_in_reading_order() -> None:
     assert check.get("href") == "/workflows/1/nodes/check"
     assert check.get("hx-get") == "/f/check"
     assert check.get("hx-target") == "#form"
-    assert check.get("aria-label") == "Is P1? (Condition): priority = P1"
+    # The name holds the drawn words in their order ("Is P1?", "priority = P1").
+    assert check.get("aria-label") == "Is P1?: priority = P1 (Condition)"
     assert check.get("aria-current") == "true"
     assert [link.get("aria-current") for link in links].count("true") == 1
     selected = check.find(f"{SVG}g")
@@ -671,3 +672,16 @@ def test_same_input_gives_the_same_text_and_ids_differ_between_graphs() -> None:
     assert first == again
     assert parse(first).get("aria-labelledby") != parse(other).get("aria-labelledby")
     assert parse(render_svg(chain(), dom_id="g1")).get("aria-labelledby") == "g1-title"
+
+
+def test_a_clipped_node_link_is_named_by_its_drawn_text_then_its_full_description() -> None:
+    long_name = "Tell the payments channel and the on-call manager about it"
+    defn = chain(webhook_node("hook"))
+    defn["nodes"][1]["data"]["name"] = long_name
+    svg = parse(render_svg(defn, node_href=lambda node_id: f"/n/{node_id}"))
+    link = next(a for a in svg.iter(f"{SVG}a") if a.get("data-node-id") == "hook")
+    drawn = [t.text or "" for t in link.iter(f"{SVG}text") if t.get("class", "").startswith("wf-")]
+    assert drawn[0].endswith("…") and drawn[0] != long_name
+    label = link.get("aria-label", "")
+    assert label.startswith(" ".join(drawn) + ". ")
+    assert label.endswith(f"{long_name} (Webhook): {drawn[1]}")

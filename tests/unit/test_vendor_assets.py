@@ -38,3 +38,12 @@ def test_pages_serve_the_pinned_htmx(client) -> None:
     assert f"/static/vendor/htmx-{HTMX_VERSION}.min.js" in page
     asset = client.get(f"/static/vendor/htmx-{HTMX_VERSION}.min.js")
     assert asset.status_code == 200 and b"htmx" in asset.data
+
+
+def test_test_only_vendored_files_match_their_recorded_checksums() -> None:
+    vendor = ROOT / "tests" / "vendor"
+    lines = (vendor / "SHA256SUMS").read_text().split("\n")
+    recorded = dict(reversed(line.split()) for line in lines if line.strip())
+    assert sorted(recorded) == sorted(path.name for path in vendor.glob("*.js"))
+    for name, digest in recorded.items():
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name

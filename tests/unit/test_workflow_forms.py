@@ -601,3 +601,47 @@ def test_parse_loc_reads_the_schema_locations() -> None:
     )
     assert parse_loc("trigger.conditions[0].value") == ("trigger", "conditions", 0, "value")
     assert parse_loc('nodes[0].data.config.headers["0"]')[-1] == "0"
+
+
+PREVIOUS_KEY = "{{ incident.previous['Jira issue for P1 incidents'].create_jira.result.key }}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "config"),
+    [
+        (
+            {"operation": "transition", "issue_key": PREVIOUS_KEY, "transition": "Done"},
+            {"operation": "transition", "issueKey": PREVIOUS_KEY, "transition": "Done"},
+        ),
+        (
+            {"operation": "comment", "issue_key": "OPS-12", "comment": "Resolved."},
+            {"operation": "comment", "issueKey": "OPS-12", "body": "Resolved."},
+        ),
+    ],
+)
+def test_jira_update_operations_round_trip(fields: Json, config: Json) -> None:
+    data = round_trip(JiraForm, {"name": "Follow up", **fields, **RETRY})
+    assert data["config"] == config
+
+
+def test_linear_update_round_trips() -> None:
+    data = round_trip(
+        LinearForm,
+        {
+            "name": "Done",
+            "operation": "update",
+            "issue_id": "ENG-12",
+            "state": "Done",
+            **RETRY,
+        },
+    )
+    assert data["config"] == {"operation": "update", "issueId": "ENG-12", "state": "Done"}
+
+
+def test_a_transition_without_its_fields_is_explained_next_to_them() -> None:
+    form = JiraForm.from_formdata(
+        post({"name": "Close", "operation": "transition", "issue_key": "", **RETRY}), "close"
+    )
+    _attach_schema_errors(form, wrap("close", "action", form.to_node_data()))
+    assert form.issue_key.errors == ["This field must not be empty."]
+    assert form.transition.errors == ["This field must not be empty."]

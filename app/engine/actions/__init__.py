@@ -13,6 +13,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from app.engine.actions.base import (
     ActionSettings,
     AttemptOutcome,
     Interpretation,
+    LookupFailed,
     PreparedRequest,
     Render,
     ResponseData,
@@ -49,6 +51,7 @@ __all__ = [
     "ActionInputError",
     "ActionSettings",
     "AttemptOutcome",
+    "RESULT_SHAPES",
     "PreparedRequest",
     "attempt",
     "idempotency_key",
@@ -58,6 +61,14 @@ __all__ = [
 ]
 
 _Action = WebhookAction | JiraAction | LinearAction
+
+
+#: Action type -> the fields of its result (``steps.<id>.result.<field>``).
+RESULT_SHAPES: dict[str, dict[str, str]] = {
+    "webhook": webhook.RESULT_SHAPE,
+    "jira": jira.RESULT_SHAPE,
+    "linear": linear.RESULT_SHAPE,
+}
 
 
 def prepare(
@@ -214,7 +225,15 @@ def perform(
                 monotonic=clock.monotonic,
             ) as client,
         ):
-            response = _exchange(client, prepared, url, settings, clock)
+            response, prepared = _exchange(client, prepared, url, settings, clock)
+        sent = prepared.masked()  # with the body the lookup completed
+    except LookupFailed as exc:
+        return failed(
+            exc.message,
+            retryable=exc.retryable,
+            status_code=exc.response.status_code if exc.response else None,
+            response=exc.response.excerpt() if exc.response else None,
+        )
     except DestinationRefused as exc:
         return failed(_not_sent(target, exc.message), retryable=False)
     except DestinationUnresolved as exc:
@@ -300,25 +319,48 @@ def _exchange(
     url: httpx.URL,
     settings: ActionSettings,
     clock: ActionClock,
-) -> ResponseData:
+) -> tuple[ResponseData, PreparedRequest]:
+    """Send the request (after its lookup, if it has one): the answer and what was sent."""
     headers = dict(prepared.headers)
     token: str | None = None
     if prepared.oauth is not None:
         token = settings.token_cache.token(client, prepared.oauth, now=clock.now)
         headers["Authorization"] = f"Bearer {token}"
+    if prepared.lookup is not None:
+        lookup = prepared.lookup
+        try:
+            lookup_url = target_url(lookup.url)
+        except InvalidDestination as exc:
+            raise LookupFailed(_not_sent(prepared.target, exc.message)) from None
+        answer = _send(client, prepared, lookup_url, headers, lookup.method, lookup.body)
+        body, context = lookup.complete(answer)
+        prepared = replace(
+            prepared, body=body, context={**prepared.context, **context}, lookup=None
+        )
     response = _send(client, prepared, url, headers)
     if response.status_code == 401 and prepared.oauth is not None:
         # The token may have been revoked or expired early: renew it once.
         token = settings.token_cache.token(client, prepared.oauth, now=clock.now, rejected=token)
         headers["Authorization"] = f"Bearer {token}"
         response = _send(client, prepared, url, headers)
-    return response
+    return response, prepared
 
 
 def _send(
-    client: httpx.Client, prepared: PreparedRequest, url: httpx.URL, headers: dict[str, str]
+    client: httpx.Client,
+    prepared: PreparedRequest,
+    url: httpx.URL,
+    headers: dict[str, str],
+    method: str | None = None,
+    content: bytes | None = None,
 ) -> ResponseData:
-    request = client.build_request(prepared.method, url, headers=headers, content=prepared.body)
+    """Send ``prepared`` (or, given ``method``, another request with its headers)."""
+    request = client.build_request(
+        method or prepared.method,
+        url,
+        headers=headers,
+        content=prepared.body if method is None else content,
+    )
     response = client.send(request, stream=True)
     try:
         body = bytearray()

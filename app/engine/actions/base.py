@@ -35,6 +35,8 @@ __all__ = [
     "ActionSettings",
     "AttemptOutcome",
     "Interpretation",
+    "Lookup",
+    "LookupFailed",
     "PreparedRequest",
     "Render",
     "ResponseData",
@@ -173,6 +175,36 @@ def idempotency_key(execution_id: object, node_id: str) -> str:
     return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{execution_id}:{node_id}"))
 
 
+class LookupFailed(Exception):
+    """A lookup's answer could not be used: the action fails with ``message``."""
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, response: ResponseData | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.response = response
+
+
+@dataclass(frozen=True, eq=False)
+class Lookup:
+    """A read the request depends on, sent first with the same headers.
+
+    Updates name things people know (a Jira transition called "Done", a Linear
+    state) while the APIs want ids: the lookup reads them, and ``complete``
+    turns its answer into the request's body and interpretation context, or
+    raises LookupFailed. A lookup changes nothing on the other side.
+    """
+
+    method: str
+    url: str
+    body: bytes | None = field(repr=False)
+    #: What is looked up, for a preview: "the issue's transitions".
+    purpose: str
+    complete: Callable[[ResponseData], tuple[bytes, Mapping[str, str]]] = field(repr=False)
+
+
 @dataclass(frozen=True, eq=False)
 class PreparedRequest:
     """A request ready to send. It holds credentials: show ``masked()``, never it."""
@@ -194,6 +226,8 @@ class PreparedRequest:
     #: The credentials among them (and basic auth's encoded pair): scrubbed from
     #: what comes back before any of it is clipped or kept.
     scrub_values: tuple[str, ...] = field(default=(), repr=False)
+    #: A read sent first; its answer completes ``body`` (see Lookup).
+    lookup: Lookup | None = field(default=None, repr=False)
 
     def masked(self, secret_values: Iterable[str] = ()) -> dict[str, Any]:
         """The request as it would be sent, with credentials and secrets masked."""
@@ -212,6 +246,12 @@ class PreparedRequest:
             if len(text) > MAX_PREVIEW_BODY_CHARS:
                 text = text[:MAX_PREVIEW_BODY_CHARS] + "…"
             view["body"] = text
+        if self.lookup is not None:
+            view["lookup"] = {
+                "method": self.lookup.method,
+                "url": mask(self.lookup.url),
+                "purpose": self.lookup.purpose,
+            }
         return view
 
     def __repr__(self) -> str:

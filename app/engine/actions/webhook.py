@@ -34,10 +34,18 @@ from app.workflows.schema import (
     WebhookAction,
 )
 
-__all__ = ["MAX_REQUEST_BODY_BYTES", "interpret", "prepare_webhook"]
+__all__ = ["MAX_REQUEST_BODY_BYTES", "RESULT_SHAPE", "interpret", "prepare_webhook"]
 
 #: A rendered body larger than this is refused (templates can loop).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
+
+
+#: What a successful step returns as ``steps.<id>.result`` (field -> meaning); later
+#: nodes' templates and the editor's variable list use it. ``interpret`` returns these keys.
+RESULT_SHAPE: dict[str, str] = {
+    "status": "the HTTP status code, e.g. 200",
+    "body": "the response body: parsed JSON, or the text",
+}
 
 
 def prepare_webhook(
