@@ -27,7 +27,13 @@ from app.auth.models import User
 from app.config import normalise_database_url
 from app.extensions import db
 
-pytest_plugins = ["tests.factories", "tests.fakes.servers"]
+pytest_plugins = [
+    "tests.factories",
+    "tests.fakes.servers",
+    "tests.fixtures.engine",
+    "tests.fixtures.celery",
+    "tests.fixtures.browser",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.definition import ConditionNode
 from app.engine.runner import TERMINAL, Plan
 from app.workflows.enums import ExecutionStatus, NodeStatus
 from app.workflows.models import ExecutionAttempt, WorkflowExecution
-from app.workflows.schema import ConditionNode
 
 #: The one definition of a run's duration, shown as a tooltip wherever it appears.
 DURATION_MEANING = (

@@ -17,8 +17,8 @@ from flask import Flask
 from app import create_app
 from app.extensions import db
 from app.ops.unavailable import database_unavailable
-from tests.celery.redis_server import free_port
 from tests.conftest import app_config
+from tests.support import free_port
 
 on_postgresql = pytest.mark.parametrize(
     "app", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True

@@ -19,9 +19,9 @@ from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentCreate
 from app.workflows.models import WorkflowExecution
 from tests.builders import one_webhook
-from tests.celery.conftest import wait_for
-from tests.celery.redis_server import redis_server
+from tests.fakes.redis_server import redis_server
 from tests.fakes.servers import RecordedRequest, Reply, WebhookReceiver
+from tests.support import wait_for
 
 # Each round opens a few incidents, so that every worker holds some tasks (acknowledged
 # late) while it still polls for more, then kills Redis and starts it again after a

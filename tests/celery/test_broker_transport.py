@@ -12,8 +12,8 @@ from kombu.message import Message
 from kombu.transport import redis as kombu_redis
 
 from app.ops.broker import TRANSPORT, Transport, transport_for
-from tests.celery.conftest import REDIS_URL
 from tests.conftest import require_service
+from tests.support import REDIS_URL
 
 QUEUE = "incidentflow.test.unacked"
 

@@ -15,9 +15,9 @@ from app.engine.clock import SystemClock
 from app.extensions import db
 from app.workflows.models import WorkerHeartbeat, Workflow, WorkflowExecution
 from tests.builders import benchmark_workflow, one_webhook, webhook
-from tests.celery.conftest import no_messages_left, wait_for
-from tests.engine.conftest import runs_of
 from tests.fakes.servers import Reply
+from tests.fixtures.celery import no_messages_left
+from tests.support import runs_of, wait_for
 from tests.unit.definition_builders import (
     definition,
     delay_node,

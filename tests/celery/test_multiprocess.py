@@ -21,8 +21,8 @@ from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentCreate
 from app.workflows.models import WorkflowExecution
 from tests.builders import one_webhook
-from tests.celery.conftest import wait_for
 from tests.fakes.servers import RecordedRequest, Reply, WebhookReceiver, json_reply
+from tests.support import wait_for
 
 RUNS = 2000
 

@@ -9,7 +9,7 @@ import time
 
 from app.ops.sweep import forget_recorded
 from tests.builders import ready
-from tests.celery.conftest import REDIS_URL, wait_for
+from tests.support import REDIS_URL, wait_for
 
 SWEEP_SECONDS = 4
 

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.ops.settings import engine_backend
 from app.workflows.models import WorkflowExecution
 from tests.builders import one_webhook, webhook
-from tests.engine.conftest import runs_of
+from tests.support import runs_of
 from tests.unit.definition_builders import (
     definition,
     delay_node,

@@ -97,7 +97,7 @@ def test_a_sound_deployment_passes(production, make_workflow) -> None:
 
 
 def test_a_broken_process_layout_fails(production, tmp_path, monkeypatch) -> None:
-    from tests.unit.test_process_layout import ROOT
+    from tests.support import ROOT
 
     (tmp_path / "Procfile").write_text((ROOT / "Procfile").read_text().replace("beat:", "#"))
     monkeypatch.setattr("app.PROJECT_ROOT", str(tmp_path))

@@ -18,10 +18,6 @@ from app.ops.models import EngineSweep
 from app.ops.sweep import forget_recorded, record_sweep
 from app.workflows.models import WorkerHeartbeat
 from tests.builders import heartbeat, ready
-from tests.engine import conftest as engine_fixtures
-
-clock = engine_fixtures.clock
-worker = engine_fixtures.worker
 
 
 @pytest.fixture

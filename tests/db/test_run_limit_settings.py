@@ -7,7 +7,7 @@ import re
 
 from app.extensions import db
 from app.workflows.models import Workflow
-from tests.db.test_editor import Editor, draft_of, editor, mia, team, workflow  # noqa: F401
+from tests.page_support import Editor, draft_of
 
 SETTINGS = {
     "selected": "",

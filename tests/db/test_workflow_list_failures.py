@@ -9,7 +9,7 @@ from datetime import timedelta
 from app.db import utcnow
 from app.extensions import db
 from app.workflows.enums import ExecutionStatus
-from tests.db.test_workflow_pages import member, row_of, team  # noqa: F401
+from tests.page_support import row_of
 
 
 def day_cell(row: str) -> str:

@@ -16,23 +16,10 @@ from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
 from tests.conftest import csrf_token_from
+from tests.page_support import row_of
 from tests.unit.definition_builders import chain, webhook_node
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def team(make_team):
-    """The signed-in member's team."""
-    return make_team("Payments")
-
-
-@pytest.fixture
-def member(make_user, team, sign_in):
-    """A member of ``team``, signed in."""
-    user = make_user("member@example.com", teams=[team], first_name="Mia")
-    sign_in(user.email)
-    return user
 
 
 @pytest.fixture
@@ -52,12 +39,6 @@ def secret_definition(name: str = "hook_token") -> dict:
     return chain(
         webhook_node("notify", auth={"type": "bearer", "token": "{{ secrets." + name + " }}"})
     )
-
-
-def row_of(html: str, workflow: Workflow) -> str:
-    match = re.search(rf'<tr id="wf-{workflow.id}">.*?</tr>', html, re.S)
-    assert match, f"no row for {workflow.name}"
-    return match.group(0)
 
 
 # --- list ---------------------------------------------------------------------------

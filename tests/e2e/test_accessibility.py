@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.e2e.conftest import LiveServer, sign_in_as
 from tests.e2e.site import Site, populate
 from tests.fakes.servers import WebhookReceiver
+from tests.fixtures.browser import LiveServer, sign_in_as
 
 AXE_VERSION = "4.14.1"
 AXE = Path(__file__).resolve().parents[1] / "vendor" / f"axe-core-{AXE_VERSION}.min.js"

@@ -25,7 +25,7 @@ from app.extensions import db
 from app.workflows.models import Workflow, WorkflowActionSecret, WorkflowVersion
 from app.workflows.templates_builtin import install_builtin_templates
 from tests.builders import add_node, apply, htmx_settled
-from tests.e2e.conftest import sign_in_as
+from tests.fixtures.browser import sign_in_as
 
 TEMPLATE = "Health check when an incident is acknowledged"
 NAME = "Payments health check"

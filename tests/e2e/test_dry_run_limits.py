@@ -17,7 +17,7 @@ from app.workflows import service as workflows
 from app.workflows.enums import ScopeType
 from tests.builders import BOMBS, webhook
 from tests.conftest import csrf_token_from
-from tests.e2e.conftest import PASSWORD, LiveServer
+from tests.fixtures.browser import PASSWORD, LiveServer
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 

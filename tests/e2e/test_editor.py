@@ -14,7 +14,7 @@ from app.extensions import db
 from app.workflows import service
 from app.workflows.models import Workflow
 from tests.builders import add_node, apply, htmx_settled
-from tests.e2e.conftest import sign_in_as
+from tests.fixtures.browser import sign_in_as
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from app.auth.models import Team, TeamMembership, User
 from app.extensions import db
-from tests.e2e.conftest import PASSWORD, sign_in_as
+from tests.fixtures.browser import PASSWORD, sign_in_as
 
 AFTER = "element => getComputedStyle(element, '::after').content"
 

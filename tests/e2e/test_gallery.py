@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.workflows.templates_builtin import install_builtin_templates
-from tests.e2e.conftest import LiveServer, sign_in_as
+from tests.fixtures.browser import LiveServer, sign_in_as
 
 
 @pytest.fixture

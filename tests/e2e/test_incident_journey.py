@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import sign_in_as
+from tests.fixtures.browser import sign_in_as
 
 
 def test_open_acknowledge_resolve_and_read_the_timeline(page) -> None:

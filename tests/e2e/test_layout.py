@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import LiveServer, sign_in_as
 from tests.e2e.site import Site, populate
 from tests.fakes.servers import WebhookReceiver
+from tests.fixtures.browser import LiveServer, sign_in_as
 
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from app.auth.models import Team, User
 from app.extensions import db
 from app.workflows import service
-from tests.e2e.conftest import sign_in_as
+from tests.fixtures.browser import sign_in_as
 from tests.unit.definition_builders import chain, webhook_node
 
 

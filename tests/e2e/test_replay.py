@@ -16,8 +16,8 @@ from app.workflows import service as workflows
 from app.workflows.enums import ScopeType
 from app.workflows.models import WorkflowExecution
 from tests.builders import webhook
-from tests.e2e.conftest import sign_in_as
 from tests.fakes.servers import WebhookReceiver, json_reply
+from tests.fixtures.browser import sign_in_as
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 

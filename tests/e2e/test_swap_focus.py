@@ -10,9 +10,9 @@ from flask import Flask
 from playwright.sync_api import expect
 
 from tests.builders import htmx_settled
-from tests.e2e.conftest import sign_in_as
 from tests.e2e.site import Site, populate
 from tests.fakes.servers import WebhookReceiver
+from tests.fixtures.browser import sign_in_as
 
 FOCUSED_IN = "selector => document.querySelector(selector).contains(document.activeElement)"
 

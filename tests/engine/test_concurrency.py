@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
-from tests.engine.conftest import runs_of
 from tests.fakes.servers import FakeServer, RecordedRequest, Reply, json_reply
+from tests.support import runs_of
 from tests.unit.definition_builders import (
     action_node,
     condition_node,

@@ -15,7 +15,7 @@ from app.workflows import service as workflows
 from app.workflows.models import Workflow
 from tests.builders import webhook
 from tests.conftest import csrf_token_from as csrf
-from tests.engine.conftest import drain, runs_of
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 TOKEN = "c0py-me-Bearer-Xk29"

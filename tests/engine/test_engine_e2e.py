@@ -1,18 +1,24 @@
 """Runs end to end against real local servers standing in for a webhook receiver, Jira
-and Linear: what is sent, what is stored, retries, time-outs, secrets, the guard."""
+and Linear: what is sent, what is stored, retries, time-outs, secrets, the guard.
+
+Every test runs on both engine backends: the embedded worker, and Celery (each run goes
+through Redis as ``advance_run`` messages, claimed, driven and handed back by the Celery
+tasks; ``celery_driver`` in tests/fixtures/celery.py), with engine time in the test's hands."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from app.engine.worker import Worker
 from app.extensions import db
 from tests.builders import attempts_of, benchmark_workflow, webhook
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import LINEAR_TEAM_ID, Reply, json_reply
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import (
     action_node,
     definition,
@@ -22,6 +28,14 @@ from tests.unit.definition_builders import (
     trigger_config,
     trigger_node,
 )
+
+
+@pytest.fixture(params=["embedded", "celery"])
+def worker(request: pytest.FixtureRequest, embedded_worker: Worker) -> Any:
+    """The embedded worker, or the Celery backend standing in for it."""
+    if request.param == "embedded":
+        return embedded_worker
+    return request.getfixturevalue("celery_driver")
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,8 @@ from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource
 from app.workflows.templates_builtin import BUILTIN_TEMPLATES
 from tests.builders import attempts_of, webhook
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import LINEAR_TEAM_ID, json_reply
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import (
     action_node,
     definition,

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.workflows.models import ExecutionAttempt
 from tests.builders import webhook
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.connections import HANG_UP, OK, KeepAliveServer
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import chain
 
 

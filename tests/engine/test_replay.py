@@ -21,8 +21,8 @@ from app.workflows import service as workflows
 from app.workflows.models import WorkflowExecution
 from tests.builders import webhook
 from tests.conftest import csrf_token_from
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import WebhookReceiver, json_reply
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import (
     definition,
     delay_node,

@@ -23,7 +23,7 @@ from app.extensions import db
 from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource, IncidentEventType
 from app.incidents.models import Incident, IncidentEvent
-from tests.engine.conftest import drain, runs_of
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import action_node, chain, trigger_config, webhook_config
 
 

@@ -7,7 +7,7 @@ import re
 from app.extensions import db
 from tests.builders import branching
 from tests.conftest import csrf_token_from
-from tests.engine.conftest import drain, runs_of
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import chain, condition_node, trigger_config
 
 

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from tests.builders import benchmark_workflow
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import json_reply
+from tests.support import drain, runs_of
 
 REPLY = {"ok": True, "message": "accepted-" + "x" * 200, "channel": {"name": "#payments"}}
 

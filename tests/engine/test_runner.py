@@ -14,7 +14,7 @@ from app.incidents.schemas import IncidentUpdate
 from app.workflows import service as workflows
 from app.workflows.models import WorkflowExecution
 from tests.builders import branching
-from tests.engine.conftest import drain, runs_of
+from tests.support import drain, runs_of
 
 
 def statuses(run: WorkflowExecution) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.auth.tokens import create_token
 from app.extensions import db
 from tests.builders import branching, webhook
-from tests.engine.conftest import drain, runs_of
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 

@@ -9,10 +9,9 @@ import pytest
 
 from app.engine.scrub import basic_credentials
 from tests.builders import attempts_of, webhook
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import Reply
+from tests.support import drain, runs_of, spellings
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
-from tests.unit.test_scrub import spellings
 
 PASSWORD = 'p"ä\\ss/wörd+&=?x 9Zq'
 TOKEN = "tok-7f3a9c2e5b1d"

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.workflows.models import WorkflowExecution
 from tests.builders import benchmark_workflow
-from tests.engine.conftest import drain, runs_of
 from tests.fakes.servers import RecordedRequest, Reply, WebhookReceiver, json_reply
+from tests.support import drain, runs_of
 
 RUNS = WorkflowExecution.__table__
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.engine.dry_run import dry_run
 from tests.builders import BOMBS, attempts_of, webhook
-from tests.engine.conftest import drain, runs_of
+from tests.support import drain, runs_of
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 

@@ -12,7 +12,7 @@ from app.incidents.models import IncidentEvent
 from app.incidents.schemas import IncidentUpdate
 from app.workflows.enums import TriggeredBy, TriggerEvent
 from app.workflows.models import WorkflowExecution
-from tests.engine.conftest import runs_of
+from tests.support import runs_of
 from tests.unit.definition_builders import chain, condition_node, edge, trigger_config
 
 

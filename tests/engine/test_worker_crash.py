@@ -18,8 +18,8 @@ from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.workflows.models import Workflow
 from tests.builders import webhook
-from tests.engine.conftest import runs_of
 from tests.fakes.servers import Reply
+from tests.support import runs_of
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.celery.redis_server import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

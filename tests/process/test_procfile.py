@@ -18,18 +18,10 @@ import redis
 
 from app.ops.layout import read_procfile
 from tests.builders import OPS_TOKEN, one_webhook
-from tests.celery.conftest import REDIS_URL, wait_for
-from tests.celery.redis_server import free_port
-from tests.engine import conftest as engine_fixtures
-from tests.engine.conftest import runs_of
+from tests.support import REDIS_URL, free_port, runs_of, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
-admin = engine_fixtures.admin
-clock = engine_fixtures.clock
-make_enabled_workflow = engine_fixtures.make_enabled_workflow
-open_incident = engine_fixtures.open_incident
-responder = engine_fixtures.responder
 
 on_postgresql = pytest.mark.parametrize(
     "app", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True

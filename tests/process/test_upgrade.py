@@ -21,17 +21,10 @@ import pytest
 
 from app.extensions import db
 from tests.builders import webhook
-from tests.engine import conftest as engine_fixtures
-from tests.engine.conftest import runs_of
+from tests.support import runs_of
 from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 ROOT = Path(__file__).resolve().parents[2]
-
-admin = engine_fixtures.admin
-clock = engine_fixtures.clock
-make_enabled_workflow = engine_fixtures.make_enabled_workflow
-open_incident = engine_fixtures.open_incident
-responder = engine_fixtures.responder
 
 
 def git(*args: str) -> bytes:

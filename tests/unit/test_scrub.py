@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
-import re
-from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -14,34 +11,10 @@ import pytest
 from app.engine.actions.base import PreparedRequest, ResponseData
 from app.engine.scrub import REDACTED, Scrubber, basic_credentials, clip
 from app.workflows.enums import ActionType
+from tests.support import spellings
 
 # Quotes, a backslash, a slash, non-ASCII, characters URLs and HTML escape.
 SECRET = 'p"ä\\ss/wörd+&=?x 9Zq'
-
-
-def spellings(secret: str) -> dict[str, str]:
-    ascii_json = json.dumps(secret)[1:-1]
-    return {
-        "plain": secret,
-        "json": ascii_json,
-        "json, non-ASCII kept": json.dumps(secret, ensure_ascii=False)[1:-1],
-        "json, upper-case \\u": ascii_json.replace("\\u00e4", "\\u00E4").replace(
-            "\\u00f6", "\\u00F6"
-        ),
-        "json, escaped slash": ascii_json.replace("/", "\\/"),
-        "json in json": json.dumps(ascii_json)[1:-1],
-        "url": quote(secret, safe=""),
-        "url, path": quote(secret),
-        "url, form": quote_plus(secret),
-        "url, lower-case": re.sub(
-            r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(secret, safe="")
-        ),
-        "base64": base64.b64encode(secret.encode()).decode(),
-        "base64, url-safe, unpadded": base64.urlsafe_b64encode(secret.encode())
-        .decode()
-        .rstrip("="),
-        "html": html.escape(secret),
-    }
 
 
 @pytest.mark.parametrize(("form", "spelled"), list(spellings(SECRET).items()))

@@ -1,0 +1,96 @@
+"""Helpers shared by tests of several folders (fixtures live in ``tests/fixtures/``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import sqlalchemy as sa
+
+from app.engine.worker import Worker
+from app.extensions import db
+from app.workflows.models import Workflow, WorkflowExecution
+
+#: The repository's root.
+ROOT = Path(__file__).resolve().parents[1]
+#: The shared Redis database of the tests (never killed; see tests/fakes/redis_server.py).
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def runs_of(workflow: Workflow) -> list[WorkflowExecution]:
+    db.session.rollback()
+    return list(
+        db.session.scalars(
+            sa.select(WorkflowExecution)
+            .where(WorkflowExecution.workflow_id == workflow.id)
+            .order_by(WorkflowExecution.created_at, WorkflowExecution.id)
+        )
+    )
+
+
+def drain(worker: Worker, passes: int = 50) -> None:
+    """Run the worker until it finds nothing to do (bounded)."""
+    for _ in range(passes):
+        if worker.run_once() == 0:
+            return
+    raise AssertionError("the worker never went idle")
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    seconds: float,
+    what: str,
+    logs: Callable[[], str] | None = None,
+    every: float = 0.1,
+) -> Any:
+    """Poll until ``predicate()`` is truthy (and return it), or fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = f"\n--- process logs ---\n{logs()}" if logs else ""
+            raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}{detail}")
+        time.sleep(every)
+
+
+def spellings(secret: str) -> dict[str, str]:
+    """The ways a secret can be spelled in stored text; the scrubber must remove each."""
+    ascii_json = json.dumps(secret)[1:-1]
+    return {
+        "plain": secret,
+        "json": ascii_json,
+        "json, non-ASCII kept": json.dumps(secret, ensure_ascii=False)[1:-1],
+        "json, upper-case \\u": ascii_json.replace("\\u00e4", "\\u00E4").replace(
+            "\\u00f6", "\\u00F6"
+        ),
+        "json, escaped slash": ascii_json.replace("/", "\\/"),
+        "json in json": json.dumps(ascii_json)[1:-1],
+        "url": quote(secret, safe=""),
+        "url, path": quote(secret),
+        "url, form": quote_plus(secret),
+        "url, lower-case": re.sub(
+            r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(secret, safe="")
+        ),
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "base64, url-safe, unpadded": base64.urlsafe_b64encode(secret.encode())
+        .decode()
+        .rstrip("="),
+        "html": html.escape(secret),
+    }
