@@ -132,9 +132,7 @@ def insert_history(app: Flask, seed: env.Seed, count: int) -> None:
 
 def make_workflow(app: Flask, seed: env.Seed) -> str:
     from app.auth.models import Team, User
-    from app.extensions import db
-    from app.workflows import service
-    from tests.unit.definition_builders import (
+    from app.definition.builders import (
         condition_node,
         definition,
         delay_node,
@@ -143,6 +141,8 @@ def make_workflow(app: Flask, seed: env.Seed) -> str:
         trigger_node,
         webhook_node,
     )
+    from app.extensions import db
+    from app.workflows import service
 
     with app.app_context():
         admin = db.session.get(User, seed.admin_id)

@@ -55,7 +55,7 @@ def varied_trigger(rng: random.Random) -> dict[str, Any]:
 
 def small_definition(name: str, trigger: dict[str, Any]) -> dict[str, Any]:
     """trigger → webhook (never called: these workflows only need to exist)."""
-    from tests.unit.definition_builders import definition, edge, trigger_node, webhook_node
+    from app.definition.builders import definition, edge, trigger_node, webhook_node
 
     return definition(
         [trigger_node(), webhook_node("notify")],

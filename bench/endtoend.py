@@ -340,7 +340,7 @@ def make_token(app: Flask, seed: env.Seed) -> str:
 
 def e2e_definition(url: str, priority: str, name: str) -> dict[str, Any]:
     """trigger → condition (priority is ``priority``) → webhook POST to ``url``."""
-    from tests.unit.definition_builders import (
+    from app.definition.builders import (
         action_node,
         condition_node,
         definition,

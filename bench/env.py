@@ -219,7 +219,7 @@ def seed(app: Flask) -> Seed:
 
 def benchmark_definition(receiver_url: str, delay_minutes: int = 0) -> dict[str, Any]:
     """trigger → condition (priority is P1) → webhook → delay → webhook."""
-    from tests.unit.definition_builders import (
+    from app.definition.builders import (
         action_node,
         condition_node,
         definition,

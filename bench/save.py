@@ -22,7 +22,7 @@ built by `bench/save_definition.py`: one trigger and {NODES - 1} webhook nodes w
 bodies are mostly template expressions ("dense": about 25 `{{{{ … }}}}` per body,
 ~5,000 in all) or mostly static JSON with a few expressions ("typical"). Every
 save changes the description, so it is a new version, and starts with the
-template caches emptied (`_analysed`, `_compiled`), as the first save of a
+template caches emptied (`templating.clear_caches()`), as the first save of a
 definition in a fresh process. The figure is the CPU time of the whole request
 (`time.process_time()`: JSON decoding, the input policy, the schema, every
 template parsed and checked once, the secrets check of an enabled workflow,
@@ -109,8 +109,7 @@ def _enabled_workflow(
 def _timed_put(client: Any, workflow_id: str, token: str, body: str) -> float:
     from app.definition import templating
 
-    templating._analysed.cache_clear()
-    templating._compiled.cache_clear()
+    templating.clear_caches()
     started = time.process_time()
     response = client.put(
         f"/api/v1/workflows/{workflow_id}/definition",

@@ -128,7 +128,7 @@ def main() -> None:
 
             env.parse = counting  # type: ignore[method-assign]
             for round_ in range(3):
-                templating._analysed.cache_clear()
+                templating.clear_caches()
                 parses.clear()
                 changed = _definition(dense, target)
                 changed["description"] = f"Round {round_}."

@@ -3,7 +3,7 @@
 Workflow definitions the engine tests run (on the embedded worker and on Celery),
 browser steps in the editor, and page helpers: signed-in clients, form and htmx
 posts, the database as text.
-Node-level definition builders are in ``tests/unit/definition_builders.py``.
+Node-level definition builders are in ``app/definition/builders.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.db import utcnow
-from app.extensions import db
-from app.workflows.models import ExecutionAttempt, WorkerHeartbeat
-from tests.conftest import csrf_token_from, sign_in_client
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     action_node,
     condition_node,
     definition,
@@ -31,6 +28,9 @@ from tests.unit.definition_builders import (
     trigger_node,
     webhook_config,
 )
+from app.extensions import db
+from app.workflows.models import ExecutionAttempt, WorkerHeartbeat
+from tests.conftest import csrf_token_from, sign_in_client
 
 # --- workflow definitions -----------------------------------------------------------
 

@@ -7,8 +7,8 @@ from collections import deque
 
 from hypothesis import strategies as st
 
+from app.definition.builders import Json
 from app.incidents.enums import IncidentPriority, IncidentStatus
-from tests.unit.definition_builders import Json
 
 # Strategies are built once at import: building them inside composite draws
 # costs more than drawing from them.

@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
+from app.definition import DefinitionError, definition_errors, parse_definition
 from app.engine.worker import Worker
 from app.extensions import db
 from app.workflows.models import Workflow, WorkflowExecution
@@ -94,3 +96,20 @@ def spellings(secret: str) -> dict[str, str]:
         .rstrip("="),
         "html": html.escape(secret),
     }
+
+
+def errors_of(data: object, **kwargs: Any) -> list[DefinitionError]:
+    """The formatted errors for an invalid definition (fails if it is valid)."""
+    try:
+        parse_definition(data, **kwargs)
+    except ValidationError as exc:
+        return definition_errors(exc)
+    raise AssertionError("the definition was accepted")
+
+
+def error_at(data: object, loc: str, **kwargs: Any) -> DefinitionError:
+    """The error reported at ``loc`` (fails if there is none there)."""
+    errors = errors_of(data, **kwargs)
+    matching = [error for error in errors if error.loc == loc]
+    assert matching, f"no error at {loc!r}; got {errors}"
+    return matching[0]

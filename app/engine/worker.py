@@ -122,6 +122,7 @@ class WorkerSettings:
     idle_poll_seconds: float = 5.0
     claim_batch: int = 20
     event_batch: int = 200
+    # math.inf: never (a benchmark that measures runs alone).
     age_scan_seconds: float = 30.0
     # A run is handed back after this long, so one busy run cannot starve the others.
     slice_seconds: float = 2.0
@@ -248,6 +249,8 @@ class Worker:
         return count
 
     def _maybe_scan_age(self) -> int:
+        if self.settings.age_scan_seconds == float("inf"):
+            return 0
         if self.clock.monotonic() < self._next_age_scan:
             return 0
         self._next_age_scan = self.clock.monotonic() + self.settings.age_scan_seconds

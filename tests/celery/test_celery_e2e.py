@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from app.definition.builders import definition, delay_node, edge, trigger_config, trigger_node
 from app.engine import tasks
 from app.engine.celery_app import RUNS_QUEUE, CelerySettings
 from app.engine.clock import SystemClock
@@ -18,13 +19,6 @@ from tests.builders import benchmark_workflow, one_webhook, webhook
 from tests.fakes.servers import Reply
 from tests.fixtures.celery import no_messages_left
 from tests.support import runs_of, wait_for
-from tests.unit.definition_builders import (
-    definition,
-    delay_node,
-    edge,
-    trigger_config,
-    trigger_node,
-)
 
 FAST = {"dispatch_interval_seconds": 0.5, "lease_seconds": 5, "heartbeat_seconds": 1}
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.definition.builders import definition, delay_node, edge, trigger_config, trigger_node
 from app.engine import tasks
 from app.engine.celery_app import CelerySettings
 from app.engine.worker import Worker, WorkerSettings
@@ -16,13 +17,6 @@ from app.ops.settings import engine_backend
 from app.workflows.models import WorkflowExecution
 from tests.builders import one_webhook, webhook
 from tests.support import runs_of
-from tests.unit.definition_builders import (
-    definition,
-    delay_node,
-    edge,
-    trigger_config,
-    trigger_node,
-)
 
 SETTINGS = CelerySettings(dispatch_window_seconds=60, max_deliveries=3)
 

@@ -7,12 +7,12 @@ import copy
 
 import pytest
 
+from app.definition.builders import chain, webhook_node
 from app.extensions import db
 from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentCreate
 from app.workflows import drafts, service
-from tests.unit.definition_builders import chain, webhook_node
 
 
 @pytest.fixture

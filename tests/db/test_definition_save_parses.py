@@ -8,11 +8,7 @@ from typing import Any
 import pytest
 
 from app.definition import templating
-from app.extensions import db
-from app.workflows import secrets as secret_store
-from app.workflows import service
-from app.workflows.enums import ScopeType
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     action_node,
     definition,
     edge,
@@ -20,6 +16,10 @@ from tests.unit.definition_builders import (
     trigger_node,
     webhook_config,
 )
+from app.extensions import db
+from app.workflows import secrets as secret_store
+from app.workflows import service
+from app.workflows.enums import ScopeType
 
 NODES = 199  # and the trigger: the 200 nodes a definition may have
 

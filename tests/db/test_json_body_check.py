@@ -7,13 +7,13 @@ import copy
 
 import pytest
 
+from app.definition.builders import chain
 from app.errors import InvalidInput
 from app.extensions import db
 from app.workflows import drafts
 from app.workflows import service as workflows
 from tests.builders import webhook
 from tests.factories import SIMPLE_DEFINITION
-from tests.unit.definition_builders import chain
 
 BROKEN = '{"title": {{ incident.title }}}'  # no tojson: the title lands unquoted
 

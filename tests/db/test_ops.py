@@ -31,6 +31,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.auth.tokens import create_token
 from app.db import utcnow
+from app.definition.builders import (
+    action_node,
+    definition,
+    edge,
+    trigger_config,
+    trigger_node,
+    webhook_config,
+)
 from app.engine.clock import FakeClock
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
@@ -59,14 +67,6 @@ from tests.builders import OPS_TOKEN, heartbeat, ready
 from tests.conftest import IsolatedClient, app_config, csrf_token_from, require_service
 from tests.factories import SIMPLE_DEFINITION
 from tests.fakes.servers import json_reply
-from tests.unit.definition_builders import (
-    action_node,
-    definition,
-    edge,
-    trigger_config,
-    trigger_node,
-    webhook_config,
-)
 
 REAL_REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 15

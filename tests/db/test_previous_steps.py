@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.definition.builders import chain, webhook_node
 from app.extensions import db
 from app.workflows import service
-from tests.unit.definition_builders import chain, webhook_node
 
 
 @pytest.fixture

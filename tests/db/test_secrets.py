@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask
 
+from app.definition.builders import chain, jira_node, webhook_node
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows.models import Workflow, WorkflowActionSecret
 from tests.conftest import csrf_token_from
-from tests.unit.definition_builders import chain, jira_node, webhook_node
 
 SECRET_VALUE = "Zq9-very-secret-Value-7781"
 HTMX = {"HX-Request": "true"}

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.definition import parse_definition, referenced_secrets
+from app.definition.builders import chain, webhook_node
 from app.errors import InvalidInput
 from app.extensions import db
 from app.workflows import secrets as secret_store
@@ -18,7 +19,6 @@ from app.workflows.enums import ExecutionStatus
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
 from app.workflows.templates_builtin import install_builtin_templates
 from tests.conftest import csrf_token_from
-from tests.unit.definition_builders import chain, webhook_node
 
 
 @pytest.fixture

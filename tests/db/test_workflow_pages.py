@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from app.db import utcnow
+from app.definition.builders import chain, webhook_node
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.models import Workflow, WorkflowExecution, WorkflowVersion
 from tests.conftest import csrf_token_from
 from tests.page_support import row_of
-from tests.unit.definition_builders import chain, webhook_node
 
 HTMX = {"HX-Request": "true"}
 

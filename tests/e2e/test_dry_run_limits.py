@@ -9,6 +9,7 @@ import httpx
 from flask import Flask
 
 from app.auth.models import User
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.extensions import db
 from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource
@@ -18,7 +19,6 @@ from app.workflows.enums import ScopeType
 from tests.builders import BOMBS, webhook
 from tests.conftest import csrf_token_from
 from tests.fixtures.browser import PASSWORD, LiveServer
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 
 def amplifying_workflow_and_incident(app: Flask) -> tuple[str, str]:

@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from app.auth.models import Team, User
+from app.definition.builders import chain, webhook_node
 from app.extensions import db
 from app.workflows import service
 from tests.fixtures.browser import sign_in_as
-from tests.unit.definition_builders import chain, webhook_node
 
 
 def test_opening_the_variables_lists_the_steps_of_earlier_runs(page, live_app) -> None:

@@ -6,6 +6,7 @@ from flask import Flask
 from playwright.sync_api import expect
 
 from app.auth.models import User
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.engine.clock import SystemClock
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
@@ -18,7 +19,6 @@ from app.workflows.models import WorkflowExecution
 from tests.builders import webhook
 from tests.fakes.servers import WebhookReceiver, json_reply
 from tests.fixtures.browser import sign_in_as
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 
 def failed_run(app: Flask, receiver: WebhookReceiver) -> str:

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.definition import WorkflowDefinition
+from app.definition.builders import condition_node, definition, edge, trigger_config, trigger_node
 from app.engine.backtest import backtest
 from app.engine.dry_run import dry_run
 from app.extensions import db
@@ -21,13 +22,6 @@ from app.workflows import secrets as secret_store
 from app.workflows import service as workflows
 from app.workflows.enums import ScopeType
 from tests.builders import webhook
-from tests.unit.definition_builders import (
-    condition_node,
-    definition,
-    edge,
-    trigger_config,
-    trigger_node,
-)
 
 TOKEN = "backtest-secret-token-9"
 

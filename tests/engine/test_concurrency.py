@@ -18,12 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.engine.worker import Worker, WorkerSettings
-from app.extensions import db
-from app.workflows.models import WorkflowExecution
-from tests.fakes.servers import FakeServer, RecordedRequest, Reply, json_reply
-from tests.support import runs_of
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     action_node,
     condition_node,
     definition,
@@ -32,6 +27,11 @@ from tests.unit.definition_builders import (
     trigger_node,
     webhook_config,
 )
+from app.engine.worker import Worker, WorkerSettings
+from app.extensions import db
+from app.workflows.models import WorkflowExecution
+from tests.fakes.servers import FakeServer, RecordedRequest, Reply, json_reply
+from tests.support import runs_of
 
 ROOT = Path(__file__).resolve().parents[2]
 

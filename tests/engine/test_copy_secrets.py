@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.auth.tokens import create_token
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.errors import InvalidInput
 from app.extensions import db
 from app.ops.models import AuditEntry
@@ -16,7 +17,6 @@ from app.workflows.models import Workflow
 from tests.builders import webhook
 from tests.conftest import csrf_token_from as csrf
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 TOKEN = "c0py-me-Bearer-Xk29"
 SIGNING = "signing-Value-77q"

@@ -6,10 +6,7 @@ import re
 
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.workflows.models import ExecutionAttempt, WorkflowExecution
-from tests.builders import webhook
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     action_node,
     condition_node,
     definition,
@@ -19,6 +16,9 @@ from tests.unit.definition_builders import (
     trigger_config,
     trigger_node,
 )
+from app.extensions import db
+from app.workflows.models import ExecutionAttempt, WorkflowExecution
+from tests.builders import webhook
 
 TOKEN = "dry-run-token-Xy7"
 

@@ -14,12 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.engine.worker import Worker
-from app.extensions import db
-from tests.builders import attempts_of, benchmark_workflow, webhook
-from tests.fakes.servers import LINEAR_TEAM_ID, Reply, json_reply
-from tests.support import drain, runs_of
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     action_node,
     definition,
     edge,
@@ -28,6 +23,11 @@ from tests.unit.definition_builders import (
     trigger_config,
     trigger_node,
 )
+from app.engine.worker import Worker
+from app.extensions import db
+from tests.builders import attempts_of, benchmark_workflow, webhook
+from tests.fakes.servers import LINEAR_TEAM_ID, Reply, json_reply
+from tests.support import drain, runs_of
 
 
 @pytest.fixture(params=["embedded", "celery"])

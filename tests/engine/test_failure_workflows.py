@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from app.definition import WorkflowDefinition
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.extensions import db
 from app.incidents.enums import IncidentEventType
 from app.incidents.models import IncidentEvent
 from tests.builders import webhook
 from tests.fakes.servers import Reply
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 TOKEN = "tok-Sup3rSecret-9f1c"
 REPORT_BODY = (

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.definition import definition_errors, parse_definition
+from app.definition.builders import action_node, definition, edge, trigger_config, trigger_node
 from app.engine.context import previous_results
 from app.engine.dry_run import dry_run
 from app.extensions import db
@@ -19,13 +20,6 @@ from app.workflows.templates_builtin import BUILTIN_TEMPLATES
 from tests.builders import attempts_of, webhook
 from tests.fakes.servers import LINEAR_TEAM_ID, json_reply
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import (
-    action_node,
-    definition,
-    edge,
-    trigger_config,
-    trigger_node,
-)
 
 TEMPLATES = {t.key: t for t in BUILTIN_TEMPLATES}
 

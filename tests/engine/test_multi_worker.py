@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.workflows.models import WorkflowExecution
-from tests.builders import webhook
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     condition_node,
     definition,
     delay_node,
@@ -23,6 +20,9 @@ from tests.unit.definition_builders import (
     trigger_config,
     trigger_node,
 )
+from app.extensions import db
+from app.workflows.models import WorkflowExecution
+from tests.builders import webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = textwrap.dedent("""

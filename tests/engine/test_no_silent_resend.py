@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from app.definition.builders import chain
 from app.extensions import db
 from app.workflows.models import ExecutionAttempt
 from tests.builders import webhook
 from tests.fakes.connections import HANG_UP, OK, KeepAliveServer
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import chain
 
 
 @pytest.fixture

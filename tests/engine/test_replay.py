@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.auth.tokens import create_token
+from app.definition.builders import definition, delay_node, edge, trigger_config, trigger_node
 from app.errors import Conflict, Forbidden
 from app.extensions import db
 from app.ops.models import AuditEntry
@@ -23,13 +24,6 @@ from tests.builders import webhook
 from tests.conftest import csrf_token_from
 from tests.fakes.servers import WebhookReceiver, json_reply
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import (
-    definition,
-    delay_node,
-    edge,
-    trigger_config,
-    trigger_node,
-)
 
 NODE, START = ReplayMode.NODE, ReplayMode.START
 OWN, CURRENT = ReplayVersion.OWN, ReplayVersion.CURRENT

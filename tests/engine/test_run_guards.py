@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from app.auth.tokens import create_token
 from app.definition import WorkflowDefinition
+from app.definition.builders import action_node, chain, trigger_config, webhook_config
 from app.engine import guards
 from app.engine.triggers import consume_events
 from app.extensions import db
@@ -24,7 +25,6 @@ from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource, IncidentEventType
 from app.incidents.models import Incident, IncidentEvent
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import action_node, chain, trigger_config, webhook_config
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+from app.definition.builders import chain, condition_node, trigger_config
 from app.extensions import db
 from tests.builders import branching
 from tests.conftest import csrf_token_from
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import chain, condition_node, trigger_config
 
 
 def test_the_run_page_shows_each_node_and_refreshes_while_active(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from app.auth.tokens import create_token
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.extensions import db
 from tests.builders import branching, webhook
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 
 def bearer(user) -> dict[str, str]:

@@ -7,11 +7,11 @@ import html
 
 import pytest
 
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.engine.scrub import basic_credentials
 from tests.builders import attempts_of, webhook
 from tests.fakes.servers import Reply
 from tests.support import drain, runs_of, spellings
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 PASSWORD = 'p"ä\\ss/wörd+&=?x 9Zq'
 TOKEN = "tok-7f3a9c2e5b1d"

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.engine.dry_run import dry_run
 from tests.builders import BOMBS, attempts_of, webhook
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 
 @pytest.fixture(autouse=True)

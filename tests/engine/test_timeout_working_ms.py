@@ -3,10 +3,10 @@ abandoned request's time again (which stored 1-minute timeouts as ~90 s)."""
 
 from __future__ import annotations
 
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.extensions import db
 from tests.builders import webhook
 from tests.support import drain, runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 LEFT_MS = 1_000
 

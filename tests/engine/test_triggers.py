@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.definition.builders import chain, condition_node, edge, trigger_config
 from app.engine import triggers
 from app.extensions import db
 from app.incidents import service as incidents
@@ -13,7 +14,6 @@ from app.incidents.schemas import IncidentUpdate
 from app.workflows.enums import TriggeredBy, TriggerEvent
 from app.workflows.models import WorkflowExecution
 from tests.support import runs_of
-from tests.unit.definition_builders import chain, condition_node, edge, trigger_config
 
 
 def only_trigger(trigger: dict, name: str = "wf") -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.engine.clock import SystemClock
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
@@ -20,7 +21,6 @@ from app.workflows.models import Workflow
 from tests.builders import webhook
 from tests.fakes.servers import Reply
 from tests.support import runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = textwrap.dedent("""

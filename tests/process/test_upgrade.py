@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from app.definition.builders import definition, edge, trigger_config, trigger_node
 from app.extensions import db
 from tests.builders import webhook
 from tests.support import runs_of
-from tests.unit.definition_builders import definition, edge, trigger_config, trigger_node
 
 ROOT = Path(__file__).resolve().parents[2]
 

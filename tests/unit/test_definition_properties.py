@@ -20,9 +20,9 @@ from app.definition import (
     referenced_secrets,
     topological_order,
 )
+from app.definition.builders import Json
 from tests.conftest import property_examples
 from tests.strategies import definitions, dominators_by_removal
-from tests.unit.definition_builders import Json
 
 PROPERTY_SETTINGS = settings(
     max_examples=property_examples(150),

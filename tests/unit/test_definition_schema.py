@@ -26,13 +26,7 @@ from app.definition import (
     referenced_secrets,
     topological_order,
 )
-from app.definition.templating import (
-    TemplateSyntaxProblem,
-    parse_template,
-    template_environment,
-    template_references,
-)
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     LABEL_ID,
     TEAM_ID,
     Json,
@@ -41,8 +35,6 @@ from tests.unit.definition_builders import (
     definition,
     delay_node,
     edge,
-    error_at,
-    errors_of,
     jira_config,
     jira_node,
     linear_node,
@@ -50,6 +42,13 @@ from tests.unit.definition_builders import (
     trigger_node,
     webhook_node,
 )
+from app.definition.templating import (
+    TemplateSyntaxProblem,
+    parse_template,
+    template_environment,
+    template_references,
+)
+from tests.support import error_at, errors_of
 
 CREDENTIAL_HINT = "Credentials are not stored in a definition"
 

@@ -10,6 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.definition import format_loc
+from app.definition.builders import (
+    Json,
+    chain,
+    condition_node,
+    delay_node,
+    edge,
+    jira_node,
+    trigger_config,
+    webhook_node,
+)
 from app.workflows.diff import (
     DefinitionDiff,
     EdgeChange,
@@ -20,16 +30,6 @@ from app.workflows.diff import (
 )
 from tests.conftest import property_examples
 from tests.strategies import definitions
-from tests.unit.definition_builders import (
-    Json,
-    chain,
-    condition_node,
-    delay_node,
-    edge,
-    jira_node,
-    trigger_config,
-    webhook_node,
-)
 
 PROPERTY_SETTINGS = settings(
     max_examples=property_examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]

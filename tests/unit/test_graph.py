@@ -13,17 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.workflows.graph import (
-    LAYER_GAP,
-    NODE_HEIGHT,
-    NODE_WIDTH,
-    apply_layout,
-    layout,
-    render_svg,
-    uses_stored_positions,
-)
-from tests.conftest import property_examples
-from tests.unit.definition_builders import (
+from app.definition.builders import (
     Json,
     chain,
     condition_node,
@@ -35,6 +25,16 @@ from tests.unit.definition_builders import (
     trigger_node,
     webhook_node,
 )
+from app.workflows.graph import (
+    LAYER_GAP,
+    NODE_HEIGHT,
+    NODE_WIDTH,
+    apply_layout,
+    layout,
+    render_svg,
+    uses_stored_positions,
+)
+from tests.conftest import property_examples
 
 SVG = "{http://www.w3.org/2000/svg}"
 ROW = NODE_HEIGHT + LAYER_GAP

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.definition import parse_definition
+from app.definition.builders import chain, webhook_node
 from app.workflows import drafts
-from tests.unit.definition_builders import chain, error_at, webhook_node
+from tests.support import error_at
 
 # (template, what the error says the template does)
 MISUSES = [

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from app.definition import definition_errors, parse_definition
+from app.definition.builders import LABEL_ID, TEAM_ID, definition, edge, trigger_node
 from app.workflows.drafts import parse_loc
 from app.workflows.forms import (
     ConditionForm,
@@ -26,7 +27,6 @@ from app.workflows.forms import (
     WebhookForm,
     form_class_for,
 )
-from tests.unit.definition_builders import LABEL_ID, TEAM_ID, definition, edge, trigger_node
 
 Json = dict[str, Any]
 NODE_TYPES = {
