@@ -80,7 +80,7 @@ def export_schema(output: Path | None, check: bool) -> None:
 
 def register_cli(app: Flask) -> None:
     from app.engine.cli import worker_cli
-    from app.engine.deploy import deploy_cli
+    from app.ops.deploy import deploy_cli
     from app.workflows.cli import register as register_workflow_cli
 
     app.cli.add_command(demo_cli)

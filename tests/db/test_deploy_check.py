@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 
 from app import create_app
 from app.config import instance_secret
-from app.engine.deploy import deploy_cli
 from app.extensions import db
+from app.ops.deploy import deploy_cli
 from app.workflows import secrets as secret_store
 from app.workflows.models import WorkerHeartbeat
 from tests.conftest import app_config, require_service
