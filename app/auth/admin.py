@@ -15,7 +15,6 @@ from flask import (
     abort,
     flash,
     make_response,
-    redirect,
     render_template,
     request,
     url_for,
@@ -31,6 +30,7 @@ from app.auth.models import Team, User
 from app.errors import InvalidInput, ServiceError
 from app.extensions import db, login_manager
 from app.forms_support import attach_errors
+from app.htmx import is_htmx, see_other
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -264,21 +264,6 @@ def _members(
 
 
 # -- helpers (profile pages use them too) ----------------------------------------------------
-
-
-def is_htmx() -> bool:
-    """An hx-get/hx-post aimed at part of a page; a boosted link still wants the whole page."""
-    htmx = request.htmx  # type: ignore[attr-defined]
-    return bool(htmx) and not htmx.boosted
-
-
-def see_other(location: str) -> Response:
-    """303 for a plain form post; HX-Redirect for htmx, which would swap the page in instead."""
-    if is_htmx():
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = location
-        return response
-    return redirect(location, code=303)
 
 
 def secret_response(body: str, status: int = 200) -> Response:

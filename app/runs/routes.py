@@ -19,6 +19,7 @@ from app.engine.runner import TERMINAL, plan_for
 from app.engine.triggers import manual_candidates
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
+from app.htmx import see_other
 from app.incidents import service as incidents
 from app.runs import display, replay, service
 from app.workflows import service as workflows
@@ -182,9 +183,7 @@ def rerun(execution_id: str) -> Response | tuple[str, int]:
         return _render_run(_run_or_404(execution_id), message=error.message, status=error.status)
     db.session.commit()
     target = url_for("runs.show", execution_id=new.id)
-    if request.htmx:
-        return Response(status=204, headers={"HX-Redirect": target})
-    return redirect(target, code=303)
+    return see_other(target)
 
 
 def _incident_panel(incident_id: str, message: str | None = None) -> str:
@@ -224,9 +223,7 @@ def start(incident_id: str) -> Response | tuple[str, int]:
         return _incident_panel(incident_id, error.message), 422
     db.session.commit()
     target = url_for("runs.show", execution_id=execution.id)
-    if request.htmx:
-        return Response(status=204, headers={"HX-Redirect": target})
-    return redirect(target, code=303)
+    return see_other(target)
 
 
 @bp.get("/dry-run")
@@ -313,9 +310,7 @@ def replay_run(execution_id: str) -> Response | tuple[str, int]:
     db.session.commit()
     flash(f"Replay of #{execution.id[-8:]} started.")
     target = url_for("runs.show", execution_id=new.id)
-    if request.htmx:
-        return Response(status=204, headers={"HX-Redirect": target})
-    return redirect(target, code=303)
+    return see_other(target)
 
 
 # --- bulk replay ------------------------------------------------------------------

@@ -28,6 +28,7 @@ from wtforms import SelectChoice
 from app.engine.outbound import AllowList
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
+from app.htmx import see_other
 from app.workflows import drafts, graph, service
 from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
@@ -492,12 +493,7 @@ def _done(workflow: Workflow, selected: str | None) -> Response:
 
 def _reload(workflow: Workflow, selected: str | None) -> Response:
     """Everything changed (saved, discarded): htmx reloads the page, a plain form redirects."""
-    url = _edit_url(workflow, selected)
-    if request.htmx:
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, code=303)
+    return see_other(_edit_url(workflow, selected))
 
 
 def _fresh_state(workflow_id: str) -> tuple[Workflow, WorkflowDraft]:

@@ -38,6 +38,7 @@ from app.definition import parse_definition, referenced_secrets
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.forms_support import TextPolicy, attach_errors
+from app.htmx import see_other
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.blueprint import bp
@@ -255,14 +256,6 @@ def _fragment_or_back(fragment: Callable[[], Page], back_to: str, *messages: str
     return redirect(back_to, code=303)
 
 
-def _see_other(url: str) -> Response:
-    if request.htmx:
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, code=303)
-
-
 def _editor_url(workflow: Workflow) -> str:
     return url_for("workflows.edit", workflow_id=workflow.id)
 
@@ -405,7 +398,7 @@ def create() -> Page:
         else:
             db.session.commit()
             flash(f"Workflow {workflow.name} created, disabled. Add its steps here.")
-            return _see_other(_editor_url(workflow))
+            return see_other(_editor_url(workflow))
     elif form.is_submitted():
         status = 422
     return render_template("workflows/new.html", form=form, problems=problems), status
@@ -445,7 +438,7 @@ def import_() -> Page:
             else:
                 db.session.commit()
                 flash(f"Imported {workflow.name} as a new, disabled workflow.")
-                return _see_other(_editor_url(workflow))
+                return see_other(_editor_url(workflow))
     elif form.is_submitted():
         status = 422
     return render_template("workflows/import.html", form=form, problems=problems), status
@@ -502,7 +495,7 @@ def duplicate(workflow_id: str) -> Page:
         else:
             db.session.commit()
             flash(f"{copy.name} created, disabled. {_secrets_message(copy)}")
-            return _see_other(_editor_url(copy))
+            return see_other(_editor_url(copy))
     elif form.is_submitted():
         status = 422
     context = {
@@ -531,7 +524,7 @@ def delete(workflow_id: str) -> Page:
         else:
             db.session.commit()
             flash(f"Workflow {name} deleted.")
-            return _see_other(url_for("workflows.index"))
+            return see_other(url_for("workflows.index"))
     context = {
         "workflow": workflow,
         "in_flight": service.runs_in_flight(workflow),
@@ -700,7 +693,7 @@ def rollback(workflow_id: str, number: int) -> Page:
         else:
             db.session.commit()
             flash(f"Rolled back to v{number}: saved as v{created.version}.")
-            return _see_other(url_for("workflows.history", workflow_id=workflow_id))
+            return see_other(url_for("workflows.history", workflow_id=workflow_id))
     context = {
         "workflow": workflow,
         "version": target,
@@ -885,7 +878,7 @@ def use_template(workflow_id: str) -> Page:
             message = _fill_in_message(workflow)
             if message:
                 flash(message)
-            return _see_other(_editor_url(workflow))
+            return see_other(_editor_url(workflow))
     elif form.is_submitted():
         status = 422
     picture = render_svg(template.definition, title=f"Graph of {template.name}")
@@ -925,7 +918,7 @@ def save_as_template(workflow_id: str) -> Page:
         else:
             db.session.commit()
             flash(f"Saved as the template {template.name}.")
-            return _see_other(url_for("workflows.gallery"))
+            return see_other(url_for("workflows.gallery"))
     elif form.is_submitted():
         status = 422
     context = {"workflow": workflow, "form": form, "problems": problems}
@@ -960,7 +953,7 @@ def edit_template(workflow_id: str) -> Page:
         else:
             db.session.commit()
             flash(f"Template {template.name} saved.")
-            return _see_other(url_for("workflows.gallery"))
+            return see_other(url_for("workflows.gallery"))
     elif form.is_submitted():
         status = 422
     context = {"template": template, "form": form, "problems": problems}
@@ -980,4 +973,4 @@ def retire_template(workflow_id: str) -> Page:
         return render_template("workflows/edit_template.html", **context), error.status
     db.session.commit()
     flash(f"Template {template.name} retired: it is no longer offered in the gallery.")
-    return _see_other(url_for("workflows.gallery"))
+    return see_other(url_for("workflows.gallery"))

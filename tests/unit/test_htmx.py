@@ -1,0 +1,26 @@
+"""app.htmx: after a change, a plain post gets 303, an htmx request 204 with HX-Redirect,
+and a boosted one (it wants the whole page) a plain 303."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from app.htmx import see_other
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "location", "hx_redirect"),
+    [
+        ({}, 303, "/next", None),
+        ({"HX-Request": "true"}, 204, None, "/next"),
+        ({"HX-Request": "true", "HX-Boosted": "true"}, 303, "/next", None),
+    ],
+    ids=["plain", "htmx", "boosted"],
+)
+def test_see_other(app: Flask, headers, status, location, hx_redirect) -> None:
+    with app.test_request_context("/", method="POST", headers=headers):
+        response = see_other("/next")
+    assert response.status_code == status
+    assert response.headers.get("Location") == location
+    assert response.headers.get("HX-Redirect") == hx_redirect
