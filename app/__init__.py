@@ -75,7 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _configure_engine(extensions.db.engine)
 
     from app import models  # noqa: F401  (every model registered before migrations run)
-    from app.api.routes import bp as api_bp
+    from app.api import bp as api_bp
     from app.auth.admin import bp as admin_bp
     from app.auth.profile import bp as profile_bp
     from app.auth.routes import bp as auth_bp

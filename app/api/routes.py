@@ -12,16 +12,15 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify, url_for
+from flask import jsonify, url_for
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from app.api.auth import api_actor, api_user, install_token_auth
-from app.api.errors import register_error_handlers
-from app.api.idempotency import HEADER, finish, install_idempotency
+from app.api.auth import api_actor, api_user
+from app.api.blueprint import IDEMPOTENT, bp, routes
+from app.api.idempotency import finish
 from app.api.openapi import build_document
 from app.api.parsing import parse_body, parse_query
-from app.api.registry import ApiRoutes
 from app.api.responses import json_response, page_of
 from app.api.schemas import (
     MAX_PER_PAGE,
@@ -35,17 +34,6 @@ from app.extensions import db
 from app.incidents import service
 from app.incidents.models import Incident, IncidentEvent
 from app.incidents.schemas import IncidentCreate, IncidentOut, IncidentUpdate
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-routes = ApiRoutes(bp)
-register_error_handlers(bp)
-install_token_auth(bp, routes)
-install_idempotency(bp, routes)
-
-IDEMPOTENT = (
-    f" Send an `{HEADER}` header to make a retry safe: a repeat within 24 hours "
-    "answers the first response and changes nothing."
-)
 
 
 def _incident_response(incident: Incident, status: int = 200, **headers: str) -> Response:
@@ -197,7 +185,3 @@ def _document() -> dict[str, Any]:
 )
 def openapi() -> Response:
     return jsonify(_document())
-
-
-from app.api import runs as _runs  # noqa: E402, F401  (declares the run operations)
-from app.api import workflows as _workflows  # noqa: E402, F401  (declares the workflow operations)

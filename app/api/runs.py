@@ -16,10 +16,10 @@ from pydantic.alias_generators import to_camel
 from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
+from app.api.blueprint import IDEMPOTENT, routes
 from app.api.idempotency import finish
 from app.api.parsing import parse_body, parse_query
 from app.api.responses import json_response
-from app.api.routes import IDEMPOTENT, routes
 from app.engine.clock import Clock, SystemClock
 from app.errors import Conflict
 from app.extensions import db

@@ -21,11 +21,11 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from app.api.auth import api_user
+from app.api.blueprint import routes
 from app.api.errors import ERROR_CODES, ApiError, ErrorDetail
 from app.api.idempotency import finish
 from app.api.parsing import parse_body, parse_query
 from app.api.responses import json_response, no_content, page_of
-from app.api.routes import routes
 from app.api.schemas import MAX_PER_PAGE
 from app.api.workflow_schemas import (
     BacktestIn,
