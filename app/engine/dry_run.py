@@ -20,6 +20,7 @@ from app.definition import (
     ConditionNode,
     DelayNode,
     WorkflowDefinition,
+    reads_previous,
     templating,
     topological_order,
 )
@@ -85,7 +86,8 @@ def dry_run(
         workflow_id=workflow.id,
         workflow_name=definition.name,
         secrets=secrets,
-        previous=previous_results(incident.id),
+        # Earlier runs' results are read only when a template asks for them.
+        previous=previous_results(incident.id) if reads_previous(definition) else {},
         clock=clock,
     )
 

@@ -55,7 +55,6 @@ from app.workflows.models import ExecutionAttempt, WorkflowExecution
 
 log = logging.getLogger("incidentflow.engine.runner")
 
-TIMEOUTS_MS = RUN_TIMEOUTS_MS
 TERMINAL = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
 
 
@@ -270,7 +269,7 @@ def advance(execution: WorkflowExecution, engine: Engine, memo: RunMemo | None =
     if execution.status == ExecutionStatus.PENDING:
         execution.status = ExecutionStatus.RUNNING
         execution.started_at = now
-    timeout_ms = TIMEOUTS_MS[plan.definition.settings.timeout]
+    timeout_ms = RUN_TIMEOUTS_MS[plan.definition.settings.timeout]
     if execution.working_ms >= timeout_ms:
         return fail(
             execution,

@@ -149,10 +149,11 @@ def prepare_jira(
                 **common,
             )
         wanted = config.transition.strip()
-        placeholder = {"transition": {"id": f"<the id of the transition '{wanted}'>"}}
+        # Shown by dry runs; the lookup's answer completes it before anything is sent.
+        preview = {"transition": {"id": f"<the id of the transition '{wanted}'>"}}
         return PreparedRequest(
             url=f"{issue_url}/transitions",
-            body=json.dumps(placeholder, ensure_ascii=False).encode("utf-8"),
+            body=json.dumps(preview, ensure_ascii=False).encode("utf-8"),
             context={"site": site, "operation": "transition", "key": key},
             lookup=Lookup(
                 method="GET",

@@ -157,7 +157,8 @@ def _prepare_update(
             "nor an identifier such as ENG-12."
         )
     wanted = config.state.strip()
-    placeholder = {
+    # Shown by dry runs; the lookup's answer completes it before anything is sent.
+    preview = {
         "query": ISSUE_UPDATE_MUTATION,
         "operationName": "IssueUpdate",
         "variables": {"id": issue, "input": {"stateId": f"<the id of the state '{wanted}'>"}},
@@ -173,7 +174,7 @@ def _prepare_update(
         method="POST",
         url=endpoint,
         headers=_headers(api_key),
-        body=json.dumps(placeholder, ensure_ascii=False).encode("utf-8"),
+        body=json.dumps(preview, ensure_ascii=False).encode("utf-8"),
         target="Linear",
         sensitive_headers=frozenset({"authorization"}),
         context={"operation": "update", "issue": issue},
