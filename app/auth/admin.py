@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TypeVar
 
 from flask import (
-    Blueprint,
     abort,
     flash,
     make_response,
@@ -25,14 +24,13 @@ from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from app.auth import services
+from app.auth.blueprint import admin as bp
 from app.auth.forms import AddMemberForm, NewTeamForm, NewUserForm
 from app.auth.models import Team, User
 from app.errors import InvalidInput, ServiceError
 from app.extensions import db, login_manager
 from app.forms_support import attach_errors
 from app.htmx import is_htmx, see_other
-
-bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PER_PAGE = 50
 

@@ -7,20 +7,19 @@ the client: only its SHA-256 is kept.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, render_template, url_for
+from flask import abort, flash, render_template, url_for
 from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
 from app.auth import services, tokens
 from app.auth.admin import secret_response
+from app.auth.blueprint import profile as bp
 from app.auth.forms import ChangePasswordForm, NewTokenForm
 from app.auth.models import ApiToken
 from app.errors import InvalidInput, NotFound
 from app.extensions import db, login_manager
 from app.forms_support import attach_errors
 from app.htmx import is_htmx, see_other
-
-bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 Page = str | Response | tuple[str, int]
 

@@ -8,17 +8,16 @@ from functools import cache
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from app.auth import throttle
+from app.auth.blueprint import auth as bp
 from app.auth.forms import SignInForm
 from app.auth.models import User, password_hash_method
 from app.extensions import db, login_manager
-
-bp = Blueprint("auth", __name__)
 
 _UNSAFE_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from htmx_flask import request
 from pydantic import ValidationError
@@ -23,12 +23,11 @@ from app.errors import NotFound, ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
 from app.incidents import service
+from app.incidents.blueprint import bp
 from app.incidents.enums import ChangeSource, IncidentPriority, IncidentStatus
 from app.incidents.forms import IncidentFilterForm, IncidentForm
 from app.incidents.models import Incident, IncidentEvent
 from app.incidents.schemas import IncidentCreate, IncidentUpdate
-
-bp = Blueprint("incidents", __name__, url_prefix="/incidents")
 
 PER_PAGE = 25
 ACTION_LABELS = {

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from app.extensions import db, login_manager
 from app.ops.audit import entries_query, existing_workflow_ids, workflow_choices
-from app.ops.health import bp
+from app.ops.blueprint import bp
 from app.ops.models import AuditAction
 
 PER_PAGE = 50

@@ -40,16 +40,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask_login import current_user
 
 from app.db import utcnow
 from app.extensions import db
+from app.ops.blueprint import bp
 from app.ops.settings import engine_backend, setting, worker_stale_seconds
 from app.ops.sweep import last_sweep
 from app.workflows.models import WorkerHeartbeat
-
-bp = Blueprint("ops", __name__)
 
 BROKER_TIMEOUT_SECONDS = 1.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")

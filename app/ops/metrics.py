@@ -51,7 +51,8 @@ from sqlalchemy.engine import Connection
 from app.db import utcnow
 from app.extensions import db
 from app.incidents.models import IncidentEvent
-from app.ops.health import bp, metrics_token_given
+from app.ops.blueprint import bp
+from app.ops.health import metrics_token_given
 from app.ops.settings import setting, worker_stale_seconds
 from app.workflows.enums import ActionType, ExecutionStatus
 from app.workflows.models import (

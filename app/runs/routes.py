@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from htmx_flask import request
 from pydantic import ValidationError
@@ -22,11 +22,11 @@ from app.extensions import db
 from app.htmx import see_other
 from app.incidents import service as incidents
 from app.runs import display, replay, service
+from app.runs.blueprint import bp
 from app.workflows import service as workflows
 from app.workflows.enums import ExecutionStatus, ScopeType
 from app.workflows.models import ExecutionAttempt, Workflow, WorkflowExecution
 
-bp = Blueprint("runs", __name__, url_prefix="/runs")
 PER_PAGE = 25
 
 

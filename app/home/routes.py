@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import render_template
 from flask_login import current_user, login_required
 
 from app.auth.models import TeamMembership
 from app.extensions import db
+from app.home.blueprint import bp
 from app.incidents.enums import IncidentStatus
 from app.incidents.models import Incident
 from app.workflows.enums import ScopeType
 from app.workflows.models import Workflow
-
-bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
