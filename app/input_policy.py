@@ -30,13 +30,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, g, has_request_context, render_template, request
+from flask import Flask, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from werkzeug.wrappers import Response
 
 from app.definition.messages import format_loc as plain_loc
-from app.errors import InvalidInput, NotFound, Problem, ServiceError
+from app.errors import InvalidInput, NotFound, Problem
 
 # Incident metadata and workflow definitions need a handful of levels; 32 leaves room
 # for any real document and stays far below what recursive code can handle.
@@ -284,24 +283,9 @@ def _guard_statements(
 
 
 def init_app(app: Flask) -> None:
-    """Check every request first, and answer refused input on pages with an error page.
-
-    The API's blueprint has its own handlers, which answer the same errors as JSON.
-    """
+    """Check every request first; refused input on pages meets the app-wide error page
+    (``error_pages``), and the API's blueprint answers it as JSON."""
     app.before_request_funcs.setdefault(None, []).insert(0, check_request)
     if not sa.event.contains(Session, "before_flush", _guard_writes):  # once per process
         sa.event.listen(Session, "before_flush", _guard_writes)
         sa.event.listen(Engine, "before_cursor_execute", _guard_statements)
-
-    @app.errorhandler(ServiceError)
-    def service_error_page(error: ServiceError) -> Response:
-        from app.extensions import db
-
-        db.session.rollback()
-        if request.headers.get("HX-Request"):
-            # An htmx request swaps into part of a page: show the problem in the main area.
-            page = render_template("errors/_problem.html", error=error)
-            headers = {"HX-Retarget": "#main", "HX-Reswap": "innerHTML"}
-            return Response(page, status=error.status, headers=headers, mimetype="text/html")
-        page = render_template("errors/problem.html", error=error)
-        return Response(page, status=error.status, mimetype="text/html")

@@ -27,7 +27,8 @@ from app.auth import services
 from app.auth.blueprint import admin as bp
 from app.auth.forms import AddMemberForm, NewTeamForm, NewUserForm
 from app.auth.models import Team, User
-from app.errors import InvalidInput, ServiceError
+from app.auth.permissions import ADMINS_ONLY
+from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db, login_manager
 from app.forms_support import attach_errors
 from app.htmx import is_htmx, see_other
@@ -47,13 +48,8 @@ def require_admin() -> Response | None:
         unauthorized: Response = login_manager.unauthorized()
         return unauthorized
     if not current_user.is_admin:
-        abort(403)
+        abort(403, ADMINS_ONLY)
     return None
-
-
-@bp.errorhandler(403)
-def forbidden(_error: Exception) -> tuple[str, int]:
-    return render_template("admin/forbidden.html"), 403
 
 
 # -- outbound allow-list --------------------------------------------------------------------
@@ -130,10 +126,10 @@ def new_user() -> Page:
 def _set_active(user_id: str, *, active: bool) -> Page:
     try:
         user = services.set_user_active(current_user, user_id, active=active)
+    except NotFound:
+        raise  # the app-wide 404 page, not a problem on the users page
     except ServiceError as error:
         db.session.rollback()
-        if error.status == 404:
-            abort(404)
         page = render_template("admin/users.html", page=_users_page(), error=error.message)
         return page, error.status
     db.session.commit()
@@ -219,11 +215,7 @@ def add_member(team_id: str) -> Page:
 @bp.post("/teams/<team_id>/members/<user_id>/remove")
 def remove_member(team_id: str, user_id: str) -> Page:
     team = _get_or_404(Team, team_id)
-    try:
-        user = services.remove_member(team.id, user_id)
-    except ServiceError as error:
-        db.session.rollback()
-        abort(error.status)
+    user = services.remove_member(team.id, user_id)
     response = _after_member_change(team, f"{user.full_name} left {team.name}.")
     db.session.commit()  # once the answer is built
     return response

@@ -13,6 +13,9 @@ import sqlalchemy as sa
 
 from app.auth.models import TeamMembership, User
 
+#: The 403 page of the admins' pages (``/admin/...``) for anyone else.
+ADMINS_ONLY = "This page is for admins. If you need something changed here, ask an admin."
+
 
 def member_team_ids(user: User) -> sa.Select[str]:
     """A subquery of the ids of the teams the user belongs to."""

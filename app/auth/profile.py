@@ -7,7 +7,7 @@ the client: only its SHA-256 is kept.
 
 from __future__ import annotations
 
-from flask import abort, flash, render_template, url_for
+from flask import flash, render_template, url_for
 from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
@@ -16,7 +16,7 @@ from app.auth.admin import secret_response
 from app.auth.blueprint import profile as bp
 from app.auth.forms import ChangePasswordForm, NewTokenForm
 from app.auth.models import ApiToken
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput
 from app.extensions import db, login_manager
 from app.forms_support import attach_errors
 from app.htmx import is_htmx, see_other
@@ -99,11 +99,7 @@ def create_token() -> Page:
 
 @bp.post("/tokens/<token_id>/revoke")
 def revoke_token(token_id: str) -> Page:
-    try:
-        token = tokens.revoke_token(current_user, token_id)
-    except NotFound:
-        db.session.rollback()
-        abort(404)
+    token = tokens.revoke_token(current_user, token_id)
     message = f"Token {token.name} is revoked: requests using it are refused from now on."
     if is_htmx():
         page = _page(message=message, fragment=True)

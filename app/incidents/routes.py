@@ -19,7 +19,7 @@ from wtforms import SelectChoice
 
 from app.auth.models import Team, TeamMembership, User
 from app.auth.permissions import team_visible_clause
-from app.errors import NotFound, ServiceError
+from app.errors import ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
 from app.incidents import service
@@ -54,10 +54,7 @@ def _visible_teams() -> list[Team]:
 
 
 def _load(incident_id: str, *, for_update: bool = False) -> Incident:
-    try:
-        return service.get_incident(current_user, incident_id, for_update=for_update)
-    except NotFound:
-        abort(404)
+    return service.get_incident(current_user, incident_id, for_update=for_update)
 
 
 E = TypeVar("E", bound=StrEnum)

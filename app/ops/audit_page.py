@@ -3,11 +3,12 @@ workflow and action. One template serves the page and, for htmx, the entries."""
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import abort, render_template
 from flask_login import current_user
 from htmx_flask import request
 from werkzeug.wrappers import Response
 
+from app.auth.permissions import ADMINS_ONLY
 from app.extensions import db, login_manager
 from app.ops.audit import entries_query, existing_workflow_ids, workflow_choices
 from app.ops.blueprint import bp
@@ -22,7 +23,7 @@ def audit() -> Response | tuple[str, int]:
         unauthorized: Response = login_manager.unauthorized()
         return unauthorized
     if not current_user.is_admin:
-        return render_template("admin/forbidden.html"), 403
+        abort(403, ADMINS_ONLY)
 
     workflow_id = (request.args.get("workflow") or "").strip() or None
     action_arg = (request.args.get("action") or "").strip()

@@ -2,8 +2,9 @@
 
 A request that fails because the database is down, restarting, refusing
 connections or locked answers ``503 service_unavailable`` with ``Retry-After``
-(JSON under ``/api/v1``, a plain page elsewhere), so that clients can tell an
-outage from a bug. Any other database error stays a 500: it is a bug.
+(JSON under ``/api/v1``, elsewhere the page of ``error_pages.unavailable_page``), so
+that clients can tell an outage from a bug. Any other database error stays a 500: it is
+a bug.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import time
 
 import psycopg
 import sqlalchemy as sa
-from flask import Flask, current_app, request
+from flask import Flask, request
 from werkzeug.wrappers import Response
 
+from app.error_pages import unavailable_page
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,7 @@ def unavailable_response() -> Response:
         from app.api.errors import error_response
 
         return error_response(503, "service_unavailable", MESSAGE, headers=headers)
-    # Straight from the Jinja environment: the app's context processors load the
-    # signed-in user, from the database that is down.
-    template = current_app.jinja_env.get_template("errors/unavailable.html")
-    page = template.render(retry_after=RETRY_AFTER_SECONDS)
-    return Response(page, status=503, headers=headers, mimetype="text/html")
+    return unavailable_page(RETRY_AFTER_SECONDS, headers)
 
 
 def register(app: Flask) -> None:

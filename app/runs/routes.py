@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from htmx_flask import request
 from pydantic import ValidationError
@@ -62,25 +62,19 @@ bp.add_app_template_filter(display.human_duration, "human_duration")
 
 
 def _run_or_404(execution_id: str) -> WorkflowExecution:
-    try:
-        return service.get_run(current_user, execution_id)
-    except NotFound:
-        abort(404)
+    return service.get_run(current_user, execution_id)
 
 
 @bp.get("")
 def index() -> str:
     query = service.visible_runs(current_user)
     workflow = incident = None
-    try:
-        if workflow_id := request.args.get("workflow"):
-            workflow = workflows.get_workflow(current_user, workflow_id)
-            query = query.where(WorkflowExecution.workflow_id == workflow.id)
-        if incident_id := request.args.get("incident"):
-            incident = incidents.get_incident(current_user, incident_id)
-            query = query.where(WorkflowExecution.incident_id == incident.id)
-    except NotFound:
-        abort(404)
+    if workflow_id := request.args.get("workflow"):
+        workflow = workflows.get_workflow(current_user, workflow_id)
+        query = query.where(WorkflowExecution.workflow_id == workflow.id)
+    if incident_id := request.args.get("incident"):
+        incident = incidents.get_incident(current_user, incident_id)
+        query = query.where(WorkflowExecution.incident_id == incident.id)
     status = request.args.get("status", "")
     if status in ExecutionStatus.__members__:
         query = query.where(WorkflowExecution.status == ExecutionStatus(status))
@@ -187,10 +181,7 @@ def rerun(execution_id: str) -> Response | tuple[str, int]:
 
 
 def _incident_panel(incident_id: str, message: str | None = None) -> str:
-    try:
-        incident = incidents.get_incident(current_user, incident_id)
-    except NotFound:
-        abort(404)
+    incident = incidents.get_incident(current_user, incident_id)
     runs = db.session.scalars(
         service.visible_runs(current_user)
         .where(WorkflowExecution.incident_id == incident.id)
@@ -217,7 +208,7 @@ def start(incident_id: str) -> Response | tuple[str, int]:
     try:
         execution = service.start_by_hand(current_user, workflow_id, incident_id, engine_clock())
     except NotFound:
-        abort(404)
+        raise  # the app-wide 404 page, not a problem in the panel
     except ServiceError as error:
         db.session.rollback()
         return _incident_panel(incident_id, error.message), 422
@@ -242,13 +233,10 @@ def dry_run() -> tuple[str, int]:
     steps = None
     message = None
     status = 200
-    try:
-        if workflow_id:
-            workflow = workflows.get_workflow(current_user, workflow_id)
-        if incident_id:
-            incident = incidents.get_incident(current_user, incident_id)
-    except NotFound:
-        abort(404)
+    if workflow_id:
+        workflow = workflows.get_workflow(current_user, workflow_id)
+    if incident_id:
+        incident = incidents.get_incident(current_user, incident_id)
     if workflow is not None and incident is not None:
         if workflow.scope_type == ScopeType.TEAM and workflow.team_id != incident.team_id:
             message = "This workflow belongs to another team than the incident; it would not run."
@@ -282,10 +270,7 @@ def _replay_page(
     except ServiceError as error:
         mode, on = replay.ReplayMode.NODE, replay.ReplayVersion.OWN
         problem, status = error.message, 422
-    try:
-        plan = replay.plan_replay(current_user, execution, mode, on)
-    except ServiceError as error:
-        abort(404 if isinstance(error, NotFound) else error.status)
+    plan = replay.plan_replay(current_user, execution, mode, on)
     return render_template(
         "runs/replay.html", run=execution, plan=plan, problem=problem or plan.problem
     ), status
@@ -372,7 +357,7 @@ def bulk_replay() -> Response | tuple[str, int]:
                 query = {"workflow": workflow_id} if workflow_id else {}
                 return redirect(url_for("runs.index", **query), code=303)
     except NotFound:
-        abort(404)
+        raise  # the app-wide 404 page, not a problem in the form
     except ServiceError as error:
         db.session.rollback()
         context["problem"], status = error.message, error.status
