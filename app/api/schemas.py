@@ -14,6 +14,7 @@ from app.auth.models import Team, User
 from app.incidents.enums import IncidentPriority, IncidentStatus
 from app.incidents.models import SERVICE_MAX_LENGTH, TITLE_MAX_LENGTH, Incident, IncidentEvent
 from app.incidents.schemas import IncidentEventOut, IncidentOut, TeamRef, UserRef
+from app.incidents.view import FIELDS, incident_view
 from app.input_policy import MAX_PAGE
 
 MAX_PER_PAGE = 100
@@ -78,24 +79,18 @@ def team_ref(team: Team) -> TeamRef:
     return TeamRef(id=team.id, name=team.name)
 
 
+#: The incident's own fields the API shows under their own names; ``metadata`` is named
+#: without Python's underscore, and the team and assignee are shown as references.
+_OUT_FIELDS = tuple(name for name in IncidentOut.model_fields if name in FIELDS)
+
+
 def incident_out(incident: Incident) -> IncidentOut:
-    # Built field by field: the row's ``metadata_`` and ``full_name`` do not match the
-    # output names, so ``from_attributes`` cannot be used.
+    fields = incident_view(incident)
     return IncidentOut(
-        id=incident.id,
-        title=incident.title,
-        description=incident.description,
-        priority=incident.priority,
-        status=incident.status,
-        service=incident.service,
-        metadata=incident.metadata_,
+        **{name: fields[name] for name in _OUT_FIELDS},
+        metadata=fields["metadata_"],
         team=team_ref(incident.team),
         assignee=user_ref(incident.assignee),
-        escalation_level=incident.escalation_level,
-        created_at=incident.created_at,
-        updated_at=incident.updated_at,
-        acknowledged_at=incident.acknowledged_at,
-        resolved_at=incident.resolved_at,
     )
 
 

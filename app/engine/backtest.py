@@ -46,6 +46,7 @@ from app.engine.dry_run import DryStep, walk
 from app.extensions import db
 from app.incidents.enums import IncidentEventType, IncidentPriority, IncidentStatus
 from app.incidents.models import Incident, IncidentEvent
+from app.incidents.view import incident_view
 from app.workflows import secrets as secret_store
 from app.workflows.enums import ScopeType, TriggerType
 from app.workflows.models import Workflow
@@ -120,6 +121,7 @@ class _State:
     assignee: str | None  # the assignee's email, as events record it
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    updated_at: datetime | None = None  # the time of the last event applied
 
     def copy(self) -> _State:
         return _State(**self.__dict__)
@@ -194,6 +196,7 @@ def _history(
         for key, change in changes.items():
             if key in _FIELDS and isinstance(change, dict):
                 setattr(state, _FIELDS[key], change.get("to"))
+        state.updated_at = at
         if type_ == IncidentEventType.STATE_CHANGED:
             target = (changes.get("status") or {}).get("to")
             if target == IncidentStatus.ACKNOWLEDGED.value:
@@ -210,21 +213,26 @@ def _history(
 
 
 def _view(history: _History, state: _State, people: dict[str, User]) -> IncidentView:
-    incident = history.incident
+    """The incident as it was: the one incident mapping (incidents/view.py) of the incident
+    today, with what its events recorded (as events record it: the assignee's e-mail, enum
+    values as text) as it stood then."""
     user = people.get(state.assignee) if state.assignee else None
-    return IncidentView(
-        id=incident.id,
+    fields = incident_view(history.incident)  # what no event changes: id, team, creation
+    fields.update(
         title=state.title or "",
         description=state.description or "",
         priority=IncidentPriority(state.priority),
         status=IncidentStatus(state.status),
         service=state.service,
-        metadata_=state.metadata or {},
-        team_id=incident.team_id,
+        metadata_=state.metadata,
+        assignee_id=user.id if user is not None else None,
         escalation_level=int(state.escalation_level or 0),
-        created_at=incident.created_at,
+        updated_at=state.updated_at,
         acknowledged_at=state.acknowledged_at,
         resolved_at=state.resolved_at,
+    )
+    return IncidentView.of(
+        fields,
         team=history.team,
         assignee=(
             AssigneeView(user.id, user.email, user.first_name, user.last_name, user.phone)

@@ -20,6 +20,7 @@ from app.definition import (
 from app.extensions import db
 from app.incidents.enums import IncidentPriority, IncidentStatus
 from app.incidents.models import Incident
+from app.incidents.view import FIELDS, incident_view, view_columns
 from app.workflows.enums import NodeStatus
 from app.workflows.models import Workflow, WorkflowExecution
 
@@ -52,31 +53,30 @@ class IncidentView:
     service: str | None
     metadata_: dict[str, Any]
     team_id: str
+    assignee_id: str | None
     escalation_level: int
     created_at: datetime
+    updated_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     team: TeamView
     assignee: AssigneeView | None
 
+    @classmethod
+    def of(
+        cls, fields: dict[str, Any], team: TeamView, assignee: AssigneeView | None
+    ) -> IncidentView:
+        """From ``incident_view``'s fields (of an incident, a row, or a rebuilt incident)."""
+        return cls(
+            **{**fields, "metadata_": fields["metadata_"] or {}}, team=team, assignee=assignee
+        )
+
 
 _READ_INCIDENT = (
     sa.select(
-        Incident.id,
-        Incident.title,
-        Incident.description,
-        Incident.priority,
-        Incident.status,
-        Incident.service,
-        Incident.metadata_.label("metadata"),
-        Incident.team_id,
-        Incident.escalation_level,
-        Incident.created_at,
-        Incident.acknowledged_at,
-        Incident.resolved_at,
+        *view_columns(),
         Team.name.label("team_name"),
         Team.chat_channel,
-        User.id.label("assignee_id"),
         User.email,
         User.first_name,
         User.last_name,
@@ -96,19 +96,9 @@ def read_incident(incident_id: str) -> IncidentView | None:
     )
     if row is None:
         return None
-    return IncidentView(
-        id=row.id,
-        title=row.title,
-        description=row.description,
-        priority=row.priority,
-        status=row.status,
-        service=row.service,
-        metadata_=row.metadata or {},
-        team_id=row.team_id,
-        escalation_level=row.escalation_level,
-        created_at=row.created_at,
-        acknowledged_at=row.acknowledged_at,
-        resolved_at=row.resolved_at,
+    # The outer join finds the assignee whenever there is one (the key is a foreign key).
+    return IncidentView.of(
+        incident_view(row),
         team=TeamView(id=row.team_id, name=row.team_name, chat_channel=row.chat_channel),
         assignee=(
             AssigneeView(row.assignee_id, row.email, row.first_name, row.last_name, row.phone)
@@ -209,6 +199,44 @@ def previous_results(
     return previous
 
 
+#: What templates see of the incident's own fields; ``metadata`` and ``team_name`` are
+#: named otherwise on the incident.
+_CONTEXT_FIELDS = tuple(name for name in IncidentContext.model_fields if name in FIELDS)
+
+
+def incident_context(incident: IncidentLike) -> IncidentContext:
+    """``incident.*`` as templates see it, from the one incident mapping (incidents/view.py)."""
+    fields = incident_view(incident)
+    return IncidentContext(
+        **{name: fields[name] for name in _CONTEXT_FIELDS},
+        metadata=fields["metadata_"] or {},
+        team_name=incident.team.name,
+    )
+
+
+def seed_context(incident: IncidentLike, workflow: WorkflowContext) -> dict[str, Any]:
+    """The seed's TemplateContext (camelCase, as templates write it) for ``incident``."""
+    team: Team | TeamView = incident.team
+    assignee: User | AssigneeView | None = incident.assignee
+    context = TemplateContext(
+        incident=incident_context(incident),
+        assignee=(
+            AssigneeContext(
+                id=assignee.id,
+                email=assignee.email,
+                first_name=assignee.first_name,
+                last_name=assignee.last_name,
+                phone=assignee.phone,
+            )
+            if assignee
+            else None
+        ),
+        team=TeamContext(id=team.id, name=team.name, slack_channel=team.chat_channel),
+        workflow=workflow,
+    )
+    return context.model_dump(mode="json", by_alias=True)
+
+
 def template_context(
     execution: WorkflowExecution,
     incident: IncidentLike,
@@ -222,40 +250,10 @@ def template_context(
     """The seed's TemplateContext (camelCase, as templates write it) plus steps and secrets,
     ``incident.previous`` (see previous_results; empty unless given), and ``failure``
     (the failed run) for runs a ``workflow_failed`` trigger started."""
-    team: Team | TeamView = incident.team
-    assignee: User | AssigneeView | None = incident.assignee
-    context = TemplateContext(
-        incident=IncidentContext(
-            id=incident.id,
-            title=incident.title,
-            description=incident.description,
-            priority=incident.priority,
-            status=incident.status,
-            service=incident.service,
-            created_at=incident.created_at,
-            acknowledged_at=incident.acknowledged_at,
-            resolved_at=incident.resolved_at,
-            escalation_level=incident.escalation_level,
-            team_name=team.name,
-            metadata=incident.metadata_ or {},
-        ),
-        assignee=(
-            AssigneeContext(
-                id=assignee.id,
-                email=assignee.email,
-                first_name=assignee.first_name,
-                last_name=assignee.last_name,
-                phone=assignee.phone,
-            )
-            if assignee
-            else None
-        ),
-        team=TeamContext(id=team.id, name=team.name, slack_channel=team.chat_channel),
-        workflow=WorkflowContext(
-            id=execution.workflow_id, name=workflow_name, execution_id=execution.id
-        ),
+    workflow = WorkflowContext(
+        id=execution.workflow_id, name=workflow_name, execution_id=execution.id
     )
-    data = context.model_dump(mode="json", by_alias=True)
+    data = seed_context(incident, workflow)
     data["incident"]["previous"] = previous if previous is not None else {}
     data["steps"] = steps
     data["secrets"] = secrets

@@ -13,37 +13,50 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from app.definition import templating
+from app.definition import WorkflowContext, templating
 from app.engine.actions.base import ActionInputError
 from app.engine.actions.webhook import check_json
+from app.engine.context import AssigneeView, IncidentView, TeamView, seed_context
 from app.engine.failures import SAMPLE_FAILURE
+from app.incidents.enums import IncidentPriority, IncidentStatus
 
+_SAMPLE_TIME = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+#: A plain incident, as a run would read it (engine/context.IncidentView).
+SAMPLE_INCIDENT = IncidentView(
+    id="sample-incident",
+    title="Checkout latency above 2 s",
+    description="p95 latency of the checkout API is above 2 seconds.",
+    priority=IncidentPriority.P1,
+    status=IncidentStatus.TRIGGERED,
+    service="checkout",
+    metadata_={},
+    team_id="sample-team",
+    assignee_id="sample-user",
+    escalation_level=0,
+    created_at=_SAMPLE_TIME,
+    updated_at=_SAMPLE_TIME,
+    acknowledged_at=None,
+    resolved_at=None,
+    team=TeamView(id="sample-team", name="Payments", chat_channel="#payments"),
+    assignee=AssigneeView(
+        id="sample-user",
+        email="oncall@example.com",
+        first_name="Sam",
+        last_name="Oncall",
+        phone=None,
+    ),
+)
+
+#: What a run's templates would see for the sample incident (the same mapping as a run's).
 SAMPLE_CONTEXT: dict[str, Any] = {
-    "incident": {
-        "id": "sample-incident",
-        "title": "Checkout latency above 2 s",
-        "description": "p95 latency of the checkout API is above 2 seconds.",
-        "priority": "P1",
-        "status": "TRIGGERED",
-        "service": "checkout",
-        "createdAt": "2026-01-01T12:00:00+00:00",
-        "acknowledgedAt": None,
-        "resolvedAt": None,
-        "escalationLevel": 0,
-        "teamName": "Payments",
-        "metadata": {},
-    },
-    "assignee": {
-        "id": "sample-user",
-        "email": "oncall@example.com",
-        "firstName": "Sam",
-        "lastName": "Oncall",
-        "phone": None,
-    },
-    "team": {"id": "sample-team", "name": "Payments", "slackChannel": "#payments"},
-    "workflow": {"id": "sample-workflow", "name": "Sample", "executionId": "sample-run"},
+    **seed_context(
+        SAMPLE_INCIDENT,
+        WorkflowContext(id="sample-workflow", name="Sample", execution_id="sample-run"),
+    ),
     "steps": {},
     "secrets": {},
     "failure": SAMPLE_FAILURE,
