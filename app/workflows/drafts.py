@@ -51,10 +51,11 @@ from app.definition import (
 from app.definition.templating import TemplateSyntaxProblem, template_references
 from app.errors import Conflict, InvalidInput
 from app.extensions import db
-from app.workflows import graph, service
 from app.workflows import secrets as secret_store
+from app.workflows import service
 from app.workflows.enums import NodeType, TriggerType
 from app.workflows.forms import Credential
+from app.workflows.graph.layout import apply_layout
 from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from app.workflows.templates_builtin import unfilled_placeholders
 
@@ -369,7 +370,7 @@ def _label(node: Mapping[str, Any]) -> str:
 
 
 def _store(draft: WorkflowDraft, definition: Json, *, relayout: bool = False) -> None:
-    draft.definition = graph.apply_layout(definition) if relayout else definition
+    draft.definition = apply_layout(definition) if relayout else definition
     db.session.flush()
 
 

@@ -29,7 +29,7 @@ from app.engine.outbound import AllowList
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.htmx import see_other
-from app.workflows import drafts, graph, service
+from app.workflows import drafts, service
 from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
 from app.workflows.enums import NodeType
@@ -45,6 +45,7 @@ from app.workflows.forms import (
     form_class_for,
     node_kind,
 )
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowDraft
 
 __all__ = ["bp"]
@@ -80,7 +81,7 @@ def _workflow(workflow_id: str, *, for_update: bool = False) -> Workflow:
             "workflows/editor/forbidden.html",
             workflow=workflow,
             reason=reason,
-            picture=graph.render_svg(workflow.definition, title=workflow.name, compact=True),
+            picture=render_svg(workflow.definition, title=workflow.name, compact=True),
         )
         abort(make_response(page, 403))
     return workflow
@@ -433,7 +434,7 @@ def _context(
         "enable_error": enable_error,
         "confirm_remove": confirm_remove,
         "confirm_discard": confirm_discard,
-        "picture": graph.render_svg(
+        "picture": render_svg(
             definition,
             selected=node_id,
             node_href=href,

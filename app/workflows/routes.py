@@ -44,7 +44,7 @@ from app.workflows import service
 from app.workflows.blueprint import bp
 from app.workflows.diff import diff_definitions
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
-from app.workflows.graph import render_svg
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowVersion
 from app.workflows.templates_builtin import unfilled_placeholders
 
