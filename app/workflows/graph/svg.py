@@ -210,21 +210,7 @@ def _node_svg(
                 f"{node.name}: {node.subtitle} ({kind_label})"
                 + description[len(f"{node.name} ({kind_label}): {node.subtitle}") :]
             )
-        attributes = {
-            "class": "wf-node-link",
-            "href": href,
-            "aria-label": label,
-            "data-node-id": node.id,
-        }
-        if is_selected:
-            attributes["aria-current"] = "true"
-        for name, value in extra.items():
-            if not _ATTRIBUTE_NAME_RE.fullmatch(name):
-                raise ValueError(f"not an attribute name: {name!r}")
-            attributes[name] = f"{attributes['class']} {value}" if name == "class" else str(value)
-        out.append(
-            "<a " + " ".join(f'{name}="{_attr(value)}"' for name, value in attributes.items()) + ">"
-        )
+        out.append(_link_start(node, href, label, is_selected=is_selected, extra=extra))
         out.append(f'<g class="{classes}">')
     else:
         out.append(f'<g class="{classes}" data-node-id="{_attr(node.id)}">')
@@ -270,6 +256,73 @@ def _node_svg(
     return "".join(out)
 
 
+def _link_start(
+    node: GraphNode, href: str, label: str, *, is_selected: bool, extra: Mapping[str, str]
+) -> str:
+    """The ``<a>`` start tag of a linked node: its URL, accessible name and the caller's
+    extra attributes (a ``class`` is added to ours; a bad attribute name is refused)."""
+    attributes = {
+        "class": "wf-node-link",
+        "href": href,
+        "aria-label": label,
+        "data-node-id": node.id,
+    }
+    if is_selected:
+        attributes["aria-current"] = "true"
+    for name, value in extra.items():
+        if not _ATTRIBUTE_NAME_RE.fullmatch(name):
+            raise ValueError(f"not an attribute name: {name!r}")
+        attributes[name] = f"{attributes['class']} {value}" if name == "class" else str(value)
+    return "<a " + " ".join(f'{name}="{_attr(value)}"' for name, value in attributes.items()) + ">"
+
+
+def _positions(
+    graph: Graph,
+) -> tuple[list[tuple[float, float]], Sequence[list[tuple[float, float]] | None], str]:
+    """Takes the read graph; gives each box's top-left corner, each edge's route (dummy
+    points, or None: drawn directly) and which positions are used ("automatic" or "stored")."""
+    routes: Sequence[list[tuple[float, float]] | None]
+    computed = compute_layout(graph)
+    corners = [top_left(center) for center in computed.centers]
+    routes = computed.routes
+    positioning = "automatic"
+    if graph.nodes and stored_layout_usable(graph):
+        stored = [node.position or (0.0, 0.0) for node in graph.nodes]
+        positioning = "stored"
+        if stored != corners:
+            # Edges are then drawn directly: routing around boxes needs the layers.
+            corners, routes = stored, [None] * len(graph.edges)
+    return corners, routes, positioning
+
+
+def _view_box(bounds: _Bounds, *, has_nodes: bool) -> tuple[tuple[float, float, float, float], str]:
+    """Takes the bounds of everything drawn; gives the viewBox (x, y, width, height) with
+    a margin, and for an empty graph a fixed one with the "No steps yet" text."""
+    if has_nodes:
+        min_x, min_y = bounds.min_x - _MARGIN, bounds.min_y - _MARGIN
+        view_w = bounds.max_x - bounds.min_x + 2 * _MARGIN
+        view_h = bounds.max_y - bounds.min_y + 2 * _MARGIN
+        return (min_x, min_y, view_w, view_h), ""
+    empty = (
+        f'<text class="wf-graph-empty" x="120" y="37" text-anchor="middle"'
+        f' font-size="14" fill="{_MUTED_COLOUR}">No steps yet</text>'
+    )
+    return (0.0, 0.0, 240.0, 64.0), empty
+
+
+def _summary(graph: Graph, problems: Mapping[str, str]) -> str:
+    """The picture's description: how many steps and connections, and steps with problems."""
+    node_count, edge_count = len(graph.nodes), len(graph.edges)
+    summary = (
+        f"{node_count} step{'s' if node_count != 1 else ''} and "
+        f"{edge_count} connection{'s' if edge_count != 1 else ''}."
+    )
+    marked = sum(1 for node in graph.nodes if node.has_id and node.id in problems)
+    if marked:
+        summary += f" {marked} step{'s' if marked != 1 else ''} with problems."
+    return summary
+
+
 def render_svg(
     definition: Mapping[str, Any],
     *,
@@ -308,17 +361,7 @@ def render_svg(
     graph = read_graph(definition)
     problems = problems or {}
     box_height = _COMPACT_BOX_HEIGHT if compact else NODE_HEIGHT
-    routes: Sequence[list[tuple[float, float]] | None]
-    computed = compute_layout(graph)
-    corners = [top_left(center) for center in computed.centers]
-    routes = computed.routes
-    positioning = "automatic"
-    if graph.nodes and stored_layout_usable(graph):
-        stored = [node.position or (0.0, 0.0) for node in graph.nodes]
-        positioning = "stored"
-        if stored != corners:
-            # Edges are then drawn directly: routing around boxes needs the layers.
-            corners, routes = stored, [None] * len(graph.edges)
+    corners, routes, positioning = _positions(graph)
     boxes = [(x, y, NODE_WIDTH, box_height) for x, y in corners]
 
     bounds = _Bounds()
@@ -347,17 +390,7 @@ def render_svg(
             )
         )
 
-    if graph.nodes:
-        min_x, min_y = bounds.min_x - _MARGIN, bounds.min_y - _MARGIN
-        view_w = bounds.max_x - bounds.min_x + 2 * _MARGIN
-        view_h = bounds.max_y - bounds.min_y + 2 * _MARGIN
-        empty = ""
-    else:
-        min_x, min_y, view_w, view_h = 0.0, 0.0, 240.0, 64.0
-        empty = (
-            f'<text class="wf-graph-empty" x="120" y="37" text-anchor="middle"'
-            f' font-size="14" fill="{_MUTED_COLOUR}">No steps yet</text>'
-        )
+    (min_x, min_y, view_w, view_h), empty = _view_box(bounds, has_nodes=bool(graph.nodes))
     if compact and not natural_size:
         scale = min(1.0, _COMPACT_MAX_WIDTH / view_w, _COMPACT_MAX_HEIGHT / view_h)
         width, height = view_w * scale, view_h * scale
@@ -367,14 +400,7 @@ def render_svg(
     accessible_name = one_line(title) if title is not None else ""
     if not accessible_name:
         accessible_name = f"Workflow graph: {graph.name}" if graph.name else "Workflow graph"
-    node_count, edge_count = len(graph.nodes), len(graph.edges)
-    summary = (
-        f"{node_count} step{'s' if node_count != 1 else ''} and "
-        f"{edge_count} connection{'s' if edge_count != 1 else ''}."
-    )
-    marked = sum(1 for node in graph.nodes if node.has_id and node.id in problems)
-    if marked:
-        summary += f" {marked} step{'s' if marked != 1 else ''} with problems."
+    summary = _summary(graph, problems)
     body = (
         '<g class="wf-edges">'
         + "".join(edge_parts)
