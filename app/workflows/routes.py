@@ -22,14 +22,12 @@ import sqlalchemy as sa
 from flask import abort, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import SelectPagination
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from htmx_flask import request
 from markupsafe import Markup
 from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import SelectChoice
 
 from app import input_policy
 from app.auth.models import Team
@@ -37,7 +35,7 @@ from app.auth.permissions import team_visible_clause
 from app.definition import parse_definition, referenced_secrets
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.forms_support import TextPolicy, attach_errors
+from app.forms_support import attach_errors
 from app.htmx import see_other
 from app.workflows import secrets as secret_store
 from app.workflows import service
@@ -46,6 +44,16 @@ from app.workflows.diff import diff_definitions
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
 from app.workflows.graph import render_svg
 from app.workflows.models import Workflow, WorkflowVersion
+from app.workflows.page_forms import (
+    GLOBAL_OWNER,
+    CopyForm,
+    ImportForm,
+    NewWorkflowForm,
+    SaveAsTemplateForm,
+    SecretForm,
+    TemplateForm,
+    WorkflowFilterForm,
+)
 from app.workflows.templates_builtin import unfilled_placeholders
 
 __all__ = ["bp"]
@@ -54,95 +62,11 @@ PER_PAGE = 25
 LIST_ORDER = (Workflow.name, Workflow.id)
 Page = str | Response | tuple[str, int]
 
-CATEGORY_CHOICES = [SelectChoice(c.value, c.value) for c in TemplateCategory]
-GLOBAL_OWNER = "global"
-
 
 @bp.before_request
 @login_required
 def _signed_in() -> None:
     """Every workflow page needs a signed-in user."""
-
-
-# --- forms ------------------------------------------------------------------
-
-
-class WorkflowFilterForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    class Meta:
-        csrf = False  # a GET search form
-
-    q = StringField("Search names")
-    scope = SelectField(
-        "Scope",
-        choices=[
-            SelectChoice("", "Any scope"),
-            SelectChoice(ScopeType.TEAM.value, "Team"),
-            SelectChoice(ScopeType.GLOBAL.value, "Global"),
-        ],
-    )
-    team = SelectField("Team", choices=[])
-    enabled = SelectField(
-        "State",
-        choices=[
-            SelectChoice("", "Enabled or not"),
-            SelectChoice("yes", "Enabled"),
-            SelectChoice("no", "Disabled"),
-        ],
-    )
-    category = SelectField(
-        "Category", choices=[SelectChoice("", "Any category"), *CATEGORY_CHOICES]
-    )
-
-
-def _owner_field(label: str = "Belongs to") -> Any:
-    # Choices are checked by the service (a member choosing "global" gets 403, not 422).
-    return SelectField(label, choices=[], validate_choice=False)
-
-
-def _category_field() -> Any:
-    return SelectField(
-        "Category", choices=[SelectChoice("", "None"), *CATEGORY_CHOICES], default=""
-    )
-
-
-class NewWorkflowForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    name = StringField("Name")
-    description = TextAreaField("Description")
-    owner = _owner_field()
-    category = _category_field()
-
-
-class ImportForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    file = FileField("JSON file")
-    text = TextAreaField("Or paste the JSON")
-    owner = _owner_field()
-    category = _category_field()
-
-
-class CopyForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    """Duplicate a workflow, or make one from a template."""
-
-    name = StringField("Name of the new workflow")
-    owner = _owner_field()
-    # Offered only when the user may edit the workflow the secrets come from.
-    copy_secrets = BooleanField("Copy its secrets")
-
-
-class SecretForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    name = StringField("Name")
-    # Rendered by hand in the template: the value is never written back into a page.
-    value = StringField("Value")
-
-
-class TemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    name = StringField("Name")
-    description = TextAreaField("Description")
-    category = SelectField("Category", choices=CATEGORY_CHOICES)
-
-
-class SaveAsTemplateForm(TextPolicy, FlaskForm):  # type: ignore[misc]
-    name = StringField("Template name")
-    category = SelectField("Category", choices=CATEGORY_CHOICES)
 
 
 # --- helpers ----------------------------------------------------------------
