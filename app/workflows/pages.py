@@ -33,8 +33,8 @@ from app.htmx import see_other
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.enums import ScopeType, TemplateCategory
+from app.workflows.forms.pages import GLOBAL_OWNER
 from app.workflows.models import Workflow
-from app.workflows.page_forms import GLOBAL_OWNER
 from app.workflows.templates_builtin import unfilled_placeholders
 
 Page = str | Response | tuple[str, int]

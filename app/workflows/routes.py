@@ -2,7 +2,7 @@
 
 The editor lives in ``editor.py`` and the template gallery in ``gallery.py``, on the
 same blueprint; what the pages share (loading, owner choices, ``submit``: the shape
-of a form post) is in ``pages.py``, their forms in ``page_forms.py``. As everywhere, these
+of a form post) is in ``pages.py``, their forms in ``forms/pages.py``. As everywhere, these
 views parse the request, call ``app.workflows.service`` (or the secrets store),
 commit, and choose the response: 303 after a plain POST, the changed fragment
 for htmx, 422 for bad input, 409 for conflicts, 403 for changes the user may
@@ -40,15 +40,15 @@ from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
 from app.workflows.diff import diff_definitions
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
-from app.workflows.graph import render_svg
-from app.workflows.models import Workflow, WorkflowVersion
-from app.workflows.page_forms import (
+from app.workflows.forms.pages import (
     CopyForm,
     ImportForm,
     NewWorkflowForm,
     SecretForm,
     WorkflowFilterForm,
 )
+from app.workflows.graph import render_svg
+from app.workflows.models import Workflow, WorkflowVersion
 from app.workflows.pages import Page
 
 __all__ = ["bp"]

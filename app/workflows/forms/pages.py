@@ -1,6 +1,6 @@
 """The forms of the workflow pages (list filter, new, import, copy, secret, templates).
 
-The node and edge editor's forms are in ``forms.py``. These are plain page forms:
+The editor's forms are in the package's other modules. These are plain page forms:
 WTForms collects what was typed, the services decide what is valid, and
 ``forms_support.attach_errors`` puts their refusals next to the fields.
 """
