@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from wtforms import (
     FieldList,
@@ -20,22 +21,35 @@ from wtforms import (
 from app.definition.limits import SECRET_NAME_RE, SECRET_REFERENCE_RE
 from app.forms_support import TextPolicy
 from app.workflows.enums import ActionType
-from app.workflows.forms.base import (
-    _LIST_SPLIT_RE,
-    NUMBER,
-    Credential,
+from app.workflows.forms.base import NUMBER, Credential, NodeForm, secret_reference
+from app.workflows.forms.mapping import (
+    AS_TYPED,
+    NUMBER_TEXT,
+    OPTIONAL_TEXT,
+    WORDS,
+    Built,
+    Entry,
+    Fixed,
     Json,
+    Key,
     Loc,
-    NodeForm,
-    _mapping,
-    _number_text,
-    _parse_int,
-    _put,
-    _secret_base,
-    _secret_name_of,
-    _text,
-    secret_reference,
+    Secret,
+    as_mapping,
+    choice,
+    secret_name_of,
+    text,
+    unless,
+    when,
 )
+
+
+def _secret_base(text: str) -> str:
+    """A secret-name-safe version of a node id or header name."""
+    base = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+    if not base or not base[0].isalpha():
+        base = f"s_{base}".rstrip("_")
+    return base
+
 
 # --- rows -------------------------------------------------------------------
 
@@ -57,27 +71,15 @@ class _RetryMixin:
     retry_attempts = StringField("Attempts (including the first)", widget=NUMBER)
     retry_initial_delay_ms = StringField("First retry after (milliseconds)", widget=NUMBER)
 
-    RETRY_FIELDS: ClassVar[dict[Loc, str]] = {
-        ("data", "retry"): "retry_attempts",
-        ("data", "retry", "attempts"): "retry_attempts",
-        ("data", "retry", "initialDelayMs"): "retry_initial_delay_ms",
-        ("data", "retry", "backoff"): "retry_attempts",
-    }
 
-    @staticmethod
-    def retry_initial(data: Mapping[str, Any]) -> Json:
-        retry = _mapping(data.get("retry"))
-        return {
-            "retry_attempts": _number_text(retry.get("attempts", 3)),
-            "retry_initial_delay_ms": _number_text(retry.get("initialDelayMs", 1000)),
-        }
-
-    def retry_data(self) -> Json:
-        retry: Json = {}
-        _put(retry, "attempts", _parse_int(self.retry_attempts.data))
-        retry["backoff"] = "exponential"
-        _put(retry, "initialDelayMs", _parse_int(self.retry_initial_delay_ms.data))
-        return retry
+RETRY_KEYS: tuple[Entry, ...] = (
+    Key("retry_attempts", ("data", "retry", "attempts"), NUMBER_TEXT, absent=3),
+    Fixed(("data", "retry", "backoff"), "exponential", field="retry_attempts"),
+    Key("retry_initial_delay_ms", ("data", "retry", "initialDelayMs"), NUMBER_TEXT, absent=1000),
+)
+RETRY_GROUPS: dict[Loc, str] = {("data", "retry"): "retry_attempts"}
+CONFIG = ("data", "config")
+AUTH = (*CONFIG, "auth")
 
 
 AUTH_CHOICES = [
@@ -94,32 +96,37 @@ SECRET_INPUT = {"autocomplete": "new-password"}
 class WebhookForm(_RetryMixin, NodeForm):
     kind = "webhook"
     title = "Webhook"
-    FIELDS = {
-        **NodeForm.FIELDS,
-        **_RetryMixin.RETRY_FIELDS,
-        ("data", "config"): "url",
-        ("data", "config", "url"): "url",
-        ("data", "config", "method"): "method",
-        ("data", "config", "body"): "body",
-        ("data", "config", "auth"): "auth_type",
-        ("data", "config", "auth", "type"): "auth_type",
-        ("data", "config", "auth", "token"): "token",
-        ("data", "config", "auth", "username"): "username",
-        ("data", "config", "auth", "password"): "password",
-        ("data", "config", "auth", "clientId"): "client_id",
-        ("data", "config", "auth", "clientSecret"): "client_secret",
-        ("data", "config", "auth", "tokenUrl"): "token_url",
-    }
-    ROWS = {
-        ("data", "config", "headers"): "headers",
-        ("data", "config", "auth", "customHeaders"): "custom_headers",
-    }
-    #: Secret inputs -> (location in data, hidden field with the secret's name, name suffix)
-    SECRETS: ClassVar[dict[str, tuple[Loc, str, str]]] = {
-        "token": (("config", "auth", "token"), "token_ref", "token"),
-        "password": (("config", "auth", "password"), "password_ref", "password"),
-        "client_secret": (("config", "auth", "clientSecret"), "client_secret_ref", "client_secret"),
-    }
+    KEYS = (
+        Fixed(("data", "actionType"), ActionType.WEBHOOK.value),
+        Key("name", ("data", "name")),
+        Key("url", (*CONFIG, "url")),
+        Key("method", (*CONFIG, "method"), choice("POST")),
+        Built((*CONFIG, "headers"), lambda form: form.header_rows(), rows="headers"),
+        Key("body", (*CONFIG, "body"), AS_TYPED),
+        Key("auth_type", (*AUTH, "type"), choice("none")),
+        Secret("token", "token_ref", (*AUTH, "token"), "token", when("auth_type", "bearer")),
+        Key("username", (*AUTH, "username"), when=when("auth_type", "basic")),
+        Secret(
+            "password", "password_ref", (*AUTH, "password"), "password", when("auth_type", "basic")
+        ),
+        Key("client_id", (*AUTH, "clientId"), when=when("auth_type", "oauth2")),
+        Secret(
+            "client_secret",
+            "client_secret_ref",
+            (*AUTH, "clientSecret"),
+            "client_secret",
+            when("auth_type", "oauth2"),
+        ),
+        Key("token_url", (*AUTH, "tokenUrl"), when=when("auth_type", "oauth2")),
+        Built(
+            (*AUTH, "customHeaders"),
+            lambda form: form.custom_header_rows(),
+            when("auth_type", "custom"),
+            rows="custom_headers",
+        ),
+        *RETRY_KEYS,
+    )
+    GROUPS = {**RETRY_GROUPS, CONFIG: "url", AUTH: "auth_type"}
 
     url = StringField("URL")
     method = SelectField("Method", choices=METHOD_CHOICES, default="POST")
@@ -139,46 +146,24 @@ class WebhookForm(_RetryMixin, NodeForm):
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        config = _mapping(data.get("config"))
-        auth = _mapping(config.get("auth"))
-        headers = _mapping(config.get("headers"))
-        custom = _mapping(auth.get("customHeaders"))
-        auth_type = _text(auth.get("type")) or "none"
+        """The mapped fields, and the rows of the two header lists (irregular: a dict
+        shown as rows, each secret header by its secret's name)."""
+        config = as_mapping(data.get("config"))
+        headers = as_mapping(config.get("headers"))
+        custom = as_mapping(as_mapping(config.get("auth")).get("customHeaders"))
         return {
-            **super().initial(data),
-            **cls.retry_initial(data),
-            "url": _text(config.get("url")),
-            "method": _text(config.get("method")) or "POST",
-            "headers": [{"name": k, "value": _text(v)} for k, v in headers.items()],
-            "body": _text(config.get("body")),
-            "auth_type": auth_type,
-            "token_ref": _secret_name_of(auth.get("token")),
-            "username": _text(auth.get("username")),
-            "password_ref": _secret_name_of(auth.get("password")),
-            "client_id": _text(auth.get("clientId")),
-            "client_secret_ref": _secret_name_of(auth.get("clientSecret")),
-            "token_url": _text(auth.get("tokenUrl")),
-            "custom_headers": [{"name": k, "ref": _secret_name_of(v)} for k, v in custom.items()],
+            **super().initial(data, **extra),
+            "headers": [{"name": k, "value": text(v)} for k, v in headers.items()],
+            "custom_headers": [{"name": k, "ref": secret_name_of(v)} for k, v in custom.items()],
         }
 
-    def to_node_data(self) -> Json:
+    def values(self) -> Json:
+        # Each reading lists the typed credentials and repeated headers afresh.
         self.credentials = []
         self.node_errors = []
-        config: Json = {
-            "url": (self.url.data or "").strip(),
-            "method": self.method.data or "POST",
-            "headers": self._header_rows(),
-            "body": self.body.data or "",
-            "auth": self._auth(),
-        }
-        return {
-            "actionType": ActionType.WEBHOOK.value,
-            "name": (self.name.data or "").strip(),
-            "config": config,
-            "retry": self.retry_data(),
-        }
+        return super().values()
 
-    def _header_rows(self) -> dict[str, str]:
+    def header_rows(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         for entry in self.headers.entries:
             name = (entry.form.name.data or "").strip()
@@ -193,28 +178,13 @@ class WebhookForm(_RetryMixin, NodeForm):
             headers[name] = value
         return headers
 
-    def _auth(self) -> Json:
-        kind = self.auth_type.data or "none"
-        auth: Json = {"type": kind}
-        if kind == "bearer":
-            _put(auth, "token", self._credential("token"))
-        elif kind == "basic":
-            auth["username"] = (self.username.data or "").strip()
-            _put(auth, "password", self._credential("password"))
-        elif kind == "oauth2":
-            auth["clientId"] = (self.client_id.data or "").strip()
-            _put(auth, "clientSecret", self._credential("client_secret"))
-            auth["tokenUrl"] = (self.token_url.data or "").strip()
-        elif kind == "custom":
-            auth["customHeaders"] = self._custom_header_rows()
-        return auth
-
-    def _credential(self, field_name: str) -> str | None:
-        loc, ref_field, suffix = self.SECRETS[field_name]
-        typed = self[field_name].data or ""
-        known = self[ref_field].data or ""
+    def credential(self, secret: Secret) -> str | None:
+        """The reference a secret input writes (a typed value becomes a credential)."""
+        typed = self[secret.field].data or ""
+        known = self[secret.ref].data or ""
         known = known if SECRET_NAME_RE.fullmatch(known) else ""
-        return self._reference(loc, typed, known, f"{_secret_base(self.node_id)}_{suffix}")
+        fallback = f"{_secret_base(self.node_id)}_{secret.suffix}"
+        return self._reference(secret.path[1:], typed, known, fallback)
 
     def _reference(self, loc: Loc, typed: str, known: str, fallback: str) -> str | None:
         """The reference to store for a secret input: typed value -> secret, or the known one."""
@@ -226,7 +196,7 @@ class WebhookForm(_RetryMixin, NodeForm):
             return secret_reference(name)
         return secret_reference(known) if known else None
 
-    def _custom_header_rows(self) -> dict[str, str]:
+    def custom_header_rows(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         used: set[str] = set()
         for entry in self.custom_headers.entries:
@@ -263,24 +233,29 @@ LINEAR_OPERATIONS = [
 ]
 
 
+ON_ISSUE = when("operation", "transition", "comment")
+CREATE_ISSUE = unless("operation", "transition", "comment")
+
+
 class JiraForm(_RetryMixin, NodeForm):
     kind = "jira"
     title = "Jira issue"
-    FIELDS = {
-        **NodeForm.FIELDS,
-        **_RetryMixin.RETRY_FIELDS,
-        ("data", "config"): "project_key",
-        ("data", "config", "projectKey"): "project_key",
-        ("data", "config", "issueType"): "issue_type",
-        ("data", "config", "summary"): "summary",
-        ("data", "config", "description"): "description",
-        ("data", "config", "priority"): "priority",
-        ("data", "config", "labels"): "labels",
-        ("data", "config", "operation"): "operation",
-        ("data", "config", "issueKey"): "issue_key",
-        ("data", "config", "transition"): "transition",
-        ("data", "config", "body"): "comment",
-    }
+    KEYS = (
+        Fixed(("data", "actionType"), ActionType.JIRA.value),
+        Key("name", ("data", "name")),
+        Key("operation", (*CONFIG, "operation"), choice("create"), when=ON_ISSUE),
+        Key("issue_key", (*CONFIG, "issueKey"), AS_TYPED, when=ON_ISSUE),
+        Key("transition", (*CONFIG, "transition"), when=when("operation", "transition")),
+        Key("comment", (*CONFIG, "body"), AS_TYPED, when=when("operation", "comment")),
+        Key("project_key", (*CONFIG, "projectKey"), when=CREATE_ISSUE),
+        Key("issue_type", (*CONFIG, "issueType"), when=CREATE_ISSUE),
+        Key("summary", (*CONFIG, "summary"), AS_TYPED, when=CREATE_ISSUE),
+        Key("description", (*CONFIG, "description"), AS_TYPED, when=CREATE_ISSUE),
+        Key("priority", (*CONFIG, "priority"), OPTIONAL_TEXT, when=CREATE_ISSUE),
+        Key("labels", (*CONFIG, "labels"), WORDS, when=CREATE_ISSUE),
+        *RETRY_KEYS,
+    )
+    GROUPS = {**RETRY_GROUPS, CONFIG: "project_key"}
 
     operation = SelectField("Operation", choices=JIRA_OPERATIONS, default="create")
     project_key = StringField("Project key")
@@ -293,55 +268,6 @@ class JiraForm(_RetryMixin, NodeForm):
     transition = StringField("Transition")
     comment = TextAreaField("Comment")
 
-    @classmethod
-    def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        config = _mapping(data.get("config"))
-        labels = config.get("labels")
-        return {
-            **super().initial(data),
-            **cls.retry_initial(data),
-            "operation": _text(config.get("operation")) or "create",
-            "issue_key": _text(config.get("issueKey")),
-            "transition": _text(config.get("transition")),
-            "comment": _text(config.get("body")),
-            "project_key": _text(config.get("projectKey")),
-            "issue_type": _text(config.get("issueType")),
-            "summary": _text(config.get("summary")),
-            "description": _text(config.get("description")),
-            "priority": _text(config.get("priority")),
-            "labels": ", ".join(map(str, labels)) if isinstance(labels, list) else "",
-        }
-
-    def to_node_data(self) -> Json:
-        operation = self.operation.data or "create"
-        if operation in ("transition", "comment"):
-            config: Json = {"operation": operation, "issueKey": self.issue_key.data or ""}
-            if operation == "transition":
-                config["transition"] = (self.transition.data or "").strip()
-            else:
-                config["body"] = self.comment.data or ""
-            return {
-                "actionType": ActionType.JIRA.value,
-                "name": (self.name.data or "").strip(),
-                "config": config,
-                "retry": self.retry_data(),
-            }
-        config = {
-            "projectKey": (self.project_key.data or "").strip(),
-            "issueType": (self.issue_type.data or "").strip(),
-            "summary": self.summary.data or "",
-            "description": self.description.data or "",
-        }
-        _put(config, "priority", (self.priority.data or "").strip() or None)
-        labels = [label for label in _LIST_SPLIT_RE.split(self.labels.data or "") if label]
-        _put(config, "labels", labels or None)
-        return {
-            "actionType": ActionType.JIRA.value,
-            "name": (self.name.data or "").strip(),
-            "config": config,
-            "retry": self.retry_data(),
-        }
-
 
 LINEAR_PRIORITIES = [
     SelectChoice("", "Not set"),
@@ -353,22 +279,27 @@ LINEAR_PRIORITIES = [
 ]
 
 
+UPDATE_ISSUE = when("operation", "update")
+NEW_ISSUE = unless("operation", "update")
+
+
 class LinearForm(_RetryMixin, NodeForm):
     kind = "linear"
     title = "Linear issue"
-    FIELDS = {
-        **NodeForm.FIELDS,
-        **_RetryMixin.RETRY_FIELDS,
-        ("data", "config"): "team_id",
-        ("data", "config", "teamId"): "team_id",
-        ("data", "config", "title"): "issue_title",
-        ("data", "config", "description"): "description",
-        ("data", "config", "priority"): "priority",
-        ("data", "config", "labelIds"): "label_ids",
-        ("data", "config", "operation"): "operation",
-        ("data", "config", "issueId"): "issue_id",
-        ("data", "config", "state"): "state",
-    }
+    KEYS = (
+        Fixed(("data", "actionType"), ActionType.LINEAR.value),
+        Key("name", ("data", "name")),
+        Key("operation", (*CONFIG, "operation"), choice("create"), when=UPDATE_ISSUE),
+        Key("issue_id", (*CONFIG, "issueId"), AS_TYPED, when=UPDATE_ISSUE),
+        Key("state", (*CONFIG, "state"), when=UPDATE_ISSUE),
+        Key("team_id", (*CONFIG, "teamId"), when=NEW_ISSUE),
+        Key("issue_title", (*CONFIG, "title"), AS_TYPED, when=NEW_ISSUE),
+        Key("description", (*CONFIG, "description"), AS_TYPED, when=NEW_ISSUE),
+        Key("priority", (*CONFIG, "priority"), NUMBER_TEXT, when=NEW_ISSUE),
+        Key("label_ids", (*CONFIG, "labelIds"), WORDS, when=NEW_ISSUE),
+        *RETRY_KEYS,
+    )
+    GROUPS = {**RETRY_GROUPS, CONFIG: "team_id"}
 
     operation = SelectField("Operation", choices=LINEAR_OPERATIONS, default="create")
     issue_id = StringField("Issue id or identifier")
@@ -378,47 +309,3 @@ class LinearForm(_RetryMixin, NodeForm):
     description = TextAreaField("Description")
     priority = SelectField("Priority", choices=LINEAR_PRIORITIES, default="")
     label_ids = StringField("Label ids (optional, separated by spaces or commas)")
-
-    @classmethod
-    def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        config = _mapping(data.get("config"))
-        labels = config.get("labelIds")
-        return {
-            **super().initial(data),
-            **cls.retry_initial(data),
-            "operation": _text(config.get("operation")) or "create",
-            "issue_id": _text(config.get("issueId")),
-            "state": _text(config.get("state")),
-            "team_id": _text(config.get("teamId")),
-            "issue_title": _text(config.get("title")),
-            "description": _text(config.get("description")),
-            "priority": _number_text(config.get("priority")),
-            "label_ids": ", ".join(map(str, labels)) if isinstance(labels, list) else "",
-        }
-
-    def to_node_data(self) -> Json:
-        if self.operation.data == "update":
-            return {
-                "actionType": ActionType.LINEAR.value,
-                "name": (self.name.data or "").strip(),
-                "config": {
-                    "operation": "update",
-                    "issueId": self.issue_id.data or "",
-                    "state": (self.state.data or "").strip(),
-                },
-                "retry": self.retry_data(),
-            }
-        config: Json = {
-            "teamId": (self.team_id.data or "").strip(),
-            "title": self.issue_title.data or "",
-            "description": self.description.data or "",
-        }
-        _put(config, "priority", _parse_int(self.priority.data))
-        labels = [label for label in _LIST_SPLIT_RE.split(self.label_ids.data or "") if label]
-        _put(config, "labelIds", labels or None)
-        return {
-            "actionType": ActionType.LINEAR.value,
-            "name": (self.name.data or "").strip(),
-            "config": config,
-            "retry": self.retry_data(),
-        }

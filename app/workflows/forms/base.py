@@ -2,9 +2,10 @@
 problems at their fields), the names the editor generates, and small conversions.
 
 WTForms renders the fields and collects what was typed; the definition schema
-(``app.definition``) decides what is valid. Each node form maps both ways:
-``from_node(node)`` fills the form from a node of the definition (wire names),
-``to_node_data()`` builds the node's ``data`` from what was typed. Nothing is
+(``app.definition``) decides what is valid. Each node form maps both ways, with one
+declarative mapping (``KEYS``, see ``mapping``): ``from_node(node)`` fills the form
+from a node of the definition (wire names), ``to_node_data()`` builds the node's
+``data`` from what was typed. Nothing is
 validated here beyond turning text into the JSON types the schema expects, so a
 wrong value reaches the schema and its message is shown next to the field.
 
@@ -16,7 +17,6 @@ inputs are always rendered empty; a hidden field carries the secret's *name*.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,16 +24,22 @@ from typing import Any, ClassVar
 from wtforms import FieldList, Form, HiddenField, StringField
 from wtforms.widgets import NumberInput
 
-from app.definition.limits import SECRET_REFERENCE_RE
 from app.forms_support import TextPolicy
 from app.workflows.enums import TriggerType
+from app.workflows.forms.mapping import (
+    Entry,
+    Json,
+    Key,
+    Loc,
+    as_mapping,
+    error_fields,
+    error_rows,
+    fill,
+    read_back,
+    text,
+)
 
 PREFIX = "node-"
-_INT_RE = re.compile(r"^[+-]?\d{1,12}$")
-_LIST_SPLIT_RE = re.compile(r"[\s,]+")
-
-Loc = tuple[str | int, ...]
-Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,48 +68,6 @@ def secret_reference(name: str) -> str:
     return "{{ secrets." + name + " }}"
 
 
-def _secret_name_of(value: Any) -> str:
-    """The name in a ``{{ secrets.<name> }}`` reference; '' for anything else."""
-    match = SECRET_REFERENCE_RE.fullmatch(value) if isinstance(value, str) else None
-    return match.group(1) if match else ""
-
-
-def _secret_base(text: str) -> str:
-    """A secret-name-safe version of a node id or header name."""
-    base = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
-    if not base or not base[0].isalpha():
-        base = f"s_{base}".rstrip("_")
-    return base
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _number_text(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return ""
-    return str(value)
-
-
-def _parse_int(text: str | None) -> int | str | None:
-    """A whole number, None for nothing, or the text itself (the schema then says why)."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    return int(text) if _INT_RE.fullmatch(text) else text
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _put(data: Json, key: str, value: Any) -> None:
-    """Set ``key`` unless ``value`` is None (the schema then reports a missing field)."""
-    if value is not None:
-        data[key] = value
-
-
 NUMBER = NumberInput()
 
 
@@ -115,6 +79,10 @@ class NodeForm(TextPolicy, Form):  # type: ignore[misc]
 
     kind: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    #: The field <-> definition mapping: fills the form, reads it back, places problems.
+    KEYS: ClassVar[tuple[Entry, ...]] = (Key("name", ("data", "name")),)
+    #: Locations of a group of keys (``config``, ``retry``) -> the field for its problems.
+    GROUPS: ClassVar[dict[Loc, str]] = {}
     #: Schema location (relative to the node) -> field name. Longest prefix wins.
     FIELDS: ClassVar[dict[Loc, str]] = {("data", "name"): "name"}
     #: Locations of dict or list values shown as rows -> the FieldList's name.
@@ -128,6 +96,11 @@ class NodeForm(TextPolicy, Form):  # type: ignore[misc]
     #: The name the editor generated for the settings shown, while the user has not
     #: renamed the node: the name then follows the settings.
     generated_name = HiddenField()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.FIELDS = {**cls.GROUPS, **error_fields(cls.KEYS)}
+        cls.ROWS = error_rows(cls.KEYS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, prefix=PREFIX, **kwargs)
@@ -146,8 +119,8 @@ class NodeForm(TextPolicy, Form):  # type: ignore[misc]
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any], **extra: Any) -> NodeForm:
-        form = cls(data=cls.initial(_mapping(node.get("data")), **extra))
-        form.node_id = _text(node.get("id"))
+        form = cls(data=cls.initial(as_mapping(node.get("data")), **extra))
+        form.node_id = text(node.get("id"))
         return form
 
     @classmethod
@@ -158,10 +131,12 @@ class NodeForm(TextPolicy, Form):  # type: ignore[misc]
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        return {"name": _text(data.get("name"))}
+        """The form's data for a node's ``data`` (``trigger=``: the definition's trigger)."""
+        return fill(cls.KEYS, {"data": data, "trigger": extra.get("trigger")})
 
     def to_node_data(self) -> Json:
-        raise NotImplementedError
+        data: Json = self.values()["data"]
+        return data
 
     def follow_settings(self) -> None:
         """While the name is the generated one, generate it again for the settings shown."""
@@ -178,7 +153,7 @@ class NodeForm(TextPolicy, Form):  # type: ignore[misc]
     def values(self) -> Json:
         """What the form stands for in the definition: ``{"data": …}`` (the trigger form
         adds ``"trigger"``), the unit that edits from two tabs are merged in."""
-        return {"data": self.to_node_data()}
+        return read_back(self, self.KEYS)
 
     @classmethod
     def label_for(cls, loc: Loc) -> str:
@@ -281,20 +256,20 @@ def auto_name(kind: str, values: Mapping[str, Any]) -> str | None:
     """The name the editor gives a node from its settings (``values()`` shape), or None
     for kinds whose name does not describe a setting. A node keeps following its
     settings until the user gives it another name."""
-    data = _mapping(values.get("data"))
+    data = as_mapping(values.get("data"))
     if kind == "delay":
         minutes = _minutes(data.get("durationMinutes"))
         return f"Wait {minutes}" if minutes else None
     if kind == "condition":
-        field_name, value = _text(data.get("field")), _text(data.get("value"))
+        field_name, value = text(data.get("field")), text(data.get("value"))
         if not field_name or not value:
             return None
         return f"Is it a {value}?" if field_name == "priority" else f"Is {field_name} {value}?"
     if kind == "trigger":
-        trigger = _mapping(values.get("trigger"))
-        kind_of = _text(trigger.get("type"))
+        trigger = as_mapping(values.get("trigger"))
+        kind_of = text(trigger.get("type"))
         if kind_of == TriggerType.STATE_CHANGED.value:
-            to = _text(_mapping(trigger.get("stateTransition")).get("to"))
+            to = text(as_mapping(trigger.get("stateTransition")).get("to"))
             return f"Incident becomes {to.lower()}" if to else None
         if kind_of == TriggerType.AGE.value:
             minutes = _minutes(trigger.get("ageThresholdMinutes"))

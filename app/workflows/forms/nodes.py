@@ -11,15 +11,29 @@ from app.forms_support import TextPolicy
 from app.incidents.enums import IncidentStatus
 from app.workflows.enums import NodeType, TriggerType
 from app.workflows.forms.actions import JiraForm, LinearForm, WebhookForm
-from app.workflows.forms.base import (
-    NUMBER,
+from app.workflows.forms.base import NUMBER, NodeForm
+from app.workflows.forms.mapping import (
+    NUMBER_TEXT,
+    Built,
+    Convert,
+    Fixed,
     Json,
-    NodeForm,
-    _mapping,
-    _number_text,
-    _parse_int,
-    _put,
-    _text,
+    Key,
+    as_mapping,
+    choice,
+    text,
+    when,
+)
+
+
+def _workflow_ids(typed: str | None) -> list[str] | None:
+    ids = [part.strip() for part in (typed or "").split(",")]
+    return [i for i in ids if i] or None
+
+
+#: Workflow ids separated by commas; only string ids are shown.
+WORKFLOW_IDS = Convert(
+    lambda ids: ", ".join(str(i) for i in ids or [] if isinstance(i, str)), _workflow_ids
 )
 
 
@@ -31,52 +45,26 @@ class ConditionRow(TextPolicy, Form):  # type: ignore[misc]
 class ConditionForm(NodeForm):
     kind = "condition"
     title = "Condition"
-    FIELDS = {
-        **NodeForm.FIELDS,
-        ("data", "field"): "field",
-        ("data", "operator"): "field",
-        ("data", "value"): "value",
-    }
+    KEYS = (
+        Key("field", ("data", "field")),
+        Fixed(("data", "operator"), "=", field="field"),
+        Key("value", ("data", "value")),
+        Key("name", ("data", "name")),
+    )
 
     field = StringField("Incident field")
     value = StringField("Equals")
-
-    @classmethod
-    def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        return {
-            **super().initial(data),
-            "field": _text(data.get("field")),
-            "value": _text(data.get("value")),
-        }
-
-    def to_node_data(self) -> Json:
-        return {
-            "field": (self.field.data or "").strip(),
-            "operator": "=",
-            "value": (self.value.data or "").strip(),
-            "name": (self.name.data or "").strip(),
-        }
 
 
 class DelayForm(NodeForm):
     kind = "delay"
     title = "Delay"
-    FIELDS = {**NodeForm.FIELDS, ("data", "durationMinutes"): "duration_minutes"}
+    KEYS = (
+        Key("duration_minutes", ("data", "durationMinutes"), NUMBER_TEXT),
+        Key("name", ("data", "name")),
+    )
 
     duration_minutes = StringField("Wait (minutes)", widget=NUMBER)
-
-    @classmethod
-    def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        return {
-            **super().initial(data),
-            "duration_minutes": _number_text(data.get("durationMinutes")),
-        }
-
-    def to_node_data(self) -> Json:
-        data: Json = {}
-        _put(data, "durationMinutes", _parse_int(self.duration_minutes.data))
-        data["name"] = (self.name.data or "").strip()
-        return data
 
 
 TRIGGER_CHOICES = [
@@ -95,18 +83,42 @@ class TriggerForm(NodeForm):
 
     kind = "trigger"
     title = "Trigger"
-    FIELDS = {
-        **NodeForm.FIELDS,
-        ("trigger",): "trigger_type",
-        ("trigger", "type"): "trigger_type",
-        ("trigger", "ageThresholdMinutes"): "age_threshold_minutes",
-        ("trigger", "stateTransition"): "state_to",
-        ("trigger", "stateTransition", "to"): "state_to",
-        ("trigger", "stateTransition", "from"): "state_from",
-        ("trigger", "workflowIds"): "workflow_ids",
-        ("trigger", "minFailures"): "min_failures",
-    }
-    ROWS = {("trigger", "conditions"): "conditions"}
+    KEYS = (
+        Key("name", ("data", "name")),
+        Key("trigger_type", ("trigger", "type"), choice(TriggerType.MANUAL.value)),
+        Built(("trigger", "conditions"), lambda form: form.condition_rows(), rows="conditions"),
+        Key(
+            "age_threshold_minutes",
+            ("trigger", "ageThresholdMinutes"),
+            NUMBER_TEXT,
+            when=when("trigger_type", TriggerType.AGE.value),
+        ),
+        Key(
+            "state_to",
+            ("trigger", "stateTransition", "to"),
+            Convert(lambda to: text(to) or IncidentStatus.ACKNOWLEDGED.value, lambda to: to or ""),
+            when=when("trigger_type", TriggerType.STATE_CHANGED.value),
+        ),
+        Key(
+            "state_from",
+            ("trigger", "stateTransition", "from"),
+            Convert(text, lambda since: since or None),
+            when=when("trigger_type", TriggerType.STATE_CHANGED.value),
+        ),
+        Key(
+            "workflow_ids",
+            ("trigger", "workflowIds"),
+            WORKFLOW_IDS,
+            when=when("trigger_type", TriggerType.WORKFLOW_FAILED.value),
+        ),
+        Key(
+            "min_failures",
+            ("trigger", "minFailures"),
+            NUMBER_TEXT,
+            when=when("trigger_type", TriggerType.WORKFLOW_FAILED.value),
+        ),
+    )
+    GROUPS = {("trigger",): "trigger_type", ("trigger", "stateTransition"): "state_to"}
 
     trigger_type = SelectField("Starts when", choices=TRIGGER_CHOICES, default="manual")
     conditions = FieldList(FormField(ConditionRow), label="Only if all of these match")
@@ -120,23 +132,15 @@ class TriggerForm(NodeForm):
 
     @classmethod
     def initial(cls, data: Mapping[str, Any], **extra: Any) -> Json:
-        trigger = _mapping(extra.get("trigger"))
-        transition = _mapping(trigger.get("stateTransition"))
-        conditions = trigger.get("conditions")
-        rows = [_mapping(row) for row in conditions] if isinstance(conditions, list) else []
+        """The mapped fields, and the conditions as rows (irregular: blank rows are
+        dropped when read back)."""
+        conditions = as_mapping(extra.get("trigger")).get("conditions")
+        rows = [as_mapping(row) for row in conditions] if isinstance(conditions, list) else []
         return {
-            **super().initial(data),
-            "trigger_type": _text(trigger.get("type")) or TriggerType.MANUAL.value,
+            **super().initial(data, **extra),
             "conditions": [
-                {"field": _text(row.get("field")), "value": _text(row.get("value"))} for row in rows
+                {"field": text(row.get("field")), "value": text(row.get("value"))} for row in rows
             ],
-            "age_threshold_minutes": _number_text(trigger.get("ageThresholdMinutes")),
-            "state_from": _text(transition.get("from")),
-            "state_to": _text(transition.get("to")) or IncidentStatus.ACKNOWLEDGED.value,
-            "min_failures": _number_text(trigger.get("minFailures")),
-            "workflow_ids": ", ".join(
-                str(i) for i in trigger.get("workflowIds") or [] if isinstance(i, str)
-            ),
         }
 
     @classmethod
@@ -144,32 +148,18 @@ class TriggerForm(NodeForm):
         """``trigger=`` is the definition's trigger settings."""
         return super().from_node(node, **extra)
 
-    def to_node_data(self) -> Json:
-        return {"name": (self.name.data or "").strip()}
-
-    def values(self) -> Json:
-        return {"data": self.to_node_data(), "trigger": self.to_trigger()}
-
     def to_trigger(self) -> Json:
-        kind = self.trigger_type.data or TriggerType.MANUAL.value
-        trigger: Json = {"type": kind, "conditions": []}
+        trigger: Json = self.values()["trigger"]
+        return trigger
+
+    def condition_rows(self) -> list[Json]:
+        rows = []
         for entry in self.conditions.entries:
             field_name = (entry.form.field.data or "").strip()
             value = (entry.form.value.data or "").strip()
             if field_name or value:
-                trigger["conditions"].append({"field": field_name, "value": value})
-        if kind == TriggerType.AGE.value:
-            _put(trigger, "ageThresholdMinutes", _parse_int(self.age_threshold_minutes.data))
-        if kind == TriggerType.STATE_CHANGED.value:
-            transition: Json = {"to": self.state_to.data or ""}
-            _put(transition, "from", self.state_from.data or None)
-            trigger["stateTransition"] = transition
-        if kind == TriggerType.WORKFLOW_FAILED.value:
-            ids = [part.strip() for part in (self.workflow_ids.data or "").split(",")]
-            if any(ids):
-                trigger["workflowIds"] = [i for i in ids if i]
-            _put(trigger, "minFailures", _parse_int(self.min_failures.data))
-        return trigger
+                rows.append({"field": field_name, "value": value})
+        return rows
 
 
 NODE_FORMS: dict[str, type[NodeForm]] = {
@@ -180,9 +170,9 @@ NODE_FORMS: dict[str, type[NodeForm]] = {
 
 def node_kind(node: Mapping[str, Any]) -> str:
     """'trigger', 'condition', 'delay' or the action type ('webhook', 'jira', 'linear')."""
-    kind = _text(node.get("type"))
+    kind = text(node.get("type"))
     if kind == NodeType.ACTION.value:
-        return _text(_mapping(node.get("data")).get("actionType"))
+        return text(as_mapping(node.get("data")).get("actionType"))
     return kind
 
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from wtforms import Form, SelectChoice, SelectField, StringField, TextAreaField
 
 from app.forms_support import TextPolicy
-from app.workflows.forms.base import Loc, _mapping, _number_text, _parse_int, _text
+from app.workflows.forms.mapping import Loc, as_mapping, number_text, parse_int, text
 
 KIND_CHOICES = [
     SelectChoice("webhook", "Webhook call"),
@@ -102,12 +102,12 @@ class SettingsForm(TextPolicy, Form):  # type: ignore[misc]
 
     @classmethod
     def from_definition(cls, definition: Mapping[str, Any]) -> SettingsForm:
-        settings = _mapping(definition.get("settings"))
+        settings = as_mapping(definition.get("settings"))
         form = cls(
             data={
-                "name": _text(definition.get("name")),
-                "description": _text(definition.get("description")),
-                "timeout": _text(settings.get("timeout")) or "5min",
+                "name": text(definition.get("name")),
+                "description": text(definition.get("description")),
+                "timeout": text(settings.get("timeout")) or "5min",
                 "run_limit": (
                     "once"
                     if settings.get("oncePerIncident") is True
@@ -115,7 +115,7 @@ class SettingsForm(TextPolicy, Form):  # type: ignore[misc]
                     if "oncePerIncidentMinutes" in settings
                     else ""
                 ),
-                "run_limit_minutes": _number_text(settings.get("oncePerIncidentMinutes")),
+                "run_limit_minutes": number_text(settings.get("oncePerIncidentMinutes")),
             }
         )
         return form
@@ -132,7 +132,7 @@ class SettingsForm(TextPolicy, Form):  # type: ignore[misc]
         if self.run_limit.data == "once":
             return {"oncePerIncident": True}
         if self.run_limit.data == "window":
-            minutes = _parse_int(self.run_limit_minutes.data)
+            minutes = parse_int(self.run_limit_minutes.data)
             # Nothing typed: the schema says a number is needed, next to the field.
             return {"oncePerIncidentMinutes": "" if minutes is None else minutes}
         return {}
