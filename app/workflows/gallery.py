@@ -23,7 +23,7 @@ from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
 from app.workflows.enums import TemplateCategory
 from app.workflows.forms.pages import CopyForm, SaveAsTemplateForm, TemplateForm
-from app.workflows.graph import render_svg
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow
 from app.workflows.pages import Page
 

@@ -47,7 +47,7 @@ from app.workflows.forms.pages import (
     SecretForm,
     WorkflowFilterForm,
 )
-from app.workflows.graph import render_svg
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowVersion
 from app.workflows.pages import Page
 
@@ -373,7 +373,7 @@ def backtest(workflow_id: str) -> tuple[str, int]:
 
     from app.db import utcnow
     from app.engine import backtest as backtests
-    from app.workflows import drafts
+    from app.workflows.drafts import store as draft_store
 
     workflow = pages.load(workflow_id)
     source = request.args.get("source", "current")
@@ -384,7 +384,7 @@ def backtest(workflow_id: str) -> tuple[str, int]:
     label = f"version {workflow.version} (current)"
     stored: dict[str, Any] = workflow.definition
     if source == "draft":
-        stored = drafts.current_draft(current_user, workflow).definition
+        stored = draft_store.current_draft(current_user, workflow).definition
         db.session.commit()  # an unchanged draft of an older version may have been dropped
         label = "your draft"
     elif source == "version" and number is not None:

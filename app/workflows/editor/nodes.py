@@ -16,9 +16,12 @@ from werkzeug.wrappers import Response
 
 from app.errors import InvalidInput, ServiceError
 from app.extensions import db
-from app.workflows import drafts
 from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
+from app.workflows.drafts import checks as draft_checks
+from app.workflows.drafts import edits as draft_edits
+from app.workflows.drafts import store as draft_store
+from app.workflows.drafts import variables as draft_variables
 from app.workflows.editor.responses import (
     AFTER_NODE_CHANGE,
     committed,
@@ -32,24 +35,17 @@ from app.workflows.editor.responses import (
     unknown_base,
 )
 from app.workflows.editor.view import make_add_edge_form, make_add_node_form, nodes_of, stamp
-from app.workflows.forms import (
-    PREFIX,
-    AddEdgeForm,
-    AddNodeForm,
-    NodeForm,
-    TriggerForm,
-    auto_name,
-    form_class_for,
-    node_kind,
-)
+from app.workflows.forms.base import PREFIX, NodeForm, auto_name
 from app.workflows.forms.mapping import as_mapping
+from app.workflows.forms.nodes import TriggerForm, form_class_for, node_kind
+from app.workflows.forms.panels import AddEdgeForm, AddNodeForm
 
 # --- nodes ----------------------------------------------------------------------------
 
 
 def _merge_node_form(
     form: NodeForm, cls: type[NodeForm], definition: Mapping[str, Any], node: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[drafts.EditConflict], bool]:
+) -> tuple[dict[str, Any], list[draft_edits.EditConflict], bool]:
     """The form's values merged into the node as the draft has it now.
 
     Returns (values, conflicts, merged): when the form was rendered from the draft's
@@ -57,7 +53,7 @@ def _merge_node_form(
     changed is merged into the draft's, and a field both sides changed is a conflict.
     """
     yours = form.values()
-    if request.form.get("revision") == drafts.revision_of(definition):
+    if request.form.get("revision") == draft_store.revision_of(definition):
         return yours, [], False
     trigger = definition.get("trigger")
     theirs = cls.from_node(node, trigger=trigger).values()
@@ -68,7 +64,7 @@ def _merge_node_form(
         base = cls.from_node(
             {"id": node.get("id"), "data": origin["data"]}, trigger=origin.get("trigger")
         ).values()
-    merged, conflicts = drafts.merge_edits(base, yours, theirs)
+    merged, conflicts = draft_edits.merge_edits(base, yours, theirs)
     return merged, conflicts, True
 
 
@@ -80,7 +76,7 @@ def edit_node(workflow_id: str) -> Response:
     workflow = editable_workflow(workflow_id)
     node_id = request.form.get("node_id", "")
     op = request.form.get("op", "apply")
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node = next((n for n in nodes_of(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -105,7 +101,7 @@ def edit_node(workflow_id: str) -> Response:
         return respond(
             workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
         )
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     add_row = None
     values, conflicts, merged = _merge_node_form(form, cls, draft.definition, node)
     generated = (form.generated_name.data or "").strip()
@@ -130,15 +126,15 @@ def edit_node(workflow_id: str) -> Response:
         else None
     )
     try:
-        drafts.store_credentials(draft, form.credentials, actor=current_user)
+        draft_store.store_credentials(draft, form.credentials, actor=current_user)
         if isinstance(form, TriggerForm):
-            drafts.update_trigger(draft, node_id, values["data"], values["trigger"])
+            draft_edits.update_trigger(draft, node_id, values["data"], values["trigger"])
         else:
-            drafts.update_node(draft, node_id, values["data"])
+            draft_edits.update_node(draft, node_id, values["data"])
     except InvalidInput as error:
         db.session.rollback()
         for problem in error.problems:
-            form.attach(drafts.parse_loc(problem.loc), "", problem.message)
+            form.attach(draft_checks.parse_loc(problem.loc), "", problem.message)
         workflow, draft = fresh_state(workflow_id)
         form.form_revision = request.form.get("revision", "")
         form.form_origin = request.form.get("origin", "")
@@ -168,7 +164,7 @@ def edit_node_form(workflow_id: str) -> Response:
     a row added or removed); the draft does not change until "Apply"."""
     node_id = request.form.get("node_id", "")
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node = next((n for n in nodes_of(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -186,7 +182,7 @@ def _render_node_form(workflow_id: str, node_id: str, cls: type[NodeForm], op: s
     """The node form as the user has filled it in; fields the chosen type hides keep the
     values the form was rendered with, so switching back restores them."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node = next(n for n in nodes_of(draft.definition) if n.get("id") == node_id)
     origin = posted_origin()
     shown = (
@@ -224,7 +220,7 @@ def _render_node_form(workflow_id: str, node_id: str, cls: type[NodeForm], op: s
 
 def _node_has_errors(context: dict[str, Any]) -> bool:
     form = context["node_form"]
-    checked: drafts.Checked = context["checked"]
+    checked: draft_checks.Checked = context["checked"]
     return bool(
         (form is not None and form.node_errors)
         or any(not p.warning for p in checked.for_node(context["selected"]))
@@ -239,19 +235,19 @@ def edit_check_template(workflow_id: str) -> str:
     Reads the draft and changes nothing; the answer replaces the field's live-check note.
     """
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node_id = request.form.get("node_id", "")
     field_name = request.headers.get("HX-Trigger-Name") or ""
     text: str = request.form.get(field_name, "") if field_name.startswith("node-") else ""
     node = next((n for n in nodes_of(draft.definition) if n.get("id") == node_id), None)
     messages: list[tuple[str, bool]] = []
     if node is not None and text:
-        variables = drafts.variables_for(
+        variables = draft_variables.variables_for(
             draft.definition,
             node_id,
-            [*secret_store.secret_names(workflow), *drafts.pending_names(draft)],
+            [*secret_store.secret_names(workflow), *draft_store.pending_names(draft)],
         )
-        messages = drafts.unknown_references(text, variables)
+        messages = draft_variables.unknown_references(text, variables)
         if not messages and field_name == "node-body" and node_kind(node) == "webhook":
             # Rendered for a sample incident: a body that cannot be JSON is said at once.
             from app.engine.sample_render import json_body_problems
@@ -277,10 +273,10 @@ def _remove_row(form: NodeForm, op: str) -> None:
 def edit_add_node(workflow_id: str) -> Response:
     """Add a node after a chosen one (on a condition's true/false branch)."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     form = make_add_node_form(draft.definition, None, request.form)
     try:
-        node_id = drafts.add_node(
+        node_id = draft_edits.add_node(
             draft,
             form.kind.data or "",
             after=form.after.data or "",
@@ -303,7 +299,7 @@ def edit_add_node(workflow_id: str) -> Response:
 def edit_remove_node(workflow_id: str) -> Response:
     """Remove a node and the edges that touch it."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     node_id = request.form.get("node_id", "")
     changed = _changed_since_rendered(draft.definition, node_id)
     if changed:
@@ -329,7 +325,7 @@ def edit_remove_node(workflow_id: str) -> Response:
             workflow, draft, panels=("node_form",), selected=node_id, confirm_remove=True
         )
     try:
-        drafts.remove_node(draft, node_id)
+        draft_edits.remove_node(draft, node_id)
     except InvalidInput as error:
         db.session.rollback()
         workflow, draft = fresh_state(workflow_id)
@@ -348,7 +344,7 @@ def edit_remove_node(workflow_id: str) -> Response:
 
 def _changed_since_rendered(definition: Mapping[str, Any], node_id: str) -> str:
     """For a stale "remove": the fields of the node changed since the form was rendered."""
-    if request.form.get("revision") == drafts.revision_of(definition):
+    if request.form.get("revision") == draft_store.revision_of(definition):
         return ""
     node = next((n for n in nodes_of(definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node is not None else None
@@ -373,7 +369,7 @@ def _leaf_differences(a: Any, b: Any, path: tuple[str | int, ...] = ()) -> list[
             found
             for key in {*a, *b}
             for found in _leaf_differences(
-                a.get(key, drafts.MISSING), b.get(key, drafts.MISSING), (*path, key)
+                a.get(key, draft_edits.MISSING), b.get(key, draft_edits.MISSING), (*path, key)
             )
         ]
     return [path]
@@ -413,10 +409,10 @@ def _attach_simple(form: Any, error: ServiceError) -> None:
 def edit_add_edge(workflow_id: str) -> Response:
     """Connect two nodes (from a condition: on its true or false branch)."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     form = make_add_edge_form(draft.definition, None, request.form)
     try:
-        drafts.add_edge(
+        draft_edits.add_edge(
             draft,
             form.source.data or "",
             form.target.data or "",
@@ -434,9 +430,9 @@ def edit_add_edge(workflow_id: str) -> Response:
 @login_required
 def edit_remove_edge(workflow_id: str) -> Response:
     workflow = editable_workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     try:
-        drafts.remove_edge(draft, request.form.get("edge_id", ""))
+        draft_edits.remove_edge(draft, request.form.get("edge_id", ""))
     except InvalidInput as error:
         db.session.rollback()
         workflow, draft = fresh_state(workflow_id)

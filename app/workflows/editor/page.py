@@ -14,8 +14,11 @@ from werkzeug.wrappers import Response
 
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.workflows import drafts, service
+from app.workflows import service
 from app.workflows.blueprint import bp
+from app.workflows.drafts import edits as draft_edits
+from app.workflows.drafts import store as draft_store
+from app.workflows.drafts import variables as draft_variables
 from app.workflows.editor.responses import (
     committed,
     done,
@@ -29,7 +32,7 @@ from app.workflows.editor.responses import (
     unknown_base,
 )
 from app.workflows.editor.view import make_add_edge_form, make_add_node_form, stamp_settings
-from app.workflows.forms import SaveForm, SettingsForm
+from app.workflows.forms.panels import SaveForm, SettingsForm
 
 # --- the page -------------------------------------------------------------------------
 
@@ -39,7 +42,7 @@ from app.workflows.forms import SaveForm, SettingsForm
 def edit(workflow_id: str) -> Response:
     """The editor page; with htmx, selecting a node (``?node=``) swaps its form in."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     selected = request.args.get("node")
     if request.htmx:
         response = respond(
@@ -63,8 +66,8 @@ def edit_previous_steps(workflow_id: str) -> str:
     workflow = editable_workflow(workflow_id)
     return render_template(
         "workflows/editor/_previous_steps.html",
-        sources=drafts.previous_sources(workflow),
-        expression=drafts.Variables.previous_expression,
+        sources=draft_variables.previous_sources(workflow),
+        expression=draft_variables.Variables.previous_expression,
     )
 
 
@@ -73,7 +76,7 @@ def edit_previous_steps(workflow_id: str) -> str:
 def edit_add_node_form(workflow_id: str) -> str:
     """The "Add node" form again, offering the branch when the chosen node is a condition."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     form = make_add_node_form(draft.definition, None, request.args)
     return render_template(
         "workflows/editor/_add_node.html", workflow=workflow, add_node_form=form, oob=False
@@ -85,7 +88,7 @@ def edit_add_node_form(workflow_id: str) -> str:
 def edit_add_edge_form(workflow_id: str) -> str:
     """The "Add edge" form again, offering the branch when the source is a condition."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     form = make_add_edge_form(draft.definition, None, request.args, choose_target=True)
     return render_template(
         "workflows/editor/_add_edge.html", workflow=workflow, add_edge_form=form, oob=False
@@ -102,7 +105,7 @@ def edit_settings(workflow_id: str) -> Response:
     workflow = editable_workflow(workflow_id)
     form = SettingsForm(formdata=request.form)
     if form.text_problems:  # shown at their fields; the draft is left as it was
-        draft = drafts.current_draft(current_user, workflow)
+        draft = draft_store.current_draft(current_user, workflow)
         return respond(
             workflow,
             draft,
@@ -111,18 +114,18 @@ def edit_settings(workflow_id: str) -> Response:
             selected=selected_from_request(),
             settings_form=form,
         )
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     selected = selected_from_request()
     yours = form.as_dict()
     values = yours
-    if request.form.get("revision") != drafts.revision_of(draft.definition):
+    if request.form.get("revision") != draft_store.revision_of(draft.definition):
         theirs = SettingsForm.from_definition(draft.definition).as_dict()
         origin = posted_json("origin")
         if isinstance(origin, dict):
             base: Any = SettingsForm(data=origin).as_dict()
         else:
             base = unknown_base(theirs)
-        values, conflicts = drafts.merge_edits(base, yours, theirs)
+        values, conflicts = draft_edits.merge_edits(base, yours, theirs)
         if conflicts:
             db.session.rollback()
             workflow, draft = fresh_state(workflow_id)
@@ -144,7 +147,7 @@ def edit_settings(workflow_id: str) -> Response:
                 settings_form=form,
             )
     merged = SettingsForm(data=values)
-    drafts.update_settings(
+    draft_edits.update_settings(
         draft,
         name=values["name"],
         description=values["description"],
@@ -172,7 +175,7 @@ def edit_settings(workflow_id: str) -> Response:
 def edit_save(workflow_id: str) -> Response:
     """Save the draft as the next version; refused (draft kept) if someone saved since."""
     workflow = editable_workflow(workflow_id, for_update=True)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     form = SaveForm(formdata=request.form)
     selected = selected_from_request()
     if form.text_problems:  # shown at the field; nothing is saved
@@ -180,7 +183,7 @@ def edit_save(workflow_id: str) -> Response:
             workflow, draft, panels=("save",), status=422, selected=selected, save_form=form
         )
     try:
-        version = drafts.save(current_user, workflow, draft, form.change_note.data)
+        version = draft_store.save(current_user, workflow, draft, form.change_note.data)
     except Conflict as error:
         db.session.rollback()
         workflow, draft = fresh_state(workflow_id)
@@ -224,7 +227,7 @@ def edit_test(workflow_id: str) -> Response:
     from app.workflows.enums import ScopeType
 
     workflow = editable_workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     query = (request.args.get("q") or "").strip()[:200]
     incident_id = request.args.get("incident") or ""
     found = db.session.scalars(
@@ -249,7 +252,7 @@ def edit_test(workflow_id: str) -> Response:
                     workflow,
                     incident,
                     draft=draft.definition,
-                    pending_secrets=drafts.pending_names(draft),
+                    pending_secrets=draft_store.pending_names(draft),
                 )
             except ValidationError:
                 message = (
@@ -305,7 +308,7 @@ def edit_enable(workflow_id: str) -> Response:
 def edit_discard(workflow_id: str) -> Response:
     """Throw the draft away and start again from the current version."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.find_draft(current_user, workflow, for_update=True)
+    draft = draft_store.find_draft(current_user, workflow, for_update=True)
     if draft is not None and request.form.get("confirm") != "yes":
         db.session.rollback()
         workflow, draft = fresh_state(workflow_id)
@@ -317,7 +320,7 @@ def edit_discard(workflow_id: str) -> Response:
             confirm_discard=True,
         )
     if draft is not None:
-        drafts.discard(draft)
+        draft_store.discard(draft)
     response = reload(workflow, selected_from_request())
     db.session.commit()
     flash(f"Your changes were discarded; this is v{workflow.version}.")
@@ -329,9 +332,9 @@ def edit_discard(workflow_id: str) -> Response:
 def edit_rebase(workflow_id: str) -> Response:
     """Keep the draft, based on the current version: saving it then replaces that version."""
     workflow = editable_workflow(workflow_id)
-    draft = drafts.find_draft(current_user, workflow, for_update=True)
-    if draft is not None and drafts.is_stale(draft, workflow):
-        drafts.rebase(draft, workflow)
+    draft = draft_store.find_draft(current_user, workflow, for_update=True)
+    if draft is not None and draft_store.is_stale(draft, workflow):
+        draft_store.rebase(draft, workflow)
         flash(
             f"Your draft is now based on v{workflow.version}. Saving it replaces the changes "
             f"made in v{workflow.version} with yours."

@@ -18,8 +18,11 @@ from werkzeug.wrappers import Response
 from app.errors import NotFound, ServiceError
 from app.extensions import db
 from app.htmx import see_other
-from app.workflows import drafts, graph, service
+from app.workflows import service
+from app.workflows.drafts import edits as draft_edits
+from app.workflows.drafts import store as draft_store
 from app.workflows.editor.view import EditorView
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowDraft
 
 #: The page's panels, in page order; each partial is ``_<panel>.html`` with that id.
@@ -45,7 +48,7 @@ def editable_workflow(workflow_id: str, *, for_update: bool = False) -> Workflow
             "workflows/editor/forbidden.html",
             workflow=workflow,
             reason=reason,
-            picture=graph.render_svg(workflow.definition, title=workflow.name, compact=True),
+            picture=render_svg(workflow.definition, title=workflow.name, compact=True),
         )
         abort(make_response(page, 403))
     return workflow
@@ -92,7 +95,7 @@ def unknown_base(value: Any) -> Any:
 
 
 def shown_value(value: Any) -> str:
-    if value is drafts.MISSING or value is None:
+    if value is draft_edits.MISSING or value is None:
         return "(not set)"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 300 else text[:299] + "…"
@@ -146,4 +149,4 @@ def reload(workflow: Workflow, selected: str | None) -> Response:
 def fresh_state(workflow_id: str) -> tuple[Workflow, WorkflowDraft]:
     """After a rollback: the workflow and draft as stored."""
     workflow = editable_workflow(workflow_id)
-    return workflow, drafts.current_draft(current_user, workflow)
+    return workflow, draft_store.current_draft(current_user, workflow)

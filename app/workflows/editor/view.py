@@ -18,18 +18,16 @@ from wtforms import SelectChoice
 
 from app.engine.outbound import AllowList
 from app.errors import ServiceError
-from app.workflows import drafts, graph
 from app.workflows import secrets as secret_store
+from app.workflows.drafts import checks as draft_checks
+from app.workflows.drafts import edits as draft_edits
+from app.workflows.drafts import store as draft_store
+from app.workflows.drafts import variables as draft_variables
 from app.workflows.enums import NodeType
-from app.workflows.forms import (
-    AddEdgeForm,
-    AddNodeForm,
-    NodeForm,
-    SaveForm,
-    SettingsForm,
-    form_class_for,
-    node_kind,
-)
+from app.workflows.forms.base import NodeForm
+from app.workflows.forms.nodes import form_class_for, node_kind
+from app.workflows.forms.panels import AddEdgeForm, AddNodeForm, SaveForm, SettingsForm
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowDraft
 
 KIND_TITLES = {
@@ -89,19 +87,21 @@ def _origin_text(definition: Mapping[str, Any], node: Mapping[str, Any]) -> str:
 
 def stamp(form: Any, definition: Mapping[str, Any], node: Mapping[str, Any] | None) -> None:
     """Mark a form with the draft revision (and node content) it is rendered from."""
-    form.form_revision = drafts.revision_of(definition)
+    form.form_revision = draft_store.revision_of(definition)
     if node is not None:
         form.form_origin = _origin_text(definition, node)
 
 
 def stamp_settings(form: SettingsForm, definition: Mapping[str, Any]) -> None:
-    form.form_revision = drafts.revision_of(definition)
+    form.form_revision = draft_store.revision_of(definition)
     form.form_origin = json.dumps(
         SettingsForm.from_definition(definition).as_dict(), separators=(",", ":")
     )
 
 
-def _decorate(form: NodeForm, checked: drafts.Checked, fill: list[drafts.FillItem]) -> None:
+def _decorate(
+    form: NodeForm, checked: draft_checks.Checked, fill: list[draft_checks.FillItem]
+) -> None:
     """Errors next to their fields, and the fields still to fill in highlighted."""
     for problem in checked.for_node(form.node_id):
         enabling = problem.warning and problem.code != "internal_host"
@@ -140,7 +140,7 @@ def make_add_edge_form(
     ]
     if formdata is None or not form.source.data:
         form.source.data = selected
-    valid = drafts.edge_targets(definition, form.source.data or "")
+    valid = draft_edits.edge_targets(definition, form.source.data or "")
     if (formdata is None or choose_target) and form.target.data not in valid:
         # Never offer an edge the draft would refuse (a self-loop, a loop, a duplicate).
         form.target.data = valid[0] if valid else None
@@ -191,20 +191,20 @@ class EditorView:
 
     @cached_property
     def pending_secrets(self) -> list[str]:
-        return drafts.pending_names(self.draft)
+        return draft_store.pending_names(self.draft)
 
     @cached_property
     def secret_names(self) -> list[str]:
         return sorted({*secret_store.secret_names(self.workflow), *self.pending_secrets})
 
     @cached_property
-    def checked(self) -> drafts.Checked:
+    def checked(self) -> draft_checks.Checked:
         allow = AllowList.from_config(current_app.config)
-        return drafts.check(self.definition, self.secret_names, allow)
+        return draft_checks.check(self.definition, self.secret_names, allow)
 
     @cached_property
-    def fill(self) -> list[drafts.FillItem]:
-        return drafts.must_fill(self.definition)
+    def fill(self) -> list[draft_checks.FillItem]:
+        return draft_checks.must_fill(self.definition)
 
     @cached_property
     def node(self) -> dict[str, Any] | None:
@@ -247,11 +247,11 @@ class EditorView:
         return form
 
     @cached_property
-    def variables(self) -> drafts.Variables | None:
+    def variables(self) -> draft_variables.Variables | None:
         """What the selected node's template fields may use."""
         if not self.node_id:
             return None
-        return drafts.variables_for(self.definition, self.node_id, self.secret_names)
+        return draft_variables.variables_for(self.definition, self.node_id, self.secret_names)
 
     @cached_property
     def shown_settings_form(self) -> SettingsForm:
@@ -277,7 +277,7 @@ class EditorView:
         def attrs(nid: str) -> Mapping[str, str]:
             return {"hx-get": href(nid), "hx-swap": "none", "hx-push-url": "true"}
 
-        return graph.render_svg(
+        return render_svg(
             self.definition,
             selected=self.node_id,
             node_href=href,
@@ -366,14 +366,16 @@ class EditorView:
     def banner(self) -> dict[str, Any]:
         """Whether the draft is stored, differs from the saved version, or is based on an
         older one (with what changed since)."""
-        stale = drafts.is_stale(self.draft, self.workflow)
-        stored = drafts.is_stored(self.draft)
+        stale = draft_store.is_stale(self.draft, self.workflow)
+        stored = draft_store.is_stored(self.draft)
         return {
             "stored": stored,
-            "changed": drafts.has_changes(self.draft, self.workflow) or (stale and stored),
+            "changed": draft_store.has_changes(self.draft, self.workflow) or (stale and stored),
             "stale": stale,
             "differences": (
-                drafts.differences(self.definition, self.workflow.definition, self.workflow.version)
+                draft_store.differences(
+                    self.definition, self.workflow.definition, self.workflow.version
+                )
                 if stale
                 else []
             ),
@@ -401,7 +403,7 @@ class EditorView:
             "variables": self.variables,
             "secret_names": self.secret_names,
             "pending_secrets": self.pending_secrets,
-            "missing_secrets": drafts.missing_secrets(self.definition, self.secret_names),
+            "missing_secrets": draft_checks.missing_secrets(self.definition, self.secret_names),
             "enable_error": self.enable_error,
             "confirm_remove": self.confirm_remove,
             "confirm_discard": self.confirm_discard,
@@ -413,6 +415,6 @@ class EditorView:
             "save_form": self.save_form or SaveForm(),
             "save_error": self.save_error,
             "next_version": self.workflow.version + 1,
-            "revision": drafts.revision_of(self.definition),
+            "revision": draft_store.revision_of(self.definition),
             "node_origin": _origin_text(self.definition, node) if node is not None else "",
         }
