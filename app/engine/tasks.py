@@ -31,9 +31,10 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
-from celery import Celery
+from celery import Celery, signals
 from flask import Flask, current_app
 
 from app.engine import store, triggers
@@ -216,6 +217,29 @@ def stop_process_worker(app: Flask) -> None:
         held[1].forget()
     except Exception:
         log.exception("could not remove the worker's heartbeat")
+
+
+def run_process_workers(app: Flask) -> None:
+    """Give each Celery worker process of ``celery_worker`` its worker (``start_process_worker``)
+    when it starts, and hand back its runs when it stops."""
+
+    @signals.worker_process_init.connect(weak=False)
+    def start_process(**_: Any) -> None:
+        # A forked child must not share its parent's database connections.
+        with app.app_context():
+            db.engine.dispose(close=False)
+            start_process_worker(app)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def stop_process(**_: Any) -> None:
+        with app.app_context():
+            stop_process_worker(app)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def stop_worker(**_: Any) -> None:
+        # The solo pool runs tasks in the main process and sends no process_shutdown.
+        with app.app_context():
+            stop_process_worker(app)
 
 
 def messages_for(ids: list[str], settings: CelerySettings) -> list[list[str]]:

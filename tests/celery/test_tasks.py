@@ -184,8 +184,8 @@ def test_the_embedded_worker_refuses_to_start_with_the_celery_backend(app, runne
     app.config["ENGINE_BACKEND"] = "celery"
     result = runner.invoke(args=["worker", "run", "--once"])
     assert result.exit_code != 0
-    assert "celery -A app.engine.celery_app:celery worker" in result.output
-    assert "celery -A app.engine.celery_app:celery beat" in result.output
+    assert "celery -A celery_worker:celery worker" in result.output
+    assert "celery -A celery_worker:celery beat" in result.output
 
 
 def test_a_few_runs_go_one_per_message_and_a_backlog_in_batches() -> None:
