@@ -11,6 +11,7 @@ import pytest
 from app.definition.builders import definition, delay_node, edge, trigger_config, trigger_node
 from app.engine import tasks
 from app.engine.celery_app import CelerySettings
+from app.engine.drive import RunDriver
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.ops.settings import engine_backend
@@ -167,6 +168,21 @@ def test_a_run_whose_slice_ends_is_handed_back_to_the_broker(
         tasks.advance(run.id, worker, sent.extend, SETTINGS)
     assert reload(run).status == "COMPLETED", reload(run).error
     assert len(webhook_receiver.requests) == 1
+
+
+def test_a_message_is_driven_by_the_shared_drive_without_a_worker_loop(
+    app, clock, new_run, sent, webhook_receiver
+) -> None:
+    # tasks.advance needs only drive.RunDriver (the embedded worker's drive), not a Worker.
+    runs = RunDriver("celery:test:3:cccccc", clock, WorkerSettings(lease_seconds=30))
+    run = new_run()
+    assert tasks.advance(run.id, runs, sent.extend, SETTINGS) == "driven"
+    done = reload(run)
+    assert done.status == "COMPLETED", done.error
+    assert (done.lease_owner, done.step_deliveries) == (None, 0)
+    assert [r.path for r in webhook_receiver.requests] == ["/hook"]
+    assert tasks.advance(run.id, runs, sent.extend, SETTINGS) == "not due"
+    assert sent == []
 
 
 def test_the_backend_setting(app, tmp_path) -> None:
