@@ -242,9 +242,31 @@ def start() -> None:
         stop_group(group, processes)
 
 
+#: Test worker processes (pytest-xdist) when the command line does not choose: one more
+#: than the cores, since the process and browser tests mostly wait on other processes.
+TEST_WORKERS = (os.cpu_count() or 1) + 1
+
+
+def parallel(pytest_args: list[str]) -> list[str]:
+    """``pytest_args`` with the suite spread over ``TEST_WORKERS`` processes, slow tests
+    handed out one at a time (tests/conftest.py puts them first and schedules), unless the arguments
+    choose for themselves (``-n 0`` runs in this one process)."""
+    numbers = {"auto", "logical"} | {str(n) for n in range(100)}
+    chosen = any(
+        arg in {"-n", "--numprocesses", "no:xdist", "-pno:xdist"}
+        or arg.startswith("--numprocesses=")
+        or (arg.startswith("-n") and arg[2:] in numbers)
+        for arg in pytest_args
+    )
+    if chosen:
+        return pytest_args
+    return ["-n", str(TEST_WORKERS), "--dist", "load", *pytest_args]
+
+
 def test(pytest_args: list[str]) -> None:
     """``--fast`` is the suite's own pytest option (tests/conftest.py): no process or
-    browser tests, fewer property-test examples."""
+    browser tests, fewer property-test examples. The tests run on several processes
+    (``parallel``)."""
     fast = "--fast" in pytest_args
     ensure_environment()
     env = app_env()
@@ -255,7 +277,7 @@ def test(pytest_args: list[str]) -> None:
     say("mypy")
     run(BIN / "mypy", env=env)
     say("pytest" + (" (fast: no process or browser tests)" if fast else ""))
-    run(BIN / "pytest", *pytest_args, env=env)
+    run(BIN / "pytest", *parallel(pytest_args), env=env)
 
 
 def main(argv: list[str]) -> None:

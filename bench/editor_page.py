@@ -46,9 +46,10 @@ from app import create_app
 from app.auth.models import User
 from app.definition import parse_definition, referenced_secrets
 from app.extensions import db
-from app.workflows import graph, service
 from app.workflows import secrets as secret_store
+from app.workflows import service
 from app.workflows.enums import ScopeType
+from app.workflows.graph.layout import apply_layout
 
 Json = dict[str, Any]
 
@@ -157,7 +158,7 @@ def fifty_node_definition() -> Json:
         "trigger": {"type": "incident_created", "conditions": []},
         "settings": {"timeout": "15min", "enabled": False},
     }
-    return graph.apply_layout(definition)
+    return apply_layout(definition)
 
 
 # --- the app ---------------------------------------------------------------------

@@ -69,12 +69,44 @@ def property_examples(full: int) -> int:
     return max(10, full // 5) if _fast else full
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a slow fixture, so no new one is forgotten."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a slow fixture, so no new one is forgotten.
+
+    Under pytest-xdist (``manage.py test`` runs the suite on several worker processes)
+    the slow and browser tests go first, handed out one at a time
+    (``pytest_xdist_make_scheduler``): each starts at once on its own worker, and the
+    many quick tests fill the gaps, instead of a long test starting last and the others
+    waiting.
+    """
     for item in items:
         for fixture, marker in MARKED_BY_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not any(item.iter_markers(name) for name in ("slow", "e2e")))
+
+
+#: Modules whose tests must run in order in one process (they check what one test
+#: leaves for the next). pytest-xdist's own ``xdist_group`` does not group with pytest
+#: 9.2 (pytest-xdist#1386), so the suite's scheduler does it.
+SAME_WORKER_MODULES = frozenset({"tests/db/test_isolation.py"})
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist load`` (what ``-n`` chooses): one test at a time, in collection order
+    (slow tests first, see ``pytest_collection_modifyitems``), except that the tests of
+    a module in ``SAME_WORKER_MODULES`` go to one worker together."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class InOrderScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SAME_WORKER_MODULES else nodeid
+
+    return InOrderScheduling(config, log)
 
 
 def require_service(name: str, available: bool, how: str) -> None:

@@ -9,10 +9,10 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -24,8 +24,29 @@ from app.workflows.models import Workflow, WorkflowExecution
 
 #: The repository's root.
 ROOT = Path(__file__).resolve().parents[1]
-#: The shared Redis database of the tests (never killed; see tests/fakes/redis_server.py).
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_url_of_this_process(environ: Mapping[str, str] = os.environ) -> str:
+    """The Redis database of this test process: ``TEST_REDIS_URL`` (DB 15 by default).
+
+    Under pytest-xdist each worker process (``PYTEST_XDIST_WORKER`` = gw0, gw1, ...)
+    takes its own database, counting down from that one (15, 14, 13, ...): the Celery
+    tests empty theirs around each test.
+    """
+    parsed = urlsplit(environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    base = int(parsed.path.strip("/") or 0)
+    worker = environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    if index > base:
+        raise RuntimeError(
+            f"pytest-xdist worker {worker} would need Redis database {base - index}: "
+            "give TEST_REDIS_URL a higher database number or run fewer workers"
+        )
+    return urlunsplit(parsed._replace(path=f"/{base - index}"))
+
+
+#: This process's Redis database (never killed; see tests/fakes/redis_server.py).
+REDIS_URL = redis_url_of_this_process()
 
 
 def free_port() -> int:

@@ -29,9 +29,13 @@ from app.engine.outbound import AllowList
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.htmx import see_other
-from app.workflows import drafts, graph, service
 from app.workflows import secrets as secret_store
+from app.workflows import service
 from app.workflows.blueprint import bp
+from app.workflows.drafts import checks as draft_checks
+from app.workflows.drafts import edits as draft_edits
+from app.workflows.drafts import store as draft_store
+from app.workflows.drafts import variables as draft_variables
 from app.workflows.enums import NodeType
 from app.workflows.forms import (
     PREFIX,
@@ -45,6 +49,7 @@ from app.workflows.forms import (
     form_class_for,
     node_kind,
 )
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowDraft
 
 __all__ = ["bp"]
@@ -80,7 +85,7 @@ def _workflow(workflow_id: str, *, for_update: bool = False) -> Workflow:
             "workflows/editor/forbidden.html",
             workflow=workflow,
             reason=reason,
-            picture=graph.render_svg(workflow.definition, title=workflow.name, compact=True),
+            picture=render_svg(workflow.definition, title=workflow.name, compact=True),
         )
         abort(make_response(page, 403))
     return workflow
@@ -120,8 +125,8 @@ def _label(node: Mapping[str, Any]) -> str:
 def _node_form(
     definition: Mapping[str, Any],
     node: Mapping[str, Any],
-    checked: drafts.Checked,
-    fill: list[drafts.FillItem],
+    checked: draft_checks.Checked,
+    fill: list[draft_checks.FillItem],
 ) -> NodeForm | None:
     cls = form_class_for(node)
     if cls is None:
@@ -143,7 +148,7 @@ def _origin_text(definition: Mapping[str, Any], node: Mapping[str, Any]) -> str:
 
 def _stamp(form: Any, definition: Mapping[str, Any], node: Mapping[str, Any] | None) -> None:
     """Mark a form with the draft revision (and node content) it is rendered from."""
-    form.form_revision = drafts.revision_of(definition)
+    form.form_revision = draft_store.revision_of(definition)
     if node is not None:
         form.form_origin = _origin_text(definition, node)
 
@@ -169,7 +174,7 @@ def _unknown_base(value: Any) -> Any:
 
 
 def _shown(value: Any) -> str:
-    if value is drafts.MISSING or value is None:
+    if value is draft_edits.MISSING or value is None:
         return "(not set)"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 300 else text[:299] + "…"
@@ -177,7 +182,7 @@ def _shown(value: Any) -> str:
 
 def _merge_node_form(
     form: NodeForm, cls: type[NodeForm], definition: Mapping[str, Any], node: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[drafts.EditConflict], bool]:
+) -> tuple[dict[str, Any], list[draft_edits.EditConflict], bool]:
     """The form's values merged into the node as the draft has it now.
 
     Returns (values, conflicts, merged): when the form was rendered from the draft's
@@ -185,7 +190,7 @@ def _merge_node_form(
     changed is merged into the draft's, and a field both sides changed is a conflict.
     """
     yours = form.values()
-    if request.form.get("revision") == drafts.revision_of(definition):
+    if request.form.get("revision") == draft_store.revision_of(definition):
         return yours, [], False
     trigger = definition.get("trigger")
     theirs = cls.from_node(node, trigger=trigger).values()
@@ -196,11 +201,13 @@ def _merge_node_form(
         base = cls.from_node(
             {"id": node.get("id"), "data": origin["data"]}, trigger=origin.get("trigger")
         ).values()
-    merged, conflicts = drafts.merge_edits(base, yours, theirs)
+    merged, conflicts = draft_edits.merge_edits(base, yours, theirs)
     return merged, conflicts, True
 
 
-def _decorate(form: NodeForm, checked: drafts.Checked, fill: list[drafts.FillItem]) -> None:
+def _decorate(
+    form: NodeForm, checked: draft_checks.Checked, fill: list[draft_checks.FillItem]
+) -> None:
     """Errors next to their fields, and the fields still to fill in highlighted."""
     for problem in checked.for_node(form.node_id):
         enabling = problem.warning and problem.code != "internal_host"
@@ -255,7 +262,7 @@ def _add_edge_form(
     ]
     if formdata is None or not form.source.data:
         form.source.data = selected
-    valid = drafts.edge_targets(definition, form.source.data or "")
+    valid = draft_edits.edge_targets(definition, form.source.data or "")
     if (formdata is None or choose_target) and form.target.data not in valid:
         # Never offer an edge the draft would refuse (a self-loop, a loop, a duplicate).
         form.target.data = valid[0] if valid else None
@@ -269,7 +276,7 @@ def _add_edge_form(
 
 
 def _problem_links(
-    workflow: Workflow, definition: Mapping[str, Any], checked: drafts.Checked
+    workflow: Workflow, definition: Mapping[str, Any], checked: draft_checks.Checked
 ) -> list[dict[str, Any]]:
     by_id = {str(n.get("id")): n for n in _nodes(definition)}
     base = url_for("workflows.edit", workflow_id=workflow.id)
@@ -296,8 +303,8 @@ def _problem_links(
 def _fill_links(
     workflow: Workflow,
     definition: Mapping[str, Any],
-    checked: drafts.Checked,
-    fill: list[drafts.FillItem],
+    checked: draft_checks.Checked,
+    fill: list[draft_checks.FillItem],
 ) -> list[dict[str, Any]]:
     """What the banner lists: placeholders left, then nodes the schema rejects."""
     by_id = {str(n.get("id")): n for n in _nodes(definition)}
@@ -350,10 +357,12 @@ def _context(
     focus_node: bool = False,
 ) -> dict[str, Any]:
     definition = draft.definition
-    pending = drafts.pending_names(draft)
+    pending = draft_store.pending_names(draft)
     secret_names = sorted({*secret_store.secret_names(workflow), *pending})
-    checked = drafts.check(definition, secret_names, AllowList.from_config(current_app.config))
-    fill = drafts.must_fill(definition)
+    checked = draft_checks.check(
+        definition, secret_names, AllowList.from_config(current_app.config)
+    )
+    fill = draft_checks.must_fill(definition)
     node = _choose_node(definition, selected)
     node_id = str(node["id"]) if node else None
     if node is not None and node_form is None:
@@ -369,7 +378,9 @@ def _context(
         node_form.node_errors = [*node_notes, *node_form.node_errors]
     if node_form is not None and node_notice:
         node_form.notice = node_notice
-    variables = drafts.variables_for(definition, node_id, secret_names) if node_id else None
+    variables = (
+        draft_variables.variables_for(definition, node_id, secret_names) if node_id else None
+    )
 
     if settings_form is None:
         settings_form = SettingsForm.from_definition(definition)
@@ -406,16 +417,19 @@ def _context(
                 "problems": checked.for_edge(index),
             }
         )
-    stale = drafts.is_stale(draft, workflow)
+    stale = draft_store.is_stale(draft, workflow)
     return {
         "workflow": workflow,
         "draft": draft,
         "definition": definition,
-        "stored": drafts.is_stored(draft),
-        "changed": drafts.has_changes(draft, workflow) or (stale and drafts.is_stored(draft)),
+        "stored": draft_store.is_stored(draft),
+        "changed": draft_store.has_changes(draft, workflow)
+        or (stale and draft_store.is_stored(draft)),
         "stale": stale,
         "differences": (
-            drafts.differences(definition, workflow.definition, workflow.version) if stale else []
+            draft_store.differences(definition, workflow.definition, workflow.version)
+            if stale
+            else []
         ),
         "conflict": conflict,
         "checked": checked,
@@ -429,11 +443,11 @@ def _context(
         "variables": variables,
         "secret_names": secret_names,
         "pending_secrets": pending,
-        "missing_secrets": drafts.missing_secrets(definition, secret_names),
+        "missing_secrets": draft_checks.missing_secrets(definition, secret_names),
         "enable_error": enable_error,
         "confirm_remove": confirm_remove,
         "confirm_discard": confirm_discard,
-        "picture": graph.render_svg(
+        "picture": render_svg(
             definition,
             selected=node_id,
             node_href=href,
@@ -449,7 +463,7 @@ def _context(
         "save_form": save_form or SaveForm(),
         "save_error": save_error,
         "next_version": workflow.version + 1,
-        "revision": drafts.revision_of(definition),
+        "revision": draft_store.revision_of(definition),
         "node_origin": _origin_text(definition, node) if node is not None else "",
     }
 
@@ -499,7 +513,7 @@ def _reload(workflow: Workflow, selected: str | None) -> Response:
 def _fresh_state(workflow_id: str) -> tuple[Workflow, WorkflowDraft]:
     """After a rollback: the workflow and draft as stored."""
     workflow = _workflow(workflow_id)
-    return workflow, drafts.current_draft(current_user, workflow)
+    return workflow, draft_store.current_draft(current_user, workflow)
 
 
 # --- the page -------------------------------------------------------------------------
@@ -510,7 +524,7 @@ def _fresh_state(workflow_id: str) -> tuple[Workflow, WorkflowDraft]:
 def edit(workflow_id: str) -> Response:
     """The editor page; with htmx, selecting a node (``?node=``) swaps its form in."""
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     selected = request.args.get("node")
     if request.htmx:
         response = _respond(
@@ -534,8 +548,8 @@ def edit_previous_steps(workflow_id: str) -> str:
     workflow = _workflow(workflow_id)
     return render_template(
         "workflows/editor/_previous_steps.html",
-        sources=drafts.previous_sources(workflow),
-        expression=drafts.Variables.previous_expression,
+        sources=draft_variables.previous_sources(workflow),
+        expression=draft_variables.Variables.previous_expression,
     )
 
 
@@ -544,7 +558,7 @@ def edit_previous_steps(workflow_id: str) -> str:
 def edit_add_node_form(workflow_id: str) -> str:
     """The "Add node" form again, offering the branch when the chosen node is a condition."""
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     form = _add_node_form(draft.definition, None, request.args)
     return render_template(
         "workflows/editor/_add_node.html", workflow=workflow, add_node_form=form, oob=False
@@ -556,7 +570,7 @@ def edit_add_node_form(workflow_id: str) -> str:
 def edit_add_edge_form(workflow_id: str) -> str:
     """The "Add edge" form again, offering the branch when the source is a condition."""
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     form = _add_edge_form(draft.definition, None, request.args, choose_target=True)
     return render_template(
         "workflows/editor/_add_edge.html", workflow=workflow, add_edge_form=form, oob=False
@@ -574,7 +588,7 @@ def edit_node(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     node_id = request.form.get("node_id", "")
     op = request.form.get("op", "apply")
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -599,7 +613,7 @@ def edit_node(workflow_id: str) -> Response:
         return _respond(
             workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
         )
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     add_row = None
     values, conflicts, merged = _merge_node_form(form, cls, draft.definition, node)
     generated = (form.generated_name.data or "").strip()
@@ -624,15 +638,15 @@ def edit_node(workflow_id: str) -> Response:
         else None
     )
     try:
-        drafts.store_credentials(draft, form.credentials, actor=current_user)
+        draft_store.store_credentials(draft, form.credentials, actor=current_user)
         if isinstance(form, TriggerForm):
-            drafts.update_trigger(draft, node_id, values["data"], values["trigger"])
+            draft_edits.update_trigger(draft, node_id, values["data"], values["trigger"])
         else:
-            drafts.update_node(draft, node_id, values["data"])
+            draft_edits.update_node(draft, node_id, values["data"])
     except InvalidInput as error:
         db.session.rollback()
         for problem in error.problems:
-            form.attach(drafts.parse_loc(problem.loc), "", problem.message)
+            form.attach(draft_checks.parse_loc(problem.loc), "", problem.message)
         workflow, draft = _fresh_state(workflow_id)
         form.form_revision = request.form.get("revision", "")
         form.form_origin = request.form.get("origin", "")
@@ -662,7 +676,7 @@ def edit_node_form(workflow_id: str) -> Response:
     a row added or removed); the draft does not change until "Apply"."""
     node_id = request.form.get("node_id", "")
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node else None
     if node is None or cls is None:
@@ -680,7 +694,7 @@ def _render_node_form(workflow_id: str, node_id: str, cls: type[NodeForm], op: s
     """The node form as the user has filled it in; fields the chosen type hides keep the
     values the form was rendered with, so switching back restores them."""
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node = next(n for n in _nodes(draft.definition) if n.get("id") == node_id)
     origin = _posted_origin()
     shown = (
@@ -720,7 +734,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _node_has_errors(context: dict[str, Any]) -> bool:
     form = context["node_form"]
-    checked: drafts.Checked = context["checked"]
+    checked: draft_checks.Checked = context["checked"]
     return bool(
         (form is not None and form.node_errors)
         or any(not p.warning for p in checked.for_node(context["selected"]))
@@ -735,19 +749,19 @@ def edit_check_template(workflow_id: str) -> str:
     Reads the draft and changes nothing; the answer replaces the field's live-check note.
     """
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     node_id = request.form.get("node_id", "")
     field_name = request.headers.get("HX-Trigger-Name") or ""
     text: str = request.form.get(field_name, "") if field_name.startswith("node-") else ""
     node = next((n for n in _nodes(draft.definition) if n.get("id") == node_id), None)
     messages: list[tuple[str, bool]] = []
     if node is not None and text:
-        variables = drafts.variables_for(
+        variables = draft_variables.variables_for(
             draft.definition,
             node_id,
-            [*secret_store.secret_names(workflow), *drafts.pending_names(draft)],
+            [*secret_store.secret_names(workflow), *draft_store.pending_names(draft)],
         )
-        messages = drafts.unknown_references(text, variables)
+        messages = draft_variables.unknown_references(text, variables)
         if not messages and field_name == "node-body" and node_kind(node) == "webhook":
             # Rendered for a sample incident: a body that cannot be JSON is said at once.
             from app.engine.sample_render import json_body_problems
@@ -773,10 +787,10 @@ def _remove_row(form: NodeForm, op: str) -> None:
 def edit_add_node(workflow_id: str) -> Response:
     """Add a node after a chosen one (on a condition's true/false branch)."""
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     form = _add_node_form(draft.definition, None, request.form)
     try:
-        node_id = drafts.add_node(
+        node_id = draft_edits.add_node(
             draft,
             form.kind.data or "",
             after=form.after.data or "",
@@ -799,7 +813,7 @@ def edit_add_node(workflow_id: str) -> Response:
 def edit_remove_node(workflow_id: str) -> Response:
     """Remove a node and the edges that touch it."""
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     node_id = request.form.get("node_id", "")
     changed = _changed_since_rendered(draft.definition, node_id)
     if changed:
@@ -825,7 +839,7 @@ def edit_remove_node(workflow_id: str) -> Response:
             workflow, draft, panels=("node_form",), selected=node_id, confirm_remove=True
         )
     try:
-        drafts.remove_node(draft, node_id)
+        draft_edits.remove_node(draft, node_id)
     except InvalidInput as error:
         db.session.rollback()
         workflow, draft = _fresh_state(workflow_id)
@@ -844,7 +858,7 @@ def edit_remove_node(workflow_id: str) -> Response:
 
 def _changed_since_rendered(definition: Mapping[str, Any], node_id: str) -> str:
     """For a stale "remove": the fields of the node changed since the form was rendered."""
-    if request.form.get("revision") == drafts.revision_of(definition):
+    if request.form.get("revision") == draft_store.revision_of(definition):
         return ""
     node = next((n for n in _nodes(definition) if n.get("id") == node_id), None)
     cls = form_class_for(node) if node is not None else None
@@ -869,7 +883,7 @@ def _leaf_differences(a: Any, b: Any, path: tuple[str | int, ...] = ()) -> list[
             found
             for key in {*a, *b}
             for found in _leaf_differences(
-                a.get(key, drafts.MISSING), b.get(key, drafts.MISSING), (*path, key)
+                a.get(key, draft_edits.MISSING), b.get(key, draft_edits.MISSING), (*path, key)
             )
         ]
     return [path]
@@ -909,10 +923,10 @@ def _attach_simple(form: Any, error: ServiceError) -> None:
 def edit_add_edge(workflow_id: str) -> Response:
     """Connect two nodes (from a condition: on its true or false branch)."""
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     form = _add_edge_form(draft.definition, None, request.form)
     try:
-        drafts.add_edge(
+        draft_edits.add_edge(
             draft,
             form.source.data or "",
             form.target.data or "",
@@ -930,9 +944,9 @@ def edit_add_edge(workflow_id: str) -> Response:
 @login_required
 def edit_remove_edge(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     try:
-        drafts.remove_edge(draft, request.form.get("edge_id", ""))
+        draft_edits.remove_edge(draft, request.form.get("edge_id", ""))
     except InvalidInput as error:
         db.session.rollback()
         workflow, draft = _fresh_state(workflow_id)
@@ -962,7 +976,7 @@ def edit_settings(workflow_id: str) -> Response:
     workflow = _workflow(workflow_id)
     form = SettingsForm(formdata=request.form)
     if form.text_problems:  # shown at their fields; the draft is left as it was
-        draft = drafts.current_draft(current_user, workflow)
+        draft = draft_store.current_draft(current_user, workflow)
         return _respond(
             workflow,
             draft,
@@ -971,18 +985,18 @@ def edit_settings(workflow_id: str) -> Response:
             selected=_selected_from_request(),
             settings_form=form,
         )
-    draft = drafts.load_draft(current_user, workflow)
+    draft = draft_store.load_draft(current_user, workflow)
     selected = _selected_from_request()
     yours = form.as_dict()
     values = yours
-    if request.form.get("revision") != drafts.revision_of(draft.definition):
+    if request.form.get("revision") != draft_store.revision_of(draft.definition):
         theirs = SettingsForm.from_definition(draft.definition).as_dict()
         origin = _posted_json("origin")
         if isinstance(origin, dict):
             base: Any = SettingsForm(data=origin).as_dict()
         else:
             base = _unknown_base(theirs)
-        values, conflicts = drafts.merge_edits(base, yours, theirs)
+        values, conflicts = draft_edits.merge_edits(base, yours, theirs)
         if conflicts:
             db.session.rollback()
             workflow, draft = _fresh_state(workflow_id)
@@ -1004,7 +1018,7 @@ def edit_settings(workflow_id: str) -> Response:
                 settings_form=form,
             )
     merged = SettingsForm(data=values)
-    drafts.update_settings(
+    draft_edits.update_settings(
         draft,
         name=values["name"],
         description=values["description"],
@@ -1025,7 +1039,7 @@ def edit_settings(workflow_id: str) -> Response:
 
 
 def _stamp_settings(form: SettingsForm, definition: Mapping[str, Any]) -> None:
-    form.form_revision = drafts.revision_of(definition)
+    form.form_revision = draft_store.revision_of(definition)
     form.form_origin = json.dumps(
         SettingsForm.from_definition(definition).as_dict(), separators=(",", ":")
     )
@@ -1039,7 +1053,7 @@ def _stamp_settings(form: SettingsForm, definition: Mapping[str, Any]) -> None:
 def edit_save(workflow_id: str) -> Response:
     """Save the draft as the next version; refused (draft kept) if someone saved since."""
     workflow = _workflow(workflow_id, for_update=True)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     form = SaveForm(formdata=request.form)
     selected = _selected_from_request()
     if form.text_problems:  # shown at the field; nothing is saved
@@ -1047,7 +1061,7 @@ def edit_save(workflow_id: str) -> Response:
             workflow, draft, panels=("save",), status=422, selected=selected, save_form=form
         )
     try:
-        version = drafts.save(current_user, workflow, draft, form.change_note.data)
+        version = draft_store.save(current_user, workflow, draft, form.change_note.data)
     except Conflict as error:
         db.session.rollback()
         workflow, draft = _fresh_state(workflow_id)
@@ -1091,7 +1105,7 @@ def edit_test(workflow_id: str) -> Response:
     from app.workflows.enums import ScopeType
 
     workflow = _workflow(workflow_id)
-    draft = drafts.current_draft(current_user, workflow)
+    draft = draft_store.current_draft(current_user, workflow)
     query = (request.args.get("q") or "").strip()[:200]
     incident_id = request.args.get("incident") or ""
     found = db.session.scalars(
@@ -1116,7 +1130,7 @@ def edit_test(workflow_id: str) -> Response:
                     workflow,
                     incident,
                     draft=draft.definition,
-                    pending_secrets=drafts.pending_names(draft),
+                    pending_secrets=draft_store.pending_names(draft),
                 )
             except ValidationError:
                 message = (
@@ -1172,7 +1186,7 @@ def edit_enable(workflow_id: str) -> Response:
 def edit_discard(workflow_id: str) -> Response:
     """Throw the draft away and start again from the current version."""
     workflow = _workflow(workflow_id)
-    draft = drafts.find_draft(current_user, workflow, for_update=True)
+    draft = draft_store.find_draft(current_user, workflow, for_update=True)
     if draft is not None and request.form.get("confirm") != "yes":
         db.session.rollback()
         workflow, draft = _fresh_state(workflow_id)
@@ -1184,7 +1198,7 @@ def edit_discard(workflow_id: str) -> Response:
             confirm_discard=True,
         )
     if draft is not None:
-        drafts.discard(draft)
+        draft_store.discard(draft)
     response = _reload(workflow, _selected_from_request())
     db.session.commit()
     flash(f"Your changes were discarded; this is v{workflow.version}.")
@@ -1196,9 +1210,9 @@ def edit_discard(workflow_id: str) -> Response:
 def edit_rebase(workflow_id: str) -> Response:
     """Keep the draft, based on the current version: saving it then replaces that version."""
     workflow = _workflow(workflow_id)
-    draft = drafts.find_draft(current_user, workflow, for_update=True)
-    if draft is not None and drafts.is_stale(draft, workflow):
-        drafts.rebase(draft, workflow)
+    draft = draft_store.find_draft(current_user, workflow, for_update=True)
+    if draft is not None and draft_store.is_stale(draft, workflow):
+        draft_store.rebase(draft, workflow)
         flash(
             f"Your draft is now based on v{workflow.version}. Saving it replaces the changes "
             f"made in v{workflow.version} with yours."

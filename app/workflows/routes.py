@@ -44,7 +44,7 @@ from app.workflows import service
 from app.workflows.blueprint import bp
 from app.workflows.diff import diff_definitions
 from app.workflows.enums import ExecutionStatus, ScopeType, TemplateCategory
-from app.workflows.graph import render_svg
+from app.workflows.graph.svg import render_svg
 from app.workflows.models import Workflow, WorkflowVersion
 from app.workflows.templates_builtin import unfilled_placeholders
 
@@ -575,7 +575,7 @@ def backtest(workflow_id: str) -> tuple[str, int]:
 
     from app.db import utcnow
     from app.engine import backtest as backtests
-    from app.workflows import drafts
+    from app.workflows.drafts import store as draft_store
 
     workflow = _load(workflow_id)
     source = request.args.get("source", "current")
@@ -586,7 +586,7 @@ def backtest(workflow_id: str) -> tuple[str, int]:
     label = f"version {workflow.version} (current)"
     stored: dict[str, Any] = workflow.definition
     if source == "draft":
-        stored = drafts.current_draft(current_user, workflow).definition
+        stored = draft_store.current_draft(current_user, workflow).definition
         db.session.commit()  # an unchanged draft of an older version may have been dropped
         label = "your draft"
     elif source == "version" and number is not None:

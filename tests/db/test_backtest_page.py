@@ -12,7 +12,8 @@ from app.extensions import db
 from app.incidents import service as incidents
 from app.incidents.enums import ChangeSource
 from app.incidents.schemas import IncidentCreate
-from app.workflows import drafts, service
+from app.workflows import service
+from app.workflows.drafts import store as draft_store
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_each_definition_is_backtested_and_linked(client, member, on_p1) -> None
     text = older.get_data(as_text=True)
     assert "Version 1 over 7 days" in text and "<strong>2</strong> runs on" in text
 
-    draft = drafts.load_draft(member, on_p1)
+    draft = draft_store.load_draft(member, on_p1)
     changed = copy.deepcopy(draft.definition)
     changed["trigger"]["conditions"] = [{"field": "priority", "value": "P3"}]
     draft.definition = changed
@@ -74,7 +75,7 @@ def test_each_definition_is_backtested_and_linked(client, member, on_p1) -> None
 
 
 def test_a_draft_with_problems_is_refused_with_a_message(client, member, on_p1) -> None:
-    draft = drafts.load_draft(member, on_p1)
+    draft = draft_store.load_draft(member, on_p1)
     broken = copy.deepcopy(draft.definition)
     broken["edges"] = []
     draft.definition = broken

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 
@@ -17,8 +16,8 @@ from app.ops.deploy import deploy_cli
 from app.workflows import secrets as secret_store
 from app.workflows.models import WorkerHeartbeat
 from tests.conftest import app_config, require_service
+from tests.support import REDIS_URL
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET_VALUE = "s3cr3t-value-never-printed"
 
 

@@ -15,7 +15,8 @@ from flask import Flask
 from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service
-from app.workflows.drafts import MISSING, merge_edits, parse_loc
+from app.workflows.drafts.checks import parse_loc
+from app.workflows.drafts.edits import MISSING, merge_edits
 from app.workflows.forms import form_class_for
 from app.workflows.models import (
     Workflow,

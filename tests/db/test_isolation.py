@@ -1,7 +1,9 @@
 """The shared app does not carry one test's changes into the next.
 
 Each first test leaves something behind; the test after it (pytest runs a
-module's tests in order) finds none of it.
+module's tests in order; under pytest-xdist, tests/conftest.py's
+SAME_WORKER_MODULES keeps them on one worker)
+finds none of it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import pytest
 from app.definition.builders import chain
 from app.errors import InvalidInput
 from app.extensions import db
-from app.workflows import drafts
 from app.workflows import service as workflows
+from app.workflows.drafts import checks as draft_checks
 from tests.builders import webhook
 from tests.factories import SIMPLE_DEFINITION
 
@@ -55,7 +55,7 @@ def test_a_body_that_needs_an_earlier_step_is_left_to_the_run(make_workflow) -> 
 
 
 def test_the_editor_flags_the_body_and_the_draft_can_still_be_saved(app) -> None:
-    checked = drafts.check(with_body(BROKEN), secret_names=())
+    checked = draft_checks.check(with_body(BROKEN), secret_names=())
     assert checked.valid  # saving a draft is allowed ...
     (problem,) = checked.problems
     assert problem.warning  # ... enabling is not
@@ -64,4 +64,4 @@ def test_the_editor_flags_the_body_and_the_draft_can_still_be_saved(app) -> None
         "notify",
         ("data", "config", "body"),
     )
-    assert not drafts.check(with_body('{"ok": true}'), secret_names=()).problems
+    assert not draft_checks.check(with_body('{"ok": true}'), secret_names=()).problems

@@ -1,4 +1,5 @@
-"""Every page, on a desktop (1366×900) and a phone (390×844), loaded once per size:
+"""Every page, on a desktop (1366×900) and a phone (390×844), loaded once per size
+(in three parts, each on its own populated site, so parallel workers share the sweep):
 
 - it fits its viewport: no page is wider than the window (tables scroll inside their
   frame or stack) and no card's content spills out of the card;
@@ -65,21 +66,28 @@ def problems_of(page: Any, path: str, source: str) -> list[str]:
     return found + [f"{path}: {v}" for v in page.evaluate(RUN_AXE)]
 
 
+#: The pages are checked in this many parts, so parallel test workers share the sweep.
+PARTS = 3
+
+
+@pytest.mark.parametrize("part", range(PARTS), ids=[f"part{n + 1}of{PARTS}" for n in range(PARTS)])
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_page_fits_its_viewport_and_has_no_serious_axe_violation(
-    browser: Any, live_server: LiveServer, site: Site, viewport: dict[str, int]
+    browser: Any, live_server: LiveServer, site: Site, viewport: dict[str, int], part: int
 ) -> None:
+    paths = list(site.pages.values())[part::PARTS]
+    assert paths, "a part with no page to check"
     source = AXE.read_text()
     context = browser.new_context(base_url=live_server.url, viewport=viewport)
     context.set_default_timeout(15_000)
     page = context.new_page()
     try:
-        found = problems_of(page, "/sign-in", source)
+        found = problems_of(page, "/sign-in", source) if part == 0 else []
         sign_in_as(page, "ada@example.com")
-        for path in site.pages.values():
+        for path in paths:
             found += problems_of(page, path, source)
         assert found == []
-        if viewport == DESKTOP:
+        if viewport == DESKTOP and part == 0:
             # On a desktop the incident's runs table fits its column without scrolling.
             page.goto(site.pages["incident"])
             frame = page.locator("#incident-runs .table-scroll")

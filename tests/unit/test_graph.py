@@ -25,15 +25,15 @@ from app.definition.builders import (
     trigger_node,
     webhook_node,
 )
-from app.workflows.graph import (
+from app.workflows.graph.layout import (
     LAYER_GAP,
     NODE_HEIGHT,
     NODE_WIDTH,
     apply_layout,
     layout,
-    render_svg,
     uses_stored_positions,
 )
+from app.workflows.graph.svg import render_svg
 from tests.conftest import property_examples
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -6,7 +6,7 @@ import pytest
 
 from app.definition import parse_definition
 from app.definition.builders import chain, webhook_node
-from app.workflows import drafts
+from app.workflows.drafts import variables as draft_variables
 from tests.support import error_at
 
 # (template, what the error says the template does)
@@ -112,6 +112,10 @@ def test_an_auth_field_names_exactly_one_secret() -> None:
 
 
 def test_the_editor_live_check_says_the_same() -> None:
-    variables = drafts.Variables(context={}, steps=[], secrets=["api_token"], secrets_allowed=True)
-    [(message, warning)] = drafts.unknown_references("{{ secrets.api_token | reverse }}", variables)
+    variables = draft_variables.Variables(
+        context={}, steps=[], secrets=["api_token"], secrets_allowed=True
+    )
+    [(message, warning)] = draft_variables.unknown_references(
+        "{{ secrets.api_token | reverse }}", variables
+    )
     assert "can only be placed whole" in message and not warning

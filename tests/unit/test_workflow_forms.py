@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.definition import definition_errors, parse_definition
 from app.definition.builders import LABEL_ID, TEAM_ID, definition, edge, trigger_node
-from app.workflows.drafts import parse_loc
+from app.workflows.drafts.checks import parse_loc
 from app.workflows.forms import (
     ConditionForm,
     DelayForm,
