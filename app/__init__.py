@@ -119,6 +119,7 @@ def _register_blueprints(app: Flask) -> Blueprint:
     from app.runs import routes as _run_routes  # noqa: F401
     from app.runs.blueprint import bp as runs_bp
     from app.workflows import editor as _editor  # noqa: F401
+    from app.workflows import gallery as _gallery  # noqa: F401
     from app.workflows import routes as _workflow_routes  # noqa: F401
     from app.workflows.blueprint import bp as workflows_bp
 

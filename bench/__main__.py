@@ -4,7 +4,7 @@
     python -m bench --quick          # a short smoke run (about 7 minutes)
     python -m bench --only latency   # one group (comma-separate several)
     python -m bench --only endtoend --quick   # the end-to-end group only (~5 minutes)
-    python -m bench --report-only    # rewrite the Markdown from bench/results/latest.json
+    python -m bench --report-only    # rewrite the Markdown from docs/benchmarks.json
 
 Run from the project root. Outside the project's virtual environment it
 re-runs itself with ``.venv/bin/python``, creating and installing the environment

@@ -169,6 +169,7 @@ def drive_embedded(app: Flask, seed: env.Seed, runs: int) -> Counter[str]:
     from app.engine.runner import Next
     from app.engine.worker import Worker, WorkerSettings
     from app.extensions import db
+    from app.workflows.models import WorkflowExecution
 
     counter = CommitCounter()
 
@@ -177,13 +178,13 @@ def drive_embedded(app: Flask, seed: env.Seed, runs: int) -> Counter[str]:
             with counter.during("consume"):
                 return super().consume_events()
 
-        def claim(self, limit: int) -> list[str]:
+        def claim_runs(self, limit: int) -> list[WorkflowExecution]:
             with counter.during("claim"):
-                return super().claim(limit)
+                return super().claim_runs(limit)
 
-        def drive(self, execution_id: str) -> Next | None:
+        def drive(self, execution_id: str, taken: WorkflowExecution | None = None) -> Next | None:
             with counter.during("step"):
-                return super().drive(execution_id)
+                return super().drive(execution_id, taken)
 
     since = time.time()
     time.sleep(0.01)

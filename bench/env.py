@@ -472,8 +472,8 @@ def wait_for_heartbeats(
 
 def celery_available() -> str | None:
     """None when the Celery backend exists in this checkout and Redis answers."""
-    if not (ROOT / "app" / "engine" / "celery_app.py").exists():
-        return "the Celery backend (app/engine/celery_app.py) is not in this checkout"
+    if not (ROOT / "celery_worker.py").exists():
+        return "the Celery backend's entry point (celery_worker.py) is not in this checkout"
     return redis_available()
 
 
@@ -499,7 +499,7 @@ def celery_workers(
             "-m",
             "celery",
             "-A",
-            "app.engine.celery_app:celery",
+            "celery_worker:celery",
             "worker",
             "--concurrency",
             str(count),
@@ -518,7 +518,7 @@ def celery_workers(
                 "-m",
                 "celery",
                 "-A",
-                "app.engine.celery_app:celery",
+                "celery_worker:celery",
                 "beat",
                 "--loglevel",
                 "WARNING",

@@ -4,7 +4,7 @@ A ``Figure`` is one line of the table. ``value`` is the median of ``samples``
 (one sample per repetition); percentiles inside a repetition are computed by
 the measurement, and the figure then reports the median of the per-repetition
 percentiles. A figure that could not be taken has ``value=None`` and a
-``reason``. Everything here is plain data so ``bench/results/latest.json`` can
+``reason``. Everything here is plain data so ``docs/benchmarks.json`` can
 be written and read back (``python -m bench --report-only``).
 """
 

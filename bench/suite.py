@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="IncidentFlow's benchmark suite: measures the engine and the pages, "
-        "writes bench/results/latest.json and regenerates docs/benchmarks.md.",
+        "writes docs/benchmarks.json and regenerates docs/benchmarks.md.",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~7 minutes)")
     parser.add_argument(
@@ -57,7 +57,7 @@ def paths(quick: bool) -> tuple[Path, Path]:
     results = report.RESULTS_DIR
     if quick:
         return results / "latest-quick.json", results / "benchmarks-quick.md"
-    return results / "latest.json", report.DOCS_PATH
+    return report.PUBLISHED_JSON, report.DOCS_PATH
 
 
 def main(argv: list[str]) -> int:
@@ -75,6 +75,12 @@ def main(argv: list[str]) -> int:
         return 2
     options = Options.make(args.quick, args.repeats)
     previous = _previous(json_path) if only else None
+    if only and previous is None and markdown_path.exists():
+        print(
+            f"{json_path} is missing, so {markdown_path} could not keep the other groups' "
+            "figures: run the whole suite once (or --quick, which writes elsewhere)"
+        )
+        return 2
     options.log("describing the machine")
     data: dict[str, Any] = {
         "machine": machine.describe(),

@@ -8,13 +8,12 @@ duplicated one is a no-op. Nothing waits in the broker: delays and backoffs are
 ``due_at`` in the database, which the periodic ``dispatch_due`` task wakes, because
 Redis redelivers long-held countdown messages after its visibility timeout.
 
-Start the processes with::
+This module holds the Celery configuration (``make_celery``); the processes start
+from the entry point ``celery_worker.py`` beside ``wsgi.py``, from the project
+directory::
 
-    celery -A app.engine.celery_app:celery worker --concurrency 4
-    celery -A app.engine.celery_app:celery beat
-
-``celery`` below is created on first access (the Celery command line reads it),
-from ``create_app()``, so importing this module from the web app costs nothing.
+    celery -A celery_worker:celery worker --concurrency 4
+    celery -A celery_worker:celery beat
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery, Task, signals
+from celery import Celery, Task
 from flask import Flask
 
 from app.extensions import db
@@ -160,44 +159,3 @@ def celery_for(app: Flask) -> Celery:
     """This Flask app's Celery app (made on first use)."""
     existing = app.extensions.get("celery")
     return existing if isinstance(existing, Celery) else make_celery(app)
-
-
-def _worker_celery() -> Celery:
-    """The Celery app of ``celery -A app.engine.celery_app:celery worker|beat``."""
-    from app import create_app
-    from app.engine import tasks
-
-    app = create_app()
-    celery = make_celery(app)
-
-    @signals.worker_process_init.connect(weak=False)
-    def start_process(**_: Any) -> None:
-        # A forked child must not share its parent's database connections.
-        with app.app_context():
-            db.engine.dispose(close=False)
-            tasks.start_process_worker(app)
-
-    @signals.worker_process_shutdown.connect(weak=False)
-    def stop_process(**_: Any) -> None:
-        with app.app_context():
-            tasks.stop_process_worker(app)
-
-    @signals.worker_shutdown.connect(weak=False)
-    def stop_worker(**_: Any) -> None:
-        # The solo pool runs tasks in the main process and sends no process_shutdown.
-        with app.app_context():
-            tasks.stop_process_worker(app)
-
-    return celery
-
-
-_CELERY: Celery | None = None
-
-
-def __getattr__(name: str) -> Any:
-    global _CELERY
-    if name == "celery":
-        if _CELERY is None:
-            _CELERY = _worker_celery()
-        return _CELERY
-    raise AttributeError(name)

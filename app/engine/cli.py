@@ -26,8 +26,8 @@ def run_worker(once: bool) -> None:
         raise click.ClickException(
             "ENGINE_BACKEND is celery: the embedded worker must not run beside Celery workers.\n"
             "Start Celery workers and exactly one beat instead:\n"
-            "  celery -A app.engine.celery_app:celery worker --concurrency 4\n"
-            "  celery -A app.engine.celery_app:celery beat\n"
+            "  celery -A celery_worker:celery worker --concurrency 4\n"
+            "  celery -A celery_worker:celery beat\n"
             "(or unset INCIDENTFLOW_ENGINE_BACKEND to use the embedded worker)."
         )
     with contextlib.ExitStack() as held:

@@ -1,8 +1,10 @@
 """The run store: every statement that changes who holds a run and when it is due.
 
 Like a job queue's manager module, this is the one place that knows how run state
-is claimed, written back, renewed and handed back. The embedded worker, the Celery
-tasks and the concurrent driver orchestrate; they do not write run-state SQL.
+is claimed, written back, renewed, handed back and cancelled, and how workers'
+heartbeats are recorded and expired. The embedded worker, the Celery tasks, the
+drive of a run (``drive``) and the run service orchestrate; they do not write
+run-state SQL.
 
 A run is *due* when ``due_at <= now``. While a worker holds it, ``lease_owner`` names
 the worker and ``due_at`` is the lease's expiry, renewed by the worker's heartbeat
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from app.engine import runner
 from app.extensions import db
 from app.workflows.models import WorkerHeartbeat, WorkflowExecution
 
@@ -72,6 +75,26 @@ def save_progress(execution: WorkflowExecution) -> bool:
         return False
     execution.row_version = version + 1
     return True
+
+
+def held_run(execution_id: str, owner: str) -> WorkflowExecution | None:
+    """The run as the database has it now, if ``owner`` still holds it; else None,
+    and the read transaction is ended (cancelled, or taken over after the lease ran out)."""
+    execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
+    if execution is None or execution.lease_owner != owner:
+        db.session.rollback()
+        return None
+    return execution
+
+
+def cancel(execution: WorkflowExecution, now: datetime, by: str) -> None:
+    """End a pending, running or parked run CANCELLED (``runner.cancel``). Flushes.
+
+    The ORM's UPDATE, guarded by ``row_version``: a worker driving the run meanwhile
+    has its next ``save_progress`` refused, so the cancel stands.
+    """
+    runner.cancel(execution, now, by)
+    db.session.flush()
 
 
 def _due_ids(now: datetime, limit: int, *, leased: bool) -> list[str]:
@@ -250,6 +273,15 @@ def _beat(conn: sa.Connection, owner: str, now: datetime, backend: str | None = 
                 last_seen_at=now,
             )
         )
+
+
+def expire_heartbeats(conn: sa.Connection, before: datetime) -> int:
+    """Delete the heartbeat rows of workers silent since before ``before``; returns how many."""
+    return int(
+        conn.execute(
+            sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < before)
+        ).rowcount
+    )
 
 
 def register_worker(owner: str, backend: str, now: datetime) -> None:

@@ -6,7 +6,8 @@ runs at once and drives many at a time. The periodic tasks below are the safety
 net that keeps runs moving when a wake-up is lost or no process listens.
 
 - ``advance_run(id)`` claims the run in the database (only if it is due, or handed
-  to the broker and not yet taken), drives it like the embedded worker, and when
+  to the broker and not yet taken), drives it with the embedded worker's drive
+  (``drive.RunDriver.drive``), and when
   its slice is used up hands it back to the broker. A message for a run that has
   ended, waits, or is leased by another worker does nothing, so duplicates are
   harmless.
@@ -30,9 +31,10 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
-from celery import Celery
+from celery import Celery, signals
 from flask import Flask, current_app
 
 from app.engine import store, triggers
@@ -45,6 +47,7 @@ from app.engine.celery_app import (
     celery_for,
 )
 from app.engine.clock import Clock, SystemClock
+from app.engine.drive import RunDriver
 from app.engine.runner import Next
 from app.engine.worker import Worker, WorkerSettings, commit_without_waiting
 from app.extensions import db
@@ -65,7 +68,7 @@ _SPREAD = 8
 Send = Callable[[list[str]], None]
 
 
-# --- the database side: plain functions, given a clock, a worker and a sender ---------
+# --- the database side: plain functions, given a clock, a run driver and a sender ----
 
 
 def dispatch_due(send: Send, clock: Clock, settings: CelerySettings) -> int:
@@ -107,17 +110,18 @@ def hand_back(execution_id: str, clock: Clock, settings: CelerySettings) -> bool
     )
 
 
-def advance(execution_id: str, worker: Worker, send: Send, settings: CelerySettings) -> str:
-    """One delivery of ``advance_run``: claim, drive, hand back. Returns what happened."""
-    taken = take(execution_id, worker.worker_id, worker.clock, worker.settings.lease_seconds)
+def advance(execution_id: str, runs: RunDriver, send: Send, settings: CelerySettings) -> str:
+    """One delivery of ``advance_run``: claim, drive (``runs``, this process's worker,
+    drives it as the embedded worker does), hand back. Returns what happened."""
+    taken = take(execution_id, runs.worker_id, runs.clock, runs.settings.lease_seconds)
     if taken is None:
         return "not due"  # ended, waiting, or someone else's: a duplicate or late message
-    if taken.step_deliveries > worker.settings.max_deliveries:
-        worker.stop_crashing_run(execution_id, taken.step_deliveries - 1)
+    if taken.step_deliveries > runs.settings.max_deliveries:
+        runs.stop_crashing_run(execution_id, taken.step_deliveries - 1)
         return "stopped"
     # Only a run whose slice ended can go on now; one that waits or ended needs no message.
-    if worker.drive(execution_id, taken) == Next.CONTINUE and hand_back(
-        execution_id, worker.clock, settings
+    if runs.drive(execution_id, taken) == Next.CONTINUE and hand_back(
+        execution_id, runs.clock, settings
     ):
         send([execution_id])
         return "handed back"
@@ -125,13 +129,13 @@ def advance(execution_id: str, worker: Worker, send: Send, settings: CelerySetti
 
 
 def advance_each(
-    execution_ids: list[str], worker: Worker, send: Send, settings: CelerySettings
+    execution_ids: list[str], runs: RunDriver, send: Send, settings: CelerySettings
 ) -> list[str]:
     """One ``advance_run`` message: each run it names, in turn. Returns what happened to each."""
     outcomes = []
     for execution_id in execution_ids:
         try:
-            outcomes.append(advance(execution_id, worker, send, settings))
+            outcomes.append(advance(execution_id, runs, send, settings))
         except Exception:
             # One run's trouble (its database claim failed) must not hold up the others:
             # it stays handed to the broker and is sent again after the dispatch window.
@@ -213,6 +217,29 @@ def stop_process_worker(app: Flask) -> None:
         held[1].forget()
     except Exception:
         log.exception("could not remove the worker's heartbeat")
+
+
+def run_process_workers(app: Flask) -> None:
+    """Give each Celery worker process of ``celery_worker`` its worker (``start_process_worker``)
+    when it starts, and hand back its runs when it stops."""
+
+    @signals.worker_process_init.connect(weak=False)
+    def start_process(**_: Any) -> None:
+        # A forked child must not share its parent's database connections.
+        with app.app_context():
+            db.engine.dispose(close=False)
+            start_process_worker(app)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def stop_process(**_: Any) -> None:
+        with app.app_context():
+            stop_process_worker(app)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def stop_worker(**_: Any) -> None:
+        # The solo pool runs tasks in the main process and sends no process_shutdown.
+        with app.app_context():
+            stop_process_worker(app)
 
 
 def messages_for(ids: list[str], settings: CelerySettings) -> list[list[str]]:

@@ -3,8 +3,8 @@
 One loop does everything the engine needs: consume incident events, scan for
 ``age`` triggers, claim runs whose ``due_at`` has come (new, woken from a delay
 or a backoff, or abandoned by a worker whose lease expired) and drive each one
-step at a time on a pool of threads (``driver.ConcurrentDriver``), committing
-before every action and whenever a run waits or ends. The embedded worker
+on a pool of threads (``driver.ConcurrentDriver``) with ``drive.RunDriver.drive``,
+the drive the Celery tasks use too. The embedded worker
 (``flask worker run``) runs this loop in its main thread; each Celery worker
 process runs it in a thread of its own (``tasks``).
 
@@ -27,28 +27,15 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.orm.exc import StaleDataError
 
 from app.engine import store, triggers
 from app.engine.clock import Clock, SystemClock
-from app.engine.driver import ConcurrentDriver, DestinationSlots
-from app.engine.runner import (
-    Engine,
-    Next,
-    RunMemo,
-    advance,
-    fail,
-    next_action,
-    next_node,
-    plan_for,
-    results_of,
-)
-from app.engine.store import save_progress
+from app.engine.drive import RunDriver
+from app.engine.driver import ConcurrentDriver
 from app.engine.wake import Waker
 from app.extensions import db
 from app.ops.settings import config_setting, engine_overrides
@@ -190,19 +177,11 @@ class Outage:
             self.failures = 0
 
 
-def _step_node(execution: WorkflowExecution) -> str:
-    """The node the run's next step works on (what the crashing step was doing)."""
-    if execution.parked_until is not None and execution.current_node_id:
-        return execution.current_node_id
-    try:
-        plan = plan_for(execution)
-        return next_node(plan, results_of(execution)) or execution.current_node_id or "?"
-    except Exception:  # a snapshot that does not parse: say what we know
-        return execution.current_node_id or "?"
-
-
 @dataclass
-class Worker:
+class Worker(RunDriver):
+    """A worker process's loop around ``RunDriver``: claims due runs and drives each in
+    a thread of its own, starts runs for incident events, and keeps its leases alive."""
+
     app: Flask
     clock: Clock = field(default_factory=SystemClock)
     settings: WorkerSettings = field(default_factory=WorkerSettings)
@@ -212,12 +191,7 @@ class Worker:
     backend: str = "embedded"
 
     def __post_init__(self) -> None:
-        self.engine = Engine(
-            clock=self.clock,
-            max_request_seconds=self.settings.request_timeout,
-            slots=DestinationSlots(self.settings.per_destination),
-        )
-        self.stopping = threading.Event()
+        RunDriver.__init__(self, self.worker_id, self.clock, self.settings)
         self._next_age_scan = 0.0
         self._waker: Waker | None = None
         self.driver: ConcurrentDriver[WorkflowExecution] | None = None
@@ -263,126 +237,6 @@ class Worker:
     def claim_runs(self, limit: int) -> list[WorkflowExecution]:
         """``claim``, returning the runs ready to drive (detached, not read again)."""
         return store.claim(self.worker_id, limit, self.clock.now(), self.settings.lease_seconds)
-
-    def drive(self, execution_id: str, taken: WorkflowExecution | None = None) -> Next | None:
-        """Advance one claimed run until it waits, ends, or its slice is used.
-
-        Returns the last step's outcome (CONTINUE: handed back when the slice
-        ended), or None when the run was not driven to a commit (cancelled,
-        taken over, or a step failed).
-
-        The run is read once; steps without outside effects share the commit of
-        the steps around them, and a commit comes before every action (so the
-        run says where it is, and all it did before, before a request goes out)
-        and when the run stops. ``taken``: the run as this worker's claim returned it,
-        detached from the session (it is not read again).
-        """
-        slice_end = self.clock.monotonic() + self.settings.slice_seconds
-        memo = RunMemo()
-        try:
-            execution = taken or db.session.get(
-                WorkflowExecution, execution_id, populate_existing=True
-            )
-            if execution is None or execution.lease_owner != self.worker_id:
-                db.session.rollback()
-                return None  # cancelled, or taken over after our lease ran out
-            if execution.step_deliveries > self.settings.max_deliveries:
-                db.session.rollback()
-                self.stop_crashing_run(execution_id, execution.step_deliveries - 1)
-                return None
-            if taken is None:
-                # Written back by save_progress, one UPDATE per commit, not by the session.
-                db.session.expunge(execution)
-            while True:
-                outcome = advance(execution, self.engine, memo)
-                go_on = (
-                    outcome == Next.CONTINUE
-                    and self.clock.monotonic() < slice_end
-                    and not self.stopping.is_set()
-                )
-                upcoming = next_action(execution) if go_on else None
-                if go_on and upcoming is None:
-                    continue  # nothing has left this process yet: no commit needed
-                if go_on:
-                    # What the action will read, read now, in the transaction that commits
-                    # before its request: one round trip fewer than reading after it.
-                    memo.current_incident(execution)
-                    memo.workflow_facts(execution)
-                    execution.current_node_id = upcoming
-                    execution.due_at = self.clock.now() + timedelta(
-                        seconds=self.settings.lease_seconds
-                    )
-                elif outcome == Next.CONTINUE:
-                    execution.due_at = self.clock.now()  # slice used: back in line
-                    execution.lease_owner = None
-                else:
-                    execution.lease_owner = None
-                # The step is done: only a delivery that begins the next one counts for it.
-                execution.step_deliveries = 1 if go_on else 0
-                if not save_progress(execution):
-                    # Someone else changed the run meanwhile (a cancel): theirs stands.
-                    db.session.rollback()
-                    log.info(
-                        "step discarded: run changed meanwhile",
-                        extra={"execution_id": execution_id},
-                    )
-                    return None
-                db.session.commit()
-                if not go_on:
-                    return outcome
-        except sa.exc.DBAPIError:
-            db.session.rollback()
-            log.warning(
-                "database error during a step; the run is retried after its lease",
-                extra={"execution_id": execution_id},
-            )
-            return None
-        except Exception as error:
-            db.session.rollback()
-            log.exception("step crashed", extra={"execution_id": execution_id})
-            self._fail_after_crash(execution_id, error)
-            return None
-
-    def stop_crashing_run(self, execution_id: str, crashes: int) -> None:
-        """End a run whose step took its worker down ``crashes`` times."""
-        execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
-        if execution is None or execution.lease_owner != self.worker_id:
-            db.session.rollback()
-            return
-        node = _step_node(execution)
-        fail(
-            execution,
-            self.clock.now(),
-            f"The step at node {node} crashed its worker {crashes} times, so it was not tried "
-            "again (the worker died, or lost its database, while running it; see its log).",
-        )
-        execution.step_deliveries = 0
-        try:
-            db.session.commit()
-        except StaleDataError:
-            db.session.rollback()
-        log.error(
-            "run stopped: its step kept crashing its worker",
-            extra={"execution_id": execution_id, "node_id": node, "crashes": crashes},
-        )
-
-    def _fail_after_crash(self, execution_id: str, error: Exception) -> None:
-        """A bug, not a passing outage: end the run rather than crash on it forever."""
-        execution = db.session.get(WorkflowExecution, execution_id, populate_existing=True)
-        if execution is None or execution.lease_owner != self.worker_id:
-            db.session.rollback()
-            return
-        node = execution.current_node_id or "?"
-        # The type only: an exception's text could carry a secret.
-        fail(
-            execution,
-            self.clock.now(),
-            f"Internal error at node {node} ({type(error).__name__}); see the worker log.",
-        )
-        try:
-            db.session.commit()
-        except sa.exc.SQLAlchemyError:
-            db.session.rollback()
 
     # --- liveness ---------------------------------------------------------
 

@@ -322,11 +322,7 @@ def check_workers(app: Flask) -> Iterator[Check]:
     workers = _recent_workers(backend)
     overdue = _overdue_runs()
     db.session.rollback()
-    how = (
-        "flask worker run"
-        if backend == "embedded"
-        else "celery -A app.engine.celery_app:celery worker"
-    )
+    how = "flask worker run" if backend == "embedded" else "celery -A celery_worker:celery worker"
     if workers:
         yield Check("workers", OK, f"{workers} {backend} worker process(es) reported recently.")
     else:

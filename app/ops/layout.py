@@ -2,8 +2,10 @@
 
 ``flask deploy check`` reads both and reports what would make a deployment run
 badly: a process kind missing, commands that start the wrong thing, the Procfile
-and the units starting processes differently, a unit without a restart policy, a
-graceful stop or resource limits, or beat as a template (it must run once).
+and the units starting processes differently, a unit without a working directory
+(the entry points ``wsgi:app`` and ``celery_worker:celery`` are modules of the
+project directory, not of the installed package), a restart policy, a graceful
+stop or resource limits, or beat as a template (it must run once).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 PROCFILE = "Procfile"
 UNITS_DIR = Path("deploy") / "systemd"
-CELERY_APP = "app.engine.celery_app:celery"
+# The Celery entry point, ``celery_worker.py`` beside ``wsgi.py`` (as gunicorn's wsgi:app).
+CELERY_APP = "celery_worker:celery"
 
 # Process kind -> (its systemd unit, what its command must contain, in order).
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -152,6 +155,11 @@ def _check_unit(
         differ = sorted(_options(words) ^ _options(procfile_words))
         problems.append(
             Problem(where, f"ExecStart and the Procfile's '{kind}' differ in {', '.join(differ)}")
+        )
+    if not service.get("WorkingDirectory"):
+        entry = next(word for word in wanted if ":" in word)
+        problems.append(
+            Problem(where, f"no WorkingDirectory: {entry} is loaded from the project directory")
         )
     if service.get("Restart") not in RESTART_POLICIES:
         problems.append(Problem(where, "no restart policy (Restart=always)"))

@@ -25,9 +25,9 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.engine import store
 from app.extensions import db
 from app.ops.models import EngineSweep
-from app.workflows.models import WorkerHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,7 @@ def record_sweep(backend: str, now: datetime) -> bool:
         expired_before = now - timedelta(seconds=heartbeat_expiry_seconds())
         with db.engine.begin() as conn:
             conn.execute(_upsert(conn.dialect.name, backend, now))
-            expired = conn.execute(
-                sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < expired_before)
-            ).rowcount
+            expired = store.expire_heartbeats(conn, expired_before)
         if expired:
             log.info("expired %d heartbeat row(s) of workers gone quiet", expired)
     except sa.exc.SQLAlchemyError:

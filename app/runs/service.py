@@ -6,9 +6,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
-from app.engine import triggers, wake
+from app.engine import store, triggers, wake
 from app.engine.clock import Clock
-from app.engine.runner import TERMINAL, cancel
+from app.engine.runner import TERMINAL
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.incidents import service as incidents
@@ -50,8 +50,7 @@ def start_by_hand(
 def cancel_run(user: User, execution: WorkflowExecution, clock: Clock) -> None:
     if execution.status in TERMINAL:
         raise Conflict(f"This run has already ended ({execution.status.value.lower()}).")
-    cancel(execution, clock.now(), by=user.full_name or user.email)
-    db.session.flush()
+    store.cancel(execution, clock.now(), by=user.full_name or user.email)
 
 
 def rerun(user: User, execution: WorkflowExecution, clock: Clock) -> WorkflowExecution:

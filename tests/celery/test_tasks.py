@@ -11,6 +11,7 @@ import pytest
 from app.definition.builders import definition, delay_node, edge, trigger_config, trigger_node
 from app.engine import tasks
 from app.engine.celery_app import CelerySettings
+from app.engine.drive import RunDriver
 from app.engine.worker import Worker, WorkerSettings
 from app.extensions import db
 from app.ops.settings import engine_backend
@@ -169,6 +170,21 @@ def test_a_run_whose_slice_ends_is_handed_back_to_the_broker(
     assert len(webhook_receiver.requests) == 1
 
 
+def test_a_message_is_driven_by_the_shared_drive_without_a_worker_loop(
+    app, clock, new_run, sent, webhook_receiver
+) -> None:
+    # tasks.advance needs only drive.RunDriver (the embedded worker's drive), not a Worker.
+    runs = RunDriver("celery:test:3:cccccc", clock, WorkerSettings(lease_seconds=30))
+    run = new_run()
+    assert tasks.advance(run.id, runs, sent.extend, SETTINGS) == "driven"
+    done = reload(run)
+    assert done.status == "COMPLETED", done.error
+    assert (done.lease_owner, done.step_deliveries) == (None, 0)
+    assert [r.path for r in webhook_receiver.requests] == ["/hook"]
+    assert tasks.advance(run.id, runs, sent.extend, SETTINGS) == "not due"
+    assert sent == []
+
+
 def test_the_backend_setting(app, tmp_path) -> None:
     from app.config import load_settings
 
@@ -184,8 +200,8 @@ def test_the_embedded_worker_refuses_to_start_with_the_celery_backend(app, runne
     app.config["ENGINE_BACKEND"] = "celery"
     result = runner.invoke(args=["worker", "run", "--once"])
     assert result.exit_code != 0
-    assert "celery -A app.engine.celery_app:celery worker" in result.output
-    assert "celery -A app.engine.celery_app:celery beat" in result.output
+    assert "celery -A celery_worker:celery worker" in result.output
+    assert "celery -A celery_worker:celery beat" in result.output
 
 
 def test_a_few_runs_go_one_per_message_and_a_backlog_in_batches() -> None:

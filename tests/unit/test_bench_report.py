@@ -214,3 +214,27 @@ def test_the_method_section_gives_each_group_its_load_and_the_disk(tmp_path) -> 
     method = text.split("## Method", 1)[1]
     assert "Measured 2026-01-01 12:05 UTC, in 0 s; load average at its start 2.5" in method
     assert "| Disk: 4 KiB write + fdatasync (temp folder) | p50 0.070 ms, p99 1.30 ms |" in text
+
+
+def test_only_refuses_when_the_other_groups_figures_would_be_lost(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from bench import suite
+
+    markdown_path = tmp_path / "benchmarks.md"
+    markdown_path.write_text("# Benchmarks\n")
+    json_path = tmp_path / "benchmarks.json"
+    monkeypatch.setattr(suite, "paths", lambda quick: (json_path, markdown_path))
+    monkeypatch.setattr(suite, "run_group", lambda *args: pytest.fail("measured anyway"))
+
+    assert suite.main(["--only", "commits"]) == 2
+    assert "run the whole suite once" in capsys.readouterr().out
+    assert markdown_path.read_text() == "# Benchmarks\n"
+
+
+def test_the_published_results_are_kept_in_the_repository() -> None:
+    from bench import suite
+
+    json_path, markdown_path = suite.paths(quick=False)
+    assert json_path.parent == markdown_path.parent == report.ROOT / "docs"
+    assert "bench/results" not in report.markdown(fake_results())

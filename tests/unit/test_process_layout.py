@@ -56,6 +56,19 @@ def test_a_unit_without_restart_graceful_stop_or_limits_is_named(layout: Path) -
     ]
 
 
+def test_a_unit_without_the_project_directory_is_named(layout: Path) -> None:
+    # The entry points are modules of the project directory: celery -A celery_worker:celery
+    # and gunicorn wsgi:app import them from where they start.
+    for unit in ("incidentflow-worker@.service", "incidentflow-web.service"):
+        edit(layout / UNITS_DIR / unit, "WorkingDirectory=/opt/incidentflow\n", "")
+    assert problems(layout) == [
+        "deploy/systemd/incidentflow-web.service: no WorkingDirectory: wsgi:app is loaded "
+        "from the project directory",
+        "deploy/systemd/incidentflow-worker@.service: no WorkingDirectory: "
+        "celery_worker:celery is loaded from the project directory",
+    ]
+
+
 def test_the_procfile_and_the_units_must_start_the_same_processes(layout: Path) -> None:
     edit(layout / UNITS_DIR / "incidentflow-worker@.service", "--concurrency 4", "--concurrency 8")
     assert problems(layout) == [
@@ -69,11 +82,14 @@ def test_a_missing_or_wrong_process_is_named(layout: Path) -> None:
     lines = procfile.read_text().splitlines()
     procfile.write_text("\n".join(line for line in lines if not line.startswith("beat:")))
     edit(procfile, "wsgi:app", "app:create_app()")
+    # The Celery entry point as it was before celery_worker.py: not accepted any more.
+    edit(procfile, "celery_worker:celery", "app.engine.celery_app:celery")
     (layout / UNITS_DIR / "incidentflow-beat.service").rename(
         layout / UNITS_DIR / "incidentflow-beat@.service"
     )
     assert problems(layout) == [
         "Procfile: 'web' does not run gunicorn wsgi:app",
+        "Procfile: 'worker' does not run celery -A celery_worker:celery worker",
         "Procfile: no 'beat' process",
         # Beat runs once: a template unit (several instances) is not accepted.
         "deploy/systemd/incidentflow-beat.service: missing",
