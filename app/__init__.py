@@ -87,6 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.ops.health import bp as ops_bp
     from app.runs.routes import bp as runs_bp
     from app.workflows import editor as _editor  # noqa: F401  (routes on the workflows blueprint)
+    from app.workflows import gallery as _gallery  # noqa: F401
     from app.workflows import routes as _workflow_routes  # noqa: F401
     from app.workflows.blueprint import bp as workflows_bp
 

@@ -1,7 +1,11 @@
 """The workflow definition: the JSON a workflow is, below both ``app.workflows`` (which
 stores and edits definitions) and ``app.engine`` (which runs them).
 
-- ``models``: the pydantic models, the only description of a definition, and parsing;
+- ``models``: the pydantic models, the only description of a definition; ``fields``: their
+  field types and validators, and ``Schema``, the base of every model here;
+- ``parsing``: a JSON-like value or JSON text validated as a definition;
+- ``context``: the run-time types, what templates read (``IncidentContext``, …) and what a
+  run produces (``NodeResult``, ``WorkflowExecutionResult``);
 - ``limits``: every bound and pattern, defined once;
 - ``rules``: input bounds checked before any copy, and the whole-definition rules;
 - ``graph``: order and reachability; ``messages``: problems in plain words with their place;
@@ -13,6 +17,17 @@ Import the public names from here: ``from app.definition import parse_definition
 
 from __future__ import annotations
 
+from app.definition.context import (
+    PREVIOUS_FIELD,
+    AssigneeContext,
+    FailureContext,
+    IncidentContext,
+    NodeResult,
+    TeamContext,
+    TemplateContext,
+    WorkflowContext,
+    WorkflowExecutionResult,
+)
 from app.definition.graph import (
     always_runs_before,
     ancestors,
@@ -36,10 +51,8 @@ from app.definition.messages import (
     format_loc,
 )
 from app.definition.models import (
-    PREVIOUS_FIELD,
     ActionData,
     ActionNode,
-    AssigneeContext,
     BasicAuth,
     BearerAuth,
     ConditionData,
@@ -47,8 +60,6 @@ from app.definition.models import (
     CustomHeaderAuth,
     DelayData,
     DelayNode,
-    FailureContext,
-    IncidentContext,
     JiraAction,
     JiraCommentConfig,
     JiraConfig,
@@ -57,13 +68,10 @@ from app.definition.models import (
     LinearConfig,
     LinearUpdateConfig,
     NoAuth,
-    NodeResult,
     OAuth2Auth,
     Position,
     RetryConfig,
     StateTransition,
-    TeamContext,
-    TemplateContext,
     TriggerCondition,
     TriggerConfig,
     TriggerData,
@@ -71,12 +79,12 @@ from app.definition.models import (
     WebhookAction,
     WebhookAuth,
     WebhookConfig,
-    WorkflowContext,
     WorkflowDefinition,
     WorkflowEdge,
-    WorkflowExecutionResult,
     WorkflowNode,
     WorkflowSettings,
+)
+from app.definition.parsing import (
     parse_definition,
     parse_definition_json,
 )

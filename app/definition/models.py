@@ -1,7 +1,8 @@
 """The workflow definition: the JSON stored in ``Workflow.definition``.
 
-These pydantic models are the only description of a definition. Field names
-are camelCase on the wire (React Flow compatible) and snake_case in Python.
+These pydantic models are the only description of a definition; their field types
+and the ``Schema`` base are in ``fields``. Field names are camelCase on the wire
+(React Flow compatible) and snake_case in Python.
 Validation happens in two passes, both raising ``pydantic.ValidationError``:
 
 1. field validation (types, bounds, formats, credentials as secret references);
@@ -10,61 +11,60 @@ Validation happens in two passes, both raising ``pydantic.ValidationError``:
    settings that fit the trigger type, and templates that parse and name only
    variables that exist when the node runs.
 
-Use ``parse_definition`` / ``parse_definition_json`` to validate and
+Use ``parse_definition`` / ``parse_definition_json`` (``parsing``) to validate and
 ``definition_errors`` to turn the exception into ``loc``/``message`` pairs.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Mapping
-from enum import Enum
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
-    JsonValue,
     Tag,
     ValidationError,
     ValidationInfo,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
+from app.definition.fields import (
+    CheckedConditionValue,
+    ConditionField,
+    Coordinate,
+    DisplayName,
+    HeaderName,
+    HeaderValue,
+    Identifier,
+    JiraLabel,
+    LinearId,
+    PlainHeaderName,
+    RequiredTemplateText,
+    Schema,
+    SecretReference,
+    ShortText,
+    TemplateText,
+    check_not_blank,
+    check_plain_url,
+    check_project_key,
+    check_unique_headers,
+    check_unique_items,
+    check_webhook_url,
+)
 from app.definition.limits import (
-    AUTH_HEADERS,
-    CONDITION_FIELD_PATTERN,
-    CONDITION_FIELD_RE,
-    CONTROL_RE,
-    CREDENTIAL_MESSAGE,
-    HEADER_NAME_PATTERN,
-    HEADER_NAME_RE,
-    HOST_RE,
-    ID_PATTERN,
-    ID_RE,
-    LABEL_PATTERN,
-    LABEL_RE,
     MAX_AGE_THRESHOLD_MINUTES,
     MAX_BODY_LENGTH,
     MAX_CONDITION_VALUE_LENGTH,
     MAX_CONDITIONS,
-    MAX_COORDINATE,
     MAX_CUSTOM_HEADERS,
-    MAX_DEFINITION_JSON_LENGTH,
     MAX_DELAY_MINUTES,
     MAX_DESCRIPTION_LENGTH,
     MAX_EDGES,
     MAX_FAILED_WORKFLOWS,
-    MAX_HEADER_NAME_LENGTH,
     MAX_HEADERS,
-    MAX_ID_LENGTH,
     MAX_INITIAL_DELAY_MS,
-    MAX_LABEL_LENGTH,
     MAX_LABELS,
     MAX_MIN_FAILURES,
     MAX_NAME_LENGTH,
@@ -77,320 +77,27 @@ from app.definition.limits import (
     MAX_VERSION,
     MIN_INITIAL_DELAY_MS,
     PROJECT_KEY_PATTERN,
-    PROJECT_KEY_RE,
-    RESERVED_HEADERS,
-    SCHEME_RE,
-    SECRET_REFERENCE_PATTERN,
-    SECRET_REFERENCE_RE,
-    UUID_PATTERN,
-    UUID_RE,
 )
-from app.definition.messages import clip, custom_error, error_detail, validation_error
-from app.incidents.enums import IncidentPriority, IncidentStatus
-from app.workflows.enums import ActionType, ExecutionStatus, NodeStatus, NodeType, TriggerType
-
-# --- Field types ---------------------------------------------------------
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise custom_error("blank", "This field must not be blank.")
-    return value
-
-
-def _identifier(value: str) -> str:
-    if not ID_RE.fullmatch(value):
-        raise custom_error(
-            "invalid_id",
-            "Use 1 to 64 letters, digits, '_' or '-' (no spaces or other characters).",
-        )
-    return value
-
-
-def _secret_reference(value: str) -> str:
-    if not SECRET_REFERENCE_RE.fullmatch(value):
-        raise custom_error("literal_credential", CREDENTIAL_MESSAGE)
-    return value
-
-
-def _header_name(value: str) -> str:
-    if not HEADER_NAME_RE.fullmatch(value):
-        raise custom_error(
-            "invalid_header_name",
-            f"'{clip(value)}' is not a valid HTTP header name; use letters, "
-            "digits and '-' (for example 'X-Request-Id').",
-        )
-    if value.lower() in RESERVED_HEADERS:
-        raise custom_error(
-            "reserved_header",
-            f"The '{value}' header is set automatically; remove it.",
-        )
-    return value
-
-
-def _plain_header_name(value: str) -> str:
-    if value.lower() in AUTH_HEADERS:
-        raise custom_error(
-            "auth_header",
-            f"Do not set '{value}' in headers; choose the authentication under "
-            "auth (bearer, basic, OAuth2 or custom headers with a secret).",
-        )
-    return value
-
-
-def _single_line(value: str) -> str:
-    if CONTROL_RE.search(value):
-        raise custom_error(
-            "control_characters",
-            "Header values must be one line without control characters.",
-        )
-    return value
-
-
-def _unique_headers(value: dict[str, str]) -> dict[str, str]:
-    seen: dict[str, str] = {}
-    for name in value:
-        other = seen.setdefault(name.lower(), name)
-        if other != name:
-            raise custom_error(
-                "duplicate_header",
-                f"The header '{name}' is set twice (also as '{other}'); "
-                "header names ignore case, keep one.",
-            )
-    return value
-
-
-def _check_url_authority(rest: str) -> None:
-    """Check the part after the scheme up to the path: a literal host and port."""
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if "{" in authority or "}" in authority:
-        raise custom_error(
-            "templated_host",
-            "Write the host name out in full; only the path and query of the "
-            "URL may contain templates.",
-        )
-    if "@" in authority:
-        raise custom_error(
-            "url_credentials",
-            "Do not put a user name or password in the URL; use auth instead.",
-        )
-    match = HOST_RE.fullmatch(authority) if len(authority) <= 260 else None
-    port = match.group(1) if match else None
-    if not match or (port is not None and not 1 <= int(port) <= 65_535):
-        raise custom_error(
-            "invalid_host",
-            f"'{clip(authority)}' is not a valid host name with an optional "
-            "port (for example 'hooks.example.com' or 'example.com:8443'); "
-            "write international names in their xn-- form.",
-        )
-
-
-def _webhook_url(value: str) -> str:
-    scheme = SCHEME_RE.match(value)
-    if not scheme:
-        raise custom_error(
-            "invalid_url",
-            "The URL must start with http:// or https:// (templates may follow the host name).",
-        )
-    if CONTROL_RE.search(value):
-        raise custom_error(
-            "invalid_url", "The URL must not contain line breaks or control characters."
-        )
-    _check_url_authority(value[scheme.end() :])
-    return value
-
-
-def _plain_url(value: str) -> str:
-    scheme = SCHEME_RE.match(value)
-    if not scheme or re.search(r"[\s{}]", value) or CONTROL_RE.search(value):
-        raise custom_error(
-            "invalid_url",
-            "Enter a plain http:// or https:// URL, without spaces or templates.",
-        )
-    _check_url_authority(value[scheme.end() :])
-    return value
-
-
-def _project_key(value: str) -> str:
-    if not PROJECT_KEY_RE.fullmatch(value):
-        raise custom_error(
-            "invalid_project_key",
-            "Use the Jira project key: 2 to 10 capital letters, digits or '_', "
-            "starting with a letter (for example 'OPS').",
-        )
-    return value
-
-
-def _uuid(value: str) -> str:
-    if not UUID_RE.fullmatch(value):
-        raise custom_error(
-            "invalid_uuid",
-            "Use the Linear id, a UUID like 1b4e28ba-2fa1-11d2-883f-0016d3cca427.",
-        )
-    return value
-
-
-def _label(value: str) -> str:
-    if not LABEL_RE.fullmatch(value):
-        raise custom_error(
-            "invalid_label",
-            "Jira labels cannot contain spaces; use '-' or '_' between words.",
-        )
-    return value
-
-
-def _unique_items(value: list[str]) -> list[str]:
-    seen: set[str] = set()
-    for item in value:
-        if item in seen:
-            raise custom_error("duplicate_item", f"'{clip(item)}' is listed twice; keep one.")
-        seen.add(item)
-    return value
-
-
-def _condition_field(value: str) -> str:
-    if not CONDITION_FIELD_RE.fullmatch(value):
-        raise custom_error(
-            "invalid_condition_field",
-            "Use priority, status, service, team or metadata.<key> (the key is "
-            "1 to 100 letters, digits, '_' or '-').",
-        )
-    return value
-
-
-def _check_condition_value(value: str, info: ValidationInfo) -> str:
-    field = info.data.get("field")
-    allowed: type[Enum] | None = None
-    if field == "priority":
-        allowed = IncidentPriority
-    elif field == "status":
-        allowed = IncidentStatus
-    if allowed is not None and value not in {member.value for member in allowed}:
-        options = ", ".join(member.value for member in allowed)
-        raise custom_error(
-            "invalid_condition_value",
-            f"'{clip(value)}' is not a valid {field}; use one of {options}.",
-        )
-    return value
-
-
-Identifier = Annotated[
-    str,
-    Field(
-        strict=True,
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        json_schema_extra={"pattern": ID_PATTERN},
-    ),
-    AfterValidator(_identifier),
-]
-DisplayName = Annotated[
-    str,
-    Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH),
-    AfterValidator(_not_blank),
-]
-ShortText = Annotated[
-    str,
-    Field(strict=True, min_length=1, max_length=MAX_SHORT_TEXT_LENGTH),
-    AfterValidator(_not_blank),
-]
-TemplateText = Annotated[str, Field(strict=True, max_length=MAX_TEMPLATE_LENGTH)]
-RequiredTemplateText = Annotated[
-    str,
-    Field(strict=True, min_length=1, max_length=MAX_TEMPLATE_LENGTH),
-    AfterValidator(_not_blank),
-]
-SecretReference = Annotated[
-    str,
-    Field(
-        strict=True,
-        max_length=MAX_SHORT_TEXT_LENGTH,
-        json_schema_extra={"pattern": SECRET_REFERENCE_PATTERN},
-    ),
-    AfterValidator(_secret_reference),
-]
-HeaderName = Annotated[
-    str,
-    Field(
-        strict=True,
-        min_length=1,
-        max_length=MAX_HEADER_NAME_LENGTH,
-        json_schema_extra={"pattern": HEADER_NAME_PATTERN},
-    ),
-    AfterValidator(_header_name),
-]
-PlainHeaderName = Annotated[HeaderName, AfterValidator(_plain_header_name)]
-HeaderValue = Annotated[TemplateText, AfterValidator(_single_line)]
-LinearId = Annotated[
-    str,
-    Field(strict=True, max_length=36, json_schema_extra={"pattern": UUID_PATTERN}),
-    AfterValidator(_uuid),
-]
-JiraLabel = Annotated[
-    str,
-    Field(
-        strict=True,
-        min_length=1,
-        max_length=MAX_LABEL_LENGTH,
-        json_schema_extra={"pattern": LABEL_PATTERN},
-    ),
-    AfterValidator(_label),
-]
-ConditionField = Annotated[
-    str,
-    Field(
-        strict=True,
-        max_length=120,
-        json_schema_extra={"pattern": CONDITION_FIELD_PATTERN},
-    ),
-    AfterValidator(_condition_field),
-]
-ConditionValue = Annotated[
-    str,
-    Field(strict=True, min_length=1, max_length=MAX_CONDITION_VALUE_LENGTH),
-    AfterValidator(_not_blank),
-]
-# Validated after `field`, which must therefore come first in the model.
-CheckedConditionValue = Annotated[ConditionValue, AfterValidator(_check_condition_value)]
-Coordinate = Annotated[
-    float,
-    Field(
-        strict=True,
-        allow_inf_nan=False,
-        ge=-MAX_COORDINATE,
-        le=MAX_COORDINATE,
-        description=(f"Finite number between -{MAX_COORDINATE:,.0f} and {MAX_COORDINATE:,.0f}."),
-    ),
-]
+from app.incidents.enums import IncidentStatus
+from app.workflows.enums import ActionType, NodeType, TriggerType
 
 _NAME_DESCRIPTION = f"Display name, 1 to {MAX_NAME_LENGTH} characters, not blank."
 
 
-class _Schema(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-    )
-
-
-# --- The definition ------------------------------------------------------
-
-
-class Position(_Schema):
+class Position(Schema):
     """Where the node is drawn in the editor."""
 
     x: Coordinate
     y: Coordinate
 
 
-class TriggerData(_Schema):
+class TriggerData(Schema):
     """The trigger node's data; the trigger settings are in the definition's trigger."""
 
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
 
 
-class RetryConfig(_Schema):
+class RetryConfig(Schema):
     """How a failed action is retried (exponential backoff with jitter)."""
 
     attempts: int = Field(
@@ -411,13 +118,13 @@ class RetryConfig(_Schema):
     )
 
 
-class NoAuth(_Schema):
+class NoAuth(Schema):
     """No authentication."""
 
     type: Literal["none"]
 
 
-class BearerAuth(_Schema):
+class BearerAuth(Schema):
     """Sends 'Authorization: Bearer <token>'."""
 
     type: Literal["bearer"]
@@ -426,7 +133,7 @@ class BearerAuth(_Schema):
     )
 
 
-class BasicAuth(_Schema):
+class BasicAuth(Schema):
     """HTTP basic authentication."""
 
     type: Literal["basic"]
@@ -438,7 +145,7 @@ class BasicAuth(_Schema):
     )
 
 
-class OAuth2Auth(_Schema):
+class OAuth2Auth(Schema):
     """OAuth2 client credentials: a token is fetched from tokenUrl first."""
 
     type: Literal["oauth2"]
@@ -451,7 +158,7 @@ class OAuth2Auth(_Schema):
     token_url: Annotated[
         str,
         Field(strict=True, max_length=MAX_URL_LENGTH),
-        AfterValidator(_plain_url),
+        AfterValidator(check_plain_url),
     ] = Field(
         description=(
             f"Plain http(s) URL of the token endpoint with a host name, at most "
@@ -460,14 +167,14 @@ class OAuth2Auth(_Schema):
     )
 
 
-class CustomHeaderAuth(_Schema):
+class CustomHeaderAuth(Schema):
     """Authentication headers whose values are secrets (for example an API key)."""
 
     type: Literal["custom"]
     custom_headers: Annotated[
         dict[HeaderName, SecretReference],
         Field(min_length=1, max_length=MAX_CUSTOM_HEADERS),
-        AfterValidator(_unique_headers),
+        AfterValidator(check_unique_headers),
     ] = Field(
         description=(
             f"1 to {MAX_CUSTOM_HEADERS} headers; every value is a secret reference "
@@ -482,13 +189,13 @@ WebhookAuth = Annotated[
 ]
 
 
-class WebhookConfig(_Schema):
+class WebhookConfig(Schema):
     """An outgoing HTTP request with a JSON body."""
 
     url: Annotated[
         str,
         Field(strict=True, min_length=1, max_length=MAX_URL_LENGTH),
-        AfterValidator(_webhook_url),
+        AfterValidator(check_webhook_url),
     ] = Field(
         description=(
             f"Template, at most {MAX_URL_LENGTH} characters. Starts with http:// "
@@ -499,7 +206,7 @@ class WebhookConfig(_Schema):
     headers: Annotated[
         dict[PlainHeaderName, HeaderValue],
         Field(max_length=MAX_HEADERS),
-        AfterValidator(_unique_headers),
+        AfterValidator(check_unique_headers),
     ] = Field(
         description=(
             f"At most {MAX_HEADERS} headers. Names are HTTP tokens; Host, "
@@ -514,7 +221,7 @@ class WebhookConfig(_Schema):
     auth: WebhookAuth
 
 
-class JiraConfig(_Schema):
+class JiraConfig(Schema):
     """Create a Jira Cloud issue (REST v3). Without ``operation``, a config creates."""
 
     operation: Literal["create"] | None = Field(
@@ -523,7 +230,7 @@ class JiraConfig(_Schema):
     project_key: Annotated[
         str,
         Field(strict=True, max_length=10, json_schema_extra={"pattern": PROJECT_KEY_PATTERN}),
-        AfterValidator(_project_key),
+        AfterValidator(check_project_key),
     ] = Field(description="Jira project key, 2 to 10 capital letters, digits or '_'.")
     issue_type: ShortText = Field(
         description=f"Issue type name such as 'Task', 1 to {MAX_SHORT_TEXT_LENGTH} characters."
@@ -541,7 +248,7 @@ class JiraConfig(_Schema):
         Annotated[
             list[JiraLabel],
             Field(max_length=MAX_LABELS),
-            AfterValidator(_unique_items),
+            AfterValidator(check_unique_items),
         ]
         | None
     ) = Field(
@@ -550,7 +257,7 @@ class JiraConfig(_Schema):
     )
 
 
-class JiraTransitionConfig(_Schema):
+class JiraTransitionConfig(Schema):
     """Move an existing Jira issue along its workflow (``POST .../transitions``)."""
 
     operation: Literal["transition"] = Field(description="'transition': change the status.")
@@ -568,7 +275,7 @@ class JiraTransitionConfig(_Schema):
     )
 
 
-class JiraCommentConfig(_Schema):
+class JiraCommentConfig(Schema):
     """Add a comment to an existing Jira issue (``POST .../comment``)."""
 
     operation: Literal["comment"] = Field(description="'comment': add a comment.")
@@ -597,7 +304,7 @@ JiraConfigs = Annotated[
 ]
 
 
-class LinearConfig(_Schema):
+class LinearConfig(Schema):
     """Create a Linear issue (GraphQL issueCreate). Without ``operation``, a config creates."""
 
     operation: Literal["create"] | None = Field(
@@ -621,13 +328,13 @@ class LinearConfig(_Schema):
         Annotated[
             list[LinearId],
             Field(max_length=MAX_LABELS),
-            AfterValidator(_unique_items),
+            AfterValidator(check_unique_items),
         ]
         | None
     ) = Field(default=None, description=f"At most {MAX_LABELS} distinct label ids (UUIDs).")
 
 
-class LinearUpdateConfig(_Schema):
+class LinearUpdateConfig(Schema):
     """Move an existing Linear issue to another workflow state (GraphQL issueUpdate)."""
 
     operation: Literal["update"] = Field(description="'update': change the issue's state.")
@@ -652,7 +359,7 @@ LinearConfigs = Annotated[
 ]
 
 
-class WebhookAction(_Schema):
+class WebhookAction(Schema):
     """Call a webhook."""
 
     action_type: Literal[ActionType.WEBHOOK]
@@ -661,7 +368,7 @@ class WebhookAction(_Schema):
     retry: RetryConfig
 
 
-class JiraAction(_Schema):
+class JiraAction(Schema):
     """Create, transition or comment on a Jira issue."""
 
     action_type: Literal[ActionType.JIRA]
@@ -670,7 +377,7 @@ class JiraAction(_Schema):
     retry: RetryConfig
 
 
-class LinearAction(_Schema):
+class LinearAction(Schema):
     """Create a Linear issue or move one to another state."""
 
     action_type: Literal[ActionType.LINEAR]
@@ -685,7 +392,7 @@ ActionData = Annotated[
 ]
 
 
-class ConditionData(_Schema):
+class ConditionData(Schema):
     """Branch on one incident field: the 'true' edge if it equals value."""
 
     field: ConditionField = Field(description="priority, status, service, team or metadata.<key>.")
@@ -699,7 +406,7 @@ class ConditionData(_Schema):
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
 
 
-class DelayData(_Schema):
+class DelayData(Schema):
     """Wait before continuing; the run is parked, not sleeping."""
 
     duration_minutes: int = Field(
@@ -711,7 +418,7 @@ class DelayData(_Schema):
     name: DisplayName = Field(description=_NAME_DESCRIPTION)
 
 
-class TriggerNode(_Schema):
+class TriggerNode(Schema):
     """The node the workflow starts from (exactly one)."""
 
     id: Identifier = Field(description="1 to 64 letters, digits, '_' or '-'.")
@@ -720,7 +427,7 @@ class TriggerNode(_Schema):
     data: TriggerData
 
 
-class ActionNode(_Schema):
+class ActionNode(Schema):
     """A step that calls a webhook or creates an issue."""
 
     id: Identifier = Field(description="1 to 64 letters, digits, '_' or '-'.")
@@ -729,7 +436,7 @@ class ActionNode(_Schema):
     data: ActionData
 
 
-class ConditionNode(_Schema):
+class ConditionNode(Schema):
     """A step that branches along its 'true' or 'false' edge."""
 
     id: Identifier = Field(description="1 to 64 letters, digits, '_' or '-'.")
@@ -738,7 +445,7 @@ class ConditionNode(_Schema):
     data: ConditionData
 
 
-class DelayNode(_Schema):
+class DelayNode(Schema):
     """A step that waits."""
 
     id: Identifier = Field(description="1 to 64 letters, digits, '_' or '-'.")
@@ -753,7 +460,7 @@ WorkflowNode = Annotated[
 ]
 
 
-class WorkflowEdge(_Schema):
+class WorkflowEdge(Schema):
     """A connection from the source node to the target node."""
 
     id: Identifier = Field(description="1 to 64 letters, digits, '_' or '-'.")
@@ -767,7 +474,7 @@ class WorkflowEdge(_Schema):
     )
 
 
-class TriggerCondition(_Schema):
+class TriggerCondition(Schema):
     """Field equality; all of a trigger's conditions must match."""
 
     field: ConditionField = Field(description="priority, status, service, team or metadata.<key>.")
@@ -779,7 +486,7 @@ class TriggerCondition(_Schema):
     )
 
 
-class StateTransition(_Schema):
+class StateTransition(Schema):
     """The status change a state_changed trigger fires on."""
 
     from_: IncidentStatus | None = Field(
@@ -788,7 +495,7 @@ class StateTransition(_Schema):
     to: IncidentStatus
 
 
-class TriggerConfig(_Schema):
+class TriggerConfig(Schema):
     """When the workflow starts."""
 
     type: TriggerType
@@ -833,7 +540,7 @@ class TriggerConfig(_Schema):
 RunTimeout = Literal["1min", "5min", "15min"]
 
 
-class WorkflowSettings(_Schema):
+class WorkflowSettings(Schema):
     """Run settings."""
 
     timeout: RunTimeout = Field(description="Working time allowed per run, delays excluded.")
@@ -864,7 +571,7 @@ class WorkflowSettings(_Schema):
         return None
 
 
-class WorkflowDefinition(_Schema):
+class WorkflowDefinition(Schema):
     """A workflow's graph, trigger and settings, as stored in Workflow.definition."""
 
     id: Identifier = Field(description="1 to 64 letters, digits, '_' or '-'.")
@@ -872,7 +579,7 @@ class WorkflowDefinition(_Schema):
     description: Annotated[
         str,
         Field(strict=True, min_length=1, max_length=MAX_DESCRIPTION_LENGTH),
-        AfterValidator(_not_blank),
+        AfterValidator(check_not_blank),
     ] = Field(description=f"Required, 1 to {MAX_DESCRIPTION_LENGTH} characters, not blank.")
     version: int = Field(strict=True, ge=1, le=MAX_VERSION, description="1 or more.")
     nodes: list[WorkflowNode] = Field(
@@ -913,140 +620,3 @@ class WorkflowDefinition(_Schema):
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON-ready form, as stored in the database."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-# --- Run-time types (not part of a definition) ---------------------------
-
-
-class IncidentContext(_Schema):
-    id: str
-    title: str
-    description: str
-    priority: IncidentPriority
-    status: IncidentStatus
-    service: str | None = None
-    created_at: AwareDatetime
-    acknowledged_at: AwareDatetime | None = None
-    resolved_at: AwareDatetime | None = None
-    escalation_level: int = Field(ge=0)
-    team_name: str
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
-
-
-class AssigneeContext(_Schema):
-    id: str
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None = None
-
-
-class TeamContext(_Schema):
-    id: str
-    name: str
-    slack_channel: str | None = None
-
-
-class WorkflowContext(_Schema):
-    id: str
-    name: str
-    execution_id: str
-
-
-class FailureContext(_Schema):
-    """What a ``workflow_failed`` workflow's templates see as ``failure``: the failed run."""
-
-    run_id: str
-    workflow_id: str
-    workflow_name: str
-    node_id: str | None = None
-    node_name: str | None = None
-    error: str = Field(description="The run's error, scrubbed of its workflow's secrets.")
-    failures_in_a_day: int = Field(
-        ge=1, description="Failed runs of the workflow in the last 24 hours, this one included."
-    )
-    failed_at: AwareDatetime
-
-
-class TemplateContext(_Schema):
-    """What templates see, besides ``steps`` (earlier results) and ``secrets``."""
-
-    incident: IncidentContext
-    assignee: AssigneeContext | None = None
-    team: TeamContext
-    workflow: WorkflowContext
-
-
-class NodeResult(_Schema):
-    node_id: str
-    status: NodeStatus
-    result: JsonValue = Field(
-        default=None, description="What the node produced, e.g. the created issue."
-    )
-    error: str | None = None
-    started_at: AwareDatetime
-    completed_at: AwareDatetime
-
-
-class WorkflowExecutionResult(_Schema):
-    execution_id: str
-    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED]
-    completed_nodes: list[NodeResult]
-    error: str | None = None
-    duration: int = Field(ge=0, description="Duration of the run in milliseconds.")
-
-
-def _field_aliases(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(info.alias or name for name, info in model.model_fields.items())
-
-
-#: ``incident.previous``: results of earlier runs on the incident (see engine/context.py).
-PREVIOUS_FIELD = "previous"
-
-CONTEXT_FIELDS: Mapping[str, frozenset[str]] = {
-    "incident": _field_aliases(IncidentContext) | {PREVIOUS_FIELD},
-    "assignee": _field_aliases(AssigneeContext),
-    "team": _field_aliases(TeamContext),
-    "workflow": _field_aliases(WorkflowContext),
-}
-FAILURE_FIELDS = _field_aliases(FailureContext)
-
-
-# --- Parsing ---------------------------------------------------------------
-
-
-def parse_definition(
-    data: object, *, secret_names: Collection[str] | None = None
-) -> WorkflowDefinition:
-    """Validate a JSON-like value as a workflow definition.
-
-    ``secret_names``, when given, are the workflow's secrets: every secret a
-    template uses, and those Jira and Linear actions need, must be among them.
-    Raises ``pydantic.ValidationError`` and nothing else for bad input.
-    """
-    context = None if secret_names is None else {"secret_names": frozenset(secret_names)}
-    return WorkflowDefinition.model_validate(data, context=context)
-
-
-def parse_definition_json(
-    text: str | bytes, *, secret_names: Collection[str] | None = None
-) -> WorkflowDefinition:
-    """Like parse_definition, from JSON text. Raises only ValidationError."""
-    if not isinstance(text, str | bytes | bytearray):
-        raise validation_error(
-            [error_detail((), "json_type", "Expected JSON text.", type(text).__name__)]
-        )
-    if len(text) > MAX_DEFINITION_JSON_LENGTH:
-        raise validation_error(
-            [
-                error_detail(
-                    (),
-                    "too_large",
-                    f"The definition is too large ({len(text):,} characters); "
-                    f"the limit is {MAX_DEFINITION_JSON_LENGTH:,}.",
-                    len(text),
-                )
-            ]
-        )
-    context = None if secret_names is None else {"secret_names": frozenset(secret_names)}
-    return WorkflowDefinition.model_validate_json(text, context=context)

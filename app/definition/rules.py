@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic_core import InitErrorDetails
 
+from app.definition.context import CONTEXT_FIELDS, FAILURE_FIELDS, PREVIOUS_FIELD
 from app.definition.graph import find_dominators, reachable_from
 from app.definition.limits import (
     IMPLICIT_SECRETS,
@@ -22,9 +23,6 @@ from app.definition.limits import (
 )
 from app.definition.messages import clip, error_detail
 from app.definition.models import (
-    CONTEXT_FIELDS,
-    FAILURE_FIELDS,
-    PREVIOUS_FIELD,
     ActionNode,
     BasicAuth,
     BearerAuth,

@@ -1,5 +1,5 @@
-"""The workflows blueprint; its pages live in routes.py (list, history, gallery, secrets)
-and editor.py (the node and edge editor)."""
+"""The workflows blueprint; its pages live in routes.py (list, history, secrets),
+gallery.py (the template gallery) and editor.py (the node and edge editor)."""
 
 from flask import Blueprint
 

@@ -17,7 +17,7 @@ from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.drafts.checks import parse_loc
 from app.workflows.drafts.edits import MISSING, merge_edits
-from app.workflows.forms import form_class_for
+from app.workflows.forms.nodes import form_class_for
 from app.workflows.models import (
     Workflow,
     WorkflowActionSecret,

@@ -9,7 +9,7 @@ from typing import get_args
 from app.definition import WorkflowSettings
 from app.definition.limits import RUN_TIMEOUTS_MS
 from app.definition.models import RunTimeout
-from app.workflows.forms import TIMEOUT_CHOICES
+from app.workflows.forms.panels import TIMEOUT_CHOICES
 
 PACKAGE = Path(__file__).resolve().parents[2] / "app" / "definition"
 # Leaf modules of enumerations (they import nothing from the app).

@@ -17,16 +17,9 @@ from werkzeug.datastructures import MultiDict
 from app.definition import definition_errors, parse_definition
 from app.definition.builders import LABEL_ID, TEAM_ID, definition, edge, trigger_node
 from app.workflows.drafts.checks import parse_loc
-from app.workflows.forms import (
-    ConditionForm,
-    DelayForm,
-    JiraForm,
-    LinearForm,
-    NodeForm,
-    TriggerForm,
-    WebhookForm,
-    form_class_for,
-)
+from app.workflows.forms.actions import JiraForm, LinearForm, WebhookForm
+from app.workflows.forms.base import NodeForm
+from app.workflows.forms.nodes import ConditionForm, DelayForm, TriggerForm, form_class_for
 
 Json = dict[str, Any]
 NODE_TYPES = {

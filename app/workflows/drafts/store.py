@@ -37,7 +37,7 @@ from app.extensions import db
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.drafts.parts import Json, draft_edges, draft_nodes, node_label
-from app.workflows.forms import Credential
+from app.workflows.forms.base import Credential
 from app.workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 
 __all__ = [
