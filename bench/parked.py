@@ -49,7 +49,9 @@ the table also gives the p99 that drain rate implies if all 100,000 woke at once
 the embedded worker's own `claim(20)` is called 200 times with nothing due and
 100 times with 100 runs due (the 20 it takes are made due again, untimed, after
 each call); for Celery, the dispatcher's `dispatch_due` (the same query with a
-limit of 500; the hand-over to the broker replaced by a list). "Find" is the
+limit of 500; the hand-over to the broker replaced by a list). Afterwards those runs
+are put back as they were (due time, lease, and the step delivery count each claim
+adds), so the next set-up measured on the database wakes untouched runs. "Find" is the
 engine's due-work query itself (`SELECT … WHERE due_at <= now ORDER BY due_at
 LIMIT n FOR UPDATE SKIP LOCKED`), timed with SQLAlchemy events from the moment it
 is sent until the engine's next statement, commit or rollback (so fetching its
@@ -392,30 +394,52 @@ def time_lookups(app: Flask, backend: Backend) -> dict[str, list[float]]:
                 )
                 db.session.commit()
 
-            originals = dict(
-                db.session.execute(
-                    sa.select(Run.id, Run.parked_until).where(Run.id.in_(chosen))
-                ).all()
-            )
-            make_due(chosen)
-            timer.first = None
-            for _ in range(100):
-                started = time.perf_counter()
-                found = lookup()
-                samples["claim"].append(time.perf_counter() - started)
-                samples["due"].append(timer.take())
-                assert found, "runs should be due"
-                make_due(found)
-            for run_id, parked_until in originals.items():
-                db.session.execute(
-                    sa.update(Run)
-                    .where(Run.id == run_id)
-                    .values(due_at=parked_until, lease_owner=None)
-                )
-            db.session.commit()
+            originals = claim_state(chosen)
+            try:
+                make_due(chosen)
+                timer.first = None
+                for _ in range(100):
+                    started = time.perf_counter()
+                    found = lookup()
+                    samples["claim"].append(time.perf_counter() - started)
+                    samples["due"].append(timer.take())
+                    assert found, "runs should be due"
+                    make_due(found)
+            finally:
+                db.session.rollback()
+                restore_claim_state(originals)
         finally:
             db.session.remove()
     return samples
+
+
+# What a claim (or a dispatch) changes on a run. A claim also counts a delivery of the
+# run's current step, as a worker's claim does: the lookups above claim the same 100
+# runs about 20 times each without driving them, and left so, the next set-up measured
+# on this database would wake them as steps that crashed their worker 20 times (more
+# than ENGINE_MAX_DELIVERIES) and end them FAILED.
+CLAIM_COLUMNS = ("due_at", "lease_owner", "step_deliveries")
+
+
+def claim_state(ids: list[str]) -> list[dict[str, Any]]:
+    """The runs' ``CLAIM_COLUMNS`` as they are now (to put back with ``restore_claim_state``)."""
+    from app.extensions import db
+    from app.workflows.models import WorkflowExecution as Run
+
+    columns = [getattr(Run, name) for name in CLAIM_COLUMNS]
+    rows = db.session.execute(sa.select(Run.id, *columns).where(Run.id.in_(ids))).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def restore_claim_state(originals: list[dict[str, Any]]) -> None:
+    """Put the runs' ``CLAIM_COLUMNS`` back as ``claim_state`` read them. Committed."""
+    from app.extensions import db
+    from app.workflows.models import WorkflowExecution as Run
+
+    for original in originals:
+        values = {name: original[name] for name in CLAIM_COLUMNS}
+        db.session.execute(sa.update(Run).where(Run.id == original["id"]).values(**values))
+    db.session.commit()
 
 
 def _celery_lookup(app: Flask) -> Any:
