@@ -31,7 +31,7 @@ from app.auth.permissions import ADMINS_ONLY
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db, login_manager
 from app.forms_support import attach_errors
-from app.htmx import is_htmx, see_other
+from app.htmx import is_htmx, page_or_part, see_other
 
 PER_PAGE = 50
 
@@ -241,14 +241,16 @@ def _members(
     form.user_id.choices = [("", "Choose a user…")] + [
         (user.id, f"{user.full_name} <{user.email}>") for user in candidates
     ]
-    template = "admin/_members.html" if is_htmx() else "admin/team.html"
-    page = render_template(
-        template,
-        team=team,
-        members=services.team_members(team),
-        form=form,
-        candidates=candidates,
-        message=message,
+    page = page_or_part(
+        "admin/team.html",
+        "admin/_members.html",
+        {
+            "team": team,
+            "members": services.team_members(team),
+            "form": form,
+            "candidates": candidates,
+            "message": message,
+        },
     )
     return page, status
 

@@ -22,6 +22,7 @@ from app.auth.permissions import team_visible_clause
 from app.errors import ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
+from app.htmx import is_htmx, page_or_part
 from app.incidents import service
 from app.incidents.blueprint import bp
 from app.incidents.enums import ChangeSource, IncidentPriority, IncidentStatus
@@ -90,9 +91,9 @@ def index() -> str:
     )
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
     context = {"form": form, "page": page, "filters": filters}
-    if request.htmx and request.htmx.target == "incident-list":
-        return render_template("incidents/_list.html", **context)
-    return render_template("incidents/index.html", **context)
+    return page_or_part(
+        "incidents/index.html", "incidents/_list.html", context, target="incident-list"
+    )
 
 
 def _team_and_assignee_choices(form: IncidentForm, team_id: str | None = None) -> None:
@@ -210,8 +211,7 @@ def _render_detail(
         "message": message,
         "problems": problems or [],
     }
-    template = "incidents/_detail.html" if request.htmx else "incidents/show.html"
-    return render_template(template, **context), status
+    return page_or_part("incidents/show.html", "incidents/_detail.html", context), status
 
 
 @bp.get("/<incident_id>")
@@ -232,11 +232,11 @@ def change(incident_id: str, action: str) -> Response | tuple[str, int]:
     except ServiceError as error:
         db.session.rollback()
         incident = _load(incident_id)
-        if request.htmx:
+        if is_htmx():
             return _render_detail(incident, message=error.message, status=error.status)
         flash(error.message)
         return redirect(url_for("incidents.show", incident_id=incident_id), code=303)
-    if request.htmx:
+    if is_htmx():
         page = _render_detail(incident)  # built before the commit: no 500 after a change
         db.session.commit()
         return page
@@ -257,7 +257,7 @@ def edit(incident_id: str) -> Response | tuple[str, int]:
             db.session.rollback()
             problems = attach_errors(form, error)
         else:
-            if request.htmx:
+            if is_htmx():
                 page = _render_detail(incident, message="Saved.")
                 db.session.commit()
                 return page

@@ -3,13 +3,14 @@ workflow and action. One template serves the page and, for htmx, the entries."""
 
 from __future__ import annotations
 
-from flask import abort, render_template
+from flask import abort
 from flask_login import current_user
 from htmx_flask import request
 from werkzeug.wrappers import Response
 
 from app.auth.permissions import ADMINS_ONLY
 from app.extensions import db, login_manager
+from app.htmx import page_or_part
 from app.ops.audit import entries_query, existing_workflow_ids, workflow_choices
 from app.ops.blueprint import bp
 from app.ops.models import AuditAction
@@ -59,5 +60,4 @@ def audit() -> Response | tuple[str, int]:
             {entry.workflow_id for entry in page.items} if page else set()
         ),
     }
-    template = "ops/_audit_entries.html" if request.htmx else "ops/audit.html"
-    return render_template(template, **context), status
+    return page_or_part("ops/audit.html", "ops/_audit_entries.html", context), status

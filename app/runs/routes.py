@@ -19,7 +19,7 @@ from app.engine.runner import TERMINAL, plan_for
 from app.engine.triggers import manual_candidates
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.htmx import see_other
+from app.htmx import is_htmx, page_or_part, see_other
 from app.incidents import service as incidents
 from app.runs import display, replay, service
 from app.runs.blueprint import bp
@@ -141,8 +141,7 @@ def _render_run(
         "can_replay": execution.status in replay.REPLAYABLE
         and workflows.can_edit(current_user, execution.workflow),
     }
-    template = "runs/_run.html" if request.htmx else "runs/show.html"
-    return render_template(template, **context), status
+    return page_or_part("runs/show.html", "runs/_run.html", context), status
 
 
 @bp.get("/<execution_id>")
@@ -158,7 +157,7 @@ def cancel(execution_id: str) -> Response | tuple[str, int]:
     except ServiceError as error:
         db.session.rollback()
         return _render_run(_run_or_404(execution_id), message=error.message, status=error.status)
-    if request.htmx:
+    if is_htmx():
         page = _render_run(execution, message="Run cancelled.")  # built before the commit
         db.session.commit()
         return page

@@ -29,7 +29,7 @@ from app.definition import parse_definition, referenced_secrets
 from app.errors import NotFound, ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
-from app.htmx import see_other
+from app.htmx import is_htmx, see_other
 from app.workflows import secrets as secret_store
 from app.workflows import service
 from app.workflows.enums import ScopeType, TemplateCategory
@@ -206,7 +206,7 @@ def submit(
 def fragment_or_back(fragment: Callable[[], Page], back_to: str, *messages: str) -> Page:
     """Answer a change made in place: htmx gets the fragment again; a plain form gets
     the messages flashed and a 303 back to the page."""
-    if request.htmx:
+    if is_htmx():
         return fragment()
     for message in messages:
         flash(message)

@@ -35,6 +35,7 @@ from app.definition import parse_definition, referenced_secrets
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.forms_support import attach_errors
+from app.htmx import page_or_part
 from app.workflows import pages, service
 from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
@@ -144,9 +145,9 @@ def index() -> str:
     )
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
     context = {"form": form, "page": page, "rows": _rows(page.items), "filters": filters}
-    if request.htmx and request.htmx.target == "workflow-list":
-        return render_template("workflows/_list.html", **context)
-    return render_template("workflows/index.html", **context)
+    return page_or_part(
+        "workflows/index.html", "workflows/_list.html", context, target="workflow-list"
+    )
 
 
 def _row(workflow_id: str) -> Row:
@@ -551,8 +552,7 @@ def _render_secrets(
         "message": message,
         "error": error,
     }
-    template = "workflows/_secrets.html" if request.htmx else "workflows/secrets.html"
-    return render_template(template, **context), status
+    return page_or_part("workflows/secrets.html", "workflows/_secrets.html", context), status
 
 
 @bp.route("/<workflow_id>/secrets", methods=["GET", "POST"])

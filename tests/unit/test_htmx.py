@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from app import htmx
 from app.htmx import see_other
 
 
@@ -24,3 +25,25 @@ def test_see_other(app: Flask, headers, status, location, hx_redirect) -> None:
     assert response.status_code == status
     assert response.headers.get("Location") == location
     assert response.headers.get("HX-Redirect") == hx_redirect
+
+
+@pytest.mark.parametrize(
+    ("headers", "target", "chosen"),
+    [
+        ({}, None, "page.html"),
+        ({"HX-Request": "true"}, None, "_part.html"),
+        ({"HX-Request": "true", "HX-Boosted": "true"}, None, "page.html"),
+        ({"HX-Request": "true", "HX-Target": "list"}, "list", "_part.html"),
+        ({"HX-Request": "true", "HX-Target": "main"}, "list", "page.html"),
+        ({"HX-Request": "true"}, "list", "page.html"),
+    ],
+    ids=["plain", "htmx", "boosted", "aimed-at-target", "aimed-elsewhere", "no-target"],
+)
+def test_page_or_part(app: Flask, monkeypatch: pytest.MonkeyPatch, headers, target, chosen) -> None:
+    rendered: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        htmx, "render_template", lambda name, **context: rendered.append((name, context)) or name
+    )
+    with app.test_request_context("/", headers=headers):
+        assert htmx.page_or_part("page.html", "_part.html", {"n": 1}, target=target) == chosen
+    assert rendered == [(chosen, {"n": 1})]

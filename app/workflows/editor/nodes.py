@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from app.errors import InvalidInput, ServiceError
 from app.extensions import db
+from app.htmx import is_htmx
 from app.workflows import secrets as secret_store
 from app.workflows.blueprint import bp
 from app.workflows.drafts import checks as draft_checks
@@ -141,7 +142,7 @@ def edit_node(workflow_id: str) -> Response:
         return respond(
             workflow, draft, panels=("node_form",), status=422, selected=node_id, node_form=form
         )
-    if not request.htmx:
+    if not is_htmx():
         return committed(done(workflow, node_id))
     return committed(
         respond(
@@ -285,7 +286,7 @@ def edit_add_node(workflow_id: str) -> Response:
         )
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="add_node", add_node_form=form)
-    if not request.htmx:
+    if not is_htmx():
         return committed(done(workflow, node_id))
     return committed(
         respond(
@@ -337,7 +338,7 @@ def edit_remove_node(workflow_id: str) -> Response:
             selected=node_id,
             node_notes=[error.message],
         )
-    if not request.htmx:
+    if not is_htmx():
         return committed(done(workflow, None))
     return committed(respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=None, push=True))
 
@@ -421,7 +422,7 @@ def edit_add_edge(workflow_id: str) -> Response:
     except InvalidInput as error:
         return _add_refused(workflow_id, error, panel="edges", add_edge_form=form)
     selected = selected_from_request()
-    if not request.htmx:
+    if not is_htmx():
         return committed(done(workflow, selected))
     return committed(respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=selected))
 
@@ -447,6 +448,6 @@ def edit_remove_edge(workflow_id: str) -> Response:
             add_edge_form=form,
         )
     selected = selected_from_request()
-    if not request.htmx:
+    if not is_htmx():
         return committed(done(workflow, selected))
     return committed(respond(workflow, draft, panels=AFTER_NODE_CHANGE, selected=selected))

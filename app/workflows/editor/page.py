@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from app.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.extensions import db
+from app.htmx import is_htmx
 from app.workflows import service
 from app.workflows.blueprint import bp
 from app.workflows.drafts import edits as draft_edits
@@ -44,7 +45,7 @@ def edit(workflow_id: str) -> Response:
     workflow = editable_workflow(workflow_id)
     draft = draft_store.current_draft(current_user, workflow)
     selected = request.args.get("node")
-    if request.htmx:
+    if is_htmx():
         response = respond(
             workflow,
             draft,
@@ -154,7 +155,7 @@ def edit_settings(workflow_id: str) -> Response:
         timeout=values["timeout"],
         run_limit=merged.run_limit_settings(),
     )
-    if not request.htmx:
+    if not is_htmx():
         return committed(done(workflow, selected))
     return committed(
         respond(
@@ -267,7 +268,7 @@ def edit_test(workflow_id: str) -> Response:
         "steps": steps,
         "test_message": message,
     }
-    if request.htmx:
+    if is_htmx():
         target = request.headers.get("HX-Target") or ""
         template = (
             "_test_incidents.html" if target == "draft-test-incidents" else "_test_result.html"

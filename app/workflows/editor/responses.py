@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from app.errors import NotFound, ServiceError
 from app.extensions import db
-from app.htmx import see_other
+from app.htmx import is_htmx, see_other
 from app.workflows import service
 from app.workflows.drafts import edits as draft_edits
 from app.workflows.drafts import store as draft_store
@@ -118,7 +118,7 @@ def respond(
     context = EditorView(workflow, draft, selected, **forms).context()
     if callable(status):
         status = status(context)
-    if request.htmx:
+    if is_htmx():
         response = make_response(
             render_template("workflows/editor/_update.html", panels=panels, oob=True, **context),
             status,
