@@ -40,6 +40,11 @@ class Backend:
             }
         return {}
 
+    def app_settings(self) -> dict[str, str]:
+        """``web_env`` as an app's config keys (for an app built in the harness)."""
+        prefix = "INCIDENTFLOW_"
+        return {name.removeprefix(prefix): value for name, value in self.web_env().items()}
+
     def unavailable(self) -> str | None:
         """Why this set-up cannot be measured here, or None."""
         if self.database == "postgresql":
