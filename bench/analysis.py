@@ -213,17 +213,23 @@ used at most 3 % of a core in every phase: it was not the bottleneck.
 
 
 ANALYSIS["endtoend"] = """\
-**Cause: the API, then the shared CPU** (see "End to end under gunicorn" under
-Findings). `POST /api/v1/incidents` costs gunicorn 8–14 ms of CPU per request on
-this machine, so the API accepts only 12–50 incidents/s with 8 clients, and the
-workers finish runs as fast as the API accepts them (backlog growth ≈ 0, drain
-under half a second): the closed-loop figure is the API's rate. At the fixed rates
-the API's own answer time (`api_answer_p50` / `p99` in the JSON) is about half of
-send → receive, the rest is the worker consuming the event, claiming the run and
-committing before the request, on two cores shared with PostgreSQL, Redis, the
-receiver and other sessions. Closing it starts with the API path of issue 10, item 4 (no
-re-read for the response, cached token lookup, no lazy loads), then CPU per run
-in the workers."""
+**Cause: CPU per operation, on two cores shared by everything** (see "End to end
+under gunicorn" under Findings). The workers keep up with what the API accepts: in
+every set-up the backlog drains within about a second once the load stops, so the
+closed-loop figure is the rate at which gunicorn accepts incidents plus the
+workers' share of the same two cores. The table's CPU figures say why it stops
+short of 250 runs/s: a run costs all app processes together several milliseconds
+(the "CPU per run" rows; more on PostgreSQL, whose round trips go through psycopg,
+and most with Celery, which adds the broker and its task handling), and the
+request that creates the incident is itself two to three times its 1.5 ms target
+("CPU per POST"). At 250 runs/s the two cores would allow about 8 ms per run for
+the web, the workers, the database server, the receiver and the load generator
+together. SQLite's backlog can grow in a round where gunicorn's commits and the
+worker queue for its single writer (`app/sqlite_writer.py`); it drains in seconds.
+What is left to try, in order: the API path of issue 10, item 4 (no re-read of the
+incident for the response, a cached token lookup, no lazy loads), then CPU per run
+in the workers (fewer statements per step: see "Database commits per run"), then
+more cores, since no run is held by one process."""
 
 
 def analysis_for(key: str) -> str | None:
