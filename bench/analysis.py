@@ -62,7 +62,7 @@ and Celery's own task handling; and the PostgreSQL backends, Redis, beat, the
 receiver and the harness run on the same two cores as the worker processes. A
 run costs an in-process worker 11–14 ms of CPU on PostgreSQL (more than SQLite:
 a dozen network round trips through psycopg) plus the server's share, so the two
-cores are saturated at about 70–100 runs/s whatever the number of processes; 250
+cores are saturated at about 100–160 runs/s whatever the number of processes; 250
 runs/s would need ≤ 8 ms of CPU per run for all of it together (worker, database
 server, broker, receiver). The remaining gap is CPython plus an ORM-based engine
 on two cores, not one hot spot (before the fixes below the same set-up measured

@@ -24,9 +24,11 @@ process when the request's headers had arrived) − the time the incident's
 transaction committed (`time.time()` in the harness right after `commit()`
 returned); both clocks are the same host clock. p50 and p99 are taken over the
 incidents of one repetition; the figure is the median over repetitions. The
-latency includes the worker's idle poll (`idle_poll_seconds`, 20 ms for the
-embedded worker; Celery's beat sends `consume_events` every
-`dispatch_interval_seconds`, 0.25 s by default).
+harness's app is configured as the web app would be (for Celery: its broker), so a
+committed incident wakes the workers as in production: NOTIFY on PostgreSQL, the
+worker's socket on SQLite, one `consume_events` message for Celery. The embedded
+worker's idle poll (5 s) and beat's `consume_events` every
+`dispatch_interval_seconds` (0.25 s) are only safety nets.
 
 **Engine overhead per step** comes from the same runs, with a receiver that
 answers instantly. Every node a run settles stores when its step started
@@ -79,7 +81,7 @@ def measure_backend(options: Options, backend: Backend) -> list[Figure]:
     by_node: dict[str, list[float]] = {}
     try:
         with env.database(backend.database) as database, env.receiver() as receiver:
-            app = env.make_app(database)
+            app = env.make_app(database, **backend.app_settings())  # as the web app is
             seed = env.seed(app)
             env.enable_workflow(app, seed, env.benchmark_definition(receiver.url))
             with backend.workers(database, 1) as workers:

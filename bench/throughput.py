@@ -77,7 +77,7 @@ def measure_backend(options: Options, backend: Backend) -> list[Figure]:
         ]
     figures = []
     with env.database(backend.database) as database, env.receiver() as receiver:
-        app = env.make_app(database)
+        app = env.make_app(database, **backend.app_settings())  # as the web app is
         seed = env.seed(app)
         env.enable_workflow(app, seed, env.benchmark_definition(receiver.url))
         for key, count in keys:
