@@ -215,9 +215,8 @@ def measure_backend(
         values["late_p50"], values["late_p99"], values["late_all"] = [], [], []
         drains = []
         # The app that wakes them is configured as the workers are (for Celery: its broker).
-        waker = (
-            env.make_app(database, **backend.app_settings()) if backend.engine == "celery" else app
-        )
+        settings = backend.app_settings()
+        waker = env.make_app(database, **settings) if settings else app
         for _ in range(options.repeats):
             lateness, drain_rate = wake(waker, options.wake_sample, workers)
             values["late_p50"].append(percentile(lateness, 50) * 1000)

@@ -17,20 +17,6 @@ from app.workflows.drafts import store as draft_store
 
 
 @pytest.fixture
-def team(make_team):
-    """The signed-in member's team."""
-    return make_team("Payments")
-
-
-@pytest.fixture
-def member(make_user, team, sign_in):
-    """A member of ``team``, signed in."""
-    user = make_user("member@example.com", teams=[team], first_name="Mia", last_name="Member")
-    sign_in(user.email)
-    return user
-
-
-@pytest.fixture
 def on_p1(member, team):
     """A team workflow: v1 on every new incident, v2 only on P1 ones."""
     v1 = chain(webhook_node("notify", url="https://hooks.example.com/one"))

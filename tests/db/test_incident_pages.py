@@ -12,20 +12,6 @@ from app.incidents.models import Incident, IncidentEvent
 from tests.conftest import csrf_token_from
 
 
-@pytest.fixture
-def team(make_team):
-    """The signed-in member's team."""
-    return make_team("Payments")
-
-
-@pytest.fixture
-def member(make_user, team, sign_in):
-    """A member of ``team``, signed in."""
-    user = make_user("member@example.com", teams=[team], first_name="Mia")
-    sign_in(user.email)
-    return user
-
-
 def token(client, path: str = "/incidents") -> str:
     return csrf_token_from(client.get(path).text)
 

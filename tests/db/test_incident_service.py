@@ -14,12 +14,6 @@ from app.incidents.schemas import IncidentCreate, IncidentUpdate
 
 
 @pytest.fixture
-def team(make_team):
-    """A team for the incidents under test."""
-    return make_team("Payments")
-
-
-@pytest.fixture
 def member(make_user, team):
     """A member of that team, acting through the web."""
     return make_user("member@example.com", teams=[team])

@@ -33,12 +33,6 @@ def cli_registered(app: Flask) -> None:
 
 
 @pytest.fixture
-def team(make_team):
-    """The signed-in member's team."""
-    return make_team("Payments")
-
-
-@pytest.fixture
 def member(make_user, team, sign_in):
     """A member of ``team``, signed in."""
     user = make_user("member@example.com", teams=[team])

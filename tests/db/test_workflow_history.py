@@ -22,12 +22,6 @@ from tests.conftest import csrf_token_from
 
 
 @pytest.fixture
-def team(make_team):
-    """The signed-in member's team."""
-    return make_team("Payments")
-
-
-@pytest.fixture
 def member(make_user, team, sign_in):
     """A member of ``team``, signed in."""
     user = make_user("member@example.com", teams=[team], first_name="Mia", last_name="Member")
